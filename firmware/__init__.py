@@ -1,0 +1,1 @@
+# Dosing core of the intrathecal pump controller: integer-only, runs on CPython and MicroPython.

@@ -1,0 +1,1 @@
+# Hardware abstraction layer: the only way firmware/ reaches hardware.

@@ -1,0 +1,1 @@
+"""Desktop simulator and command-line tools for the pump firmware (CPython only)."""

@@ -1,0 +1,37 @@
+"""Virtual clock: jumps to the next deadline; its ticks wrap at 2**30 like the boards' ticks."""
+
+TICKS_PERIOD = 1 << 30
+_HALF = TICKS_PERIOD // 2
+START_BEFORE_WRAP_MS = 5 * 60_000
+
+
+class SimClock:
+    """`now_ms` is exact simulated time since the scenario's start (an unbounded int).
+
+    The firmware only sees `ticks_ms()`, which starts 5 minutes before a wrap so every run
+    crosses one early, and `ticks_add`/`ticks_diff` with MicroPython's semantics.
+    """
+
+    def __init__(self, start_ticks=TICKS_PERIOD - START_BEFORE_WRAP_MS):
+        self.now_ms = 0
+        self._start_ticks = start_ticks
+
+    def ticks_ms(self):
+        return (self._start_ticks + self.now_ms) % TICKS_PERIOD
+
+    @staticmethod
+    def ticks_add(ticks, delta):
+        return (ticks + delta) % TICKS_PERIOD
+
+    @staticmethod
+    def ticks_diff(a, b):
+        return (a - b + _HALF) % TICKS_PERIOD - _HALF
+
+    def to_ms(self, ticks):
+        """Simulated time of a tick value within +-2**29 of now."""
+        return self.now_ms + self.ticks_diff(ticks, self.ticks_ms())
+
+    def advance_to(self, t_ms):
+        if t_ms < self.now_ms:
+            raise ValueError(f"virtual clock cannot go back from {self.now_ms} to {t_ms} ms")
+        self.now_ms = t_ms

@@ -1,0 +1,350 @@
+"""Scenario files (TOML): strict validation with one clear message per problem.
+
+Every problem raises ScenarioError naming the file, the key and what is allowed. Clinical limits
+are checked again by the firmware itself (firmware.prescription); its messages pass through.
+"""
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from firmware.prescription import Bolus, Profile, PumpParams, Prescription
+from firmware.units import MS_PER_DAY, NL_PER_ML
+
+DEFAULT_START = "2026-01-01T00:00"
+MAX_DAYS = 20_000
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+ACTIONS = ("bolus", "ptm", "refill", "cancel_bolus", "program")
+_TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
+
+
+class ScenarioError(Exception):
+    """Bad input: the message is the one line the user sees."""
+
+
+@dataclass
+class Event:
+    t_ms: int  # since the scenario's start
+    day: int
+    time: str
+    action: str
+    amount_ng: int = 0
+    minutes: int = 0
+    volume_nl: int = 0
+    concentration: int = 0
+    rx: Prescription | None = None  # for "program"
+    index: int = 0
+
+
+@dataclass
+class Scenario:
+    name: str
+    days: int
+    start: dt.datetime
+    pump: PumpParams
+    volume_nl: int
+    rx: Prescription
+    events: list[Event] = field(default_factory=list)
+    source: str = "<built-in>"
+
+    @property
+    def weekday(self):
+        return self.start.weekday()
+
+    @property
+    def time_of_day_ms(self):
+        s = self.start
+        return ((s.hour * 60 + s.minute) * 60 + s.second) * 1000
+
+    def new_prescription(self, basal=None, ptm=None, max_daily_ng=None, concentration=None, key="program"):
+        """A copy of the prescription with parts replaced (validated by the firmware)."""
+        rx = self.rx
+        return Prescription(
+            concentration or rx.concentration,
+            basal if basal is not None else _fresh_profiles(rx.profiles),
+            rx.periodic,
+            ptm if ptm is not None else rx.ptm,
+            max_daily_ng if max_daily_ng is not None else rx.max_daily_ng,
+            rx.drug,
+        )
+
+
+def _fresh_profiles(profiles):
+    # Profiles compile in place for a concentration, so a new prescription gets its own.
+    made = {}
+    out = []
+    for p in profiles:
+        if id(p) not in made:
+            made[id(p)] = Profile(list(p.starts_ms), list(p.rates_ng_per_day), p.key)
+        out.append(made[id(p)])
+    return tuple(out)
+
+
+class _Reader:
+    """Typed access to one TOML table, with the key path for messages."""
+
+    def __init__(self, source, table, path):
+        self.source = source
+        self.table = table
+        self.path = path
+
+    def fail(self, key, message):
+        where = f"{self.path}.{key}" if self.path and key else (self.path or key)
+        raise ScenarioError(f"{self.source}: {where}: {message}")
+
+    def only(self, *allowed):
+        for key in self.table:
+            if key not in allowed:
+                self.fail(key, "unknown key (allowed: " + ", ".join(allowed) + ")")
+
+    def has(self, key):
+        return key in self.table
+
+    def integer(self, key, lo, hi, default=None):
+        if key not in self.table:
+            if default is None:
+                self.fail(key, f"missing (an integer {lo}..{hi})")
+            return default
+        v = self.table[key]
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.fail(key, f"must be an integer {lo}..{hi}, not {type(v).__name__} {v!r}")
+        if not lo <= v <= hi:
+            self.fail(key, f"{v} is out of range {lo}..{hi}")
+        return v
+
+    def number(self, key, lo, hi, default=None, unit=""):
+        if key not in self.table:
+            if default is None:
+                self.fail(key, f"missing (a number {lo}..{hi}{unit})")
+            return default
+        v = self.table[key]
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            self.fail(key, f"must be a number {lo}..{hi}{unit}, not {type(v).__name__} {v!r}")
+        if not lo <= v <= hi:
+            self.fail(key, f"{v} is out of range {lo}..{hi}{unit}")
+        return v
+
+    def milli(self, key, lo, hi, default=None, unit=""):
+        """A number with at most 3 decimals, as an integer count of thousandths (mcg -> ng)."""
+        v = self.number(key, lo, hi, default, unit)
+        scaled = round(v * 1000)
+        if abs(scaled - v * 1000) > 1e-6 * max(1, abs(v * 1000)):
+            self.fail(key, f"{v} has more than 3 decimals")
+        return scaled
+
+    def micro(self, key, lo, hi, default=None, unit=""):
+        """mL as whole nL."""
+        v = self.number(key, lo, hi, default, unit)
+        scaled = round(v * NL_PER_ML)
+        if abs(scaled - v * NL_PER_ML) > 1e-6:
+            self.fail(key, f"{v} has more than 6 decimals")
+        return scaled
+
+    def string(self, key, default=None):
+        if key not in self.table:
+            if default is None:
+                self.fail(key, "missing (a string)")
+            return default
+        v = self.table[key]
+        if not isinstance(v, str):
+            self.fail(key, f"must be a string, not {type(v).__name__} {v!r}")
+        return v
+
+    def time_ms(self, key, seconds=False):
+        v = self.string(key)
+        m = _TIME.match(v)
+        if not m or (m.group(3) is not None and not seconds):
+            self.fail(key, f"{v!r} is not a time {'HH:MM or HH:MM:SS' if seconds else 'HH:MM'} (00:00..23:59)")
+        h, mi, se = int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
+        return ((h * 60 + mi) * 60 + se) * 1000
+
+    def sub(self, key, required=False):
+        if key not in self.table:
+            if required:
+                self.fail(key, "missing table")
+            return None
+        v = self.table[key]
+        if not isinstance(v, dict):
+            self.fail(key, f"must be a table, not {type(v).__name__}")
+        return _Reader(self.source, v, f"{self.path}.{key}" if self.path else key)
+
+    def tables(self, key):
+        if key not in self.table:
+            return []
+        v = self.table[key]
+        if not isinstance(v, list) or not all(isinstance(x, dict) for x in v):
+            self.fail(key, "must be an array of tables")
+        base = f"{self.path}.{key}" if self.path else key
+        return [_Reader(self.source, x, f"{base}[{i}]") for i, x in enumerate(v)]
+
+
+def _firmware(reader, key, build):
+    """Run a firmware constructor; its ValueError already names the field."""
+    try:
+        return build()
+    except ValueError as e:
+        raise ScenarioError(f"{reader.source}: {e}") from None
+
+
+def _profile(reader, key, steps_key="steps"):
+    steps = reader.tables(steps_key)
+    base = f"{reader.path}.{steps_key}" if reader.path else steps_key
+    if not 1 <= len(steps) <= 13:
+        reader.fail(steps_key, f"must have 1 to 13 steps, not {len(steps)}")
+    starts, rates = [], []
+    for s in steps:
+        s.only("start", "mcg_per_day")
+        starts.append(s.time_ms("start"))
+        rates.append(s.milli("mcg_per_day", 0, 200_000, unit=" mcg/day"))
+    return _firmware(reader, key, lambda: Profile(starts, rates, base))
+
+
+def _basal(reader):
+    reader.only("steps", "weekdays")
+    default = _profile(reader, "steps")
+    profiles = [default] * 7
+    days = reader.sub("weekdays")
+    if days is not None:
+        days.only(*WEEKDAYS)
+        for i, name in enumerate(WEEKDAYS):
+            if days.has(name):
+                profiles[i] = _profile(days, name, name)
+    return profiles
+
+
+def _ptm(reader):
+    reader.only("mcg", "minutes", "lockout_minutes", "max_per_day")
+    amount = reader.milli("mcg", 0.001, 200_000, unit=" mcg")
+    minutes = reader.integer("minutes", 1, 1440)
+    lockout = reader.integer("lockout_minutes", 15, 1440, default=60)
+    most = reader.integer("max_per_day", 1, 24)
+    return (_firmware(reader, "ptm", lambda: Bolus(amount, minutes, "ptm")), lockout, most)
+
+
+def parse(text, source, days_override=None, name_default="scenario"):
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{source}: TOML syntax error: {e}") from None
+    top = _Reader(source, data, "")
+    top.only("name", "days", "start", "pump", "drug", "basal", "periodic_bolus", "ptm", "limits", "event")
+    name = top.string("name", default=name_default)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
+        top.fail("name", f"{name!r} must be 1-64 letters, digits, '.', '_' or '-'")
+    days = top.integer("days", 1, MAX_DAYS, default=30)
+    start_text = top.string("start", default=DEFAULT_START)
+    try:
+        start = dt.datetime.strptime(start_text, "%Y-%m-%dT%H:%M")
+    except ValueError:
+        top.fail("start", f"{start_text!r} is not a date and time YYYY-MM-DDTHH:MM")
+
+    pump_r = top.sub("pump") or _Reader(source, {}, "pump")
+    pump_r.only("reservoir_ml", "volume_ml", "stroke_nl", "low_reservoir_ml", "empty_ml")
+    capacity_ml = pump_r.integer("reservoir_ml", 20, 40, default=20)
+    if capacity_ml not in (20, 40):
+        pump_r.fail("reservoir_ml", f"{capacity_ml} is not allowed (20 or 40)")
+    pump = _firmware(
+        pump_r,
+        "pump",
+        lambda: PumpParams(
+            capacity_ml * NL_PER_ML,
+            pump_r.integer("stroke_nl", 50, 5000, default=250),
+            pump_r.micro("low_reservoir_ml", 0.5, 10, default=2.0, unit=" mL"),
+            pump_r.micro("empty_ml", 0, 2, default=0.5, unit=" mL"),
+        ),
+    )
+    volume_nl = pump_r.micro("volume_ml", 0, capacity_ml, default=capacity_ml, unit=" mL")
+
+    drug_r = top.sub("drug", required=True)
+    drug_r.only("name", "concentration_mcg_ml")
+    drug = drug_r.string("name", default="baclofen")
+    concentration = drug_r.integer("concentration_mcg_ml", 10, 5000)
+
+    profiles = _basal(top.sub("basal", required=True))
+    periodic = []
+    for p in top.tables("periodic_bolus"):
+        p.only("at", "mcg", "minutes")
+        at = p.time_ms("at")
+        amount = p.milli("mcg", 0.001, 200_000, unit=" mcg")
+        minutes = p.integer("minutes", 1, 1440)
+        periodic.append((at, _firmware(p, "", lambda a=amount, m=minutes, k=p.path: Bolus(a, m, k))))
+    ptm_r = top.sub("ptm")
+    ptm = _ptm(ptm_r) if ptm_r is not None else None
+    limits_r = top.sub("limits", required=True)
+    limits_r.only("max_daily_mcg")
+    max_daily_ng = limits_r.milli("max_daily_mcg", 0.001, 200_000, unit=" mcg")
+
+    rx = _firmware(top, "", lambda: Prescription(concentration, profiles, tuple(periodic), ptm, max_daily_ng, drug))
+    _firmware(top, "", lambda: rx.check_pump(pump))
+
+    scenario = Scenario(name, days, start, pump, volume_nl, rx, source=source)
+    scenario.events = _events(top, scenario)
+    if days_override is not None:
+        if not 1 <= days_override <= MAX_DAYS:
+            raise ScenarioError(f"--days: {days_override} is out of range 1..{MAX_DAYS}")
+        scenario.days = days_override
+        scenario.events = [e for e in scenario.events if e.t_ms < days_override * MS_PER_DAY]
+    return scenario
+
+
+def _events(top, scenario):
+    events = []
+    start_ms = scenario.time_of_day_ms
+    concentration = scenario.rx.concentration  # in force as the events unfold, for "program"
+    current = scenario
+    for i, e in enumerate(top.tables("event")):
+        action = e.string("action")
+        if action not in ACTIONS:
+            e.fail("action", f"{action!r} is not one of: " + ", ".join(ACTIONS))
+        common = ("day", "time", "action")
+        day = e.integer("day", 0, scenario.days - 1) if e.has("day") else e.fail("day", "missing")
+        t_of_day = e.time_ms("time", seconds=True)
+        t_ms = day * MS_PER_DAY + t_of_day - start_ms
+        if not 0 <= t_ms < scenario.days * MS_PER_DAY:
+            e.fail("time", f"day {day} {e.table['time']} is outside the run (it starts {scenario.start:%H:%M} on day 0)")
+        ev = Event(t_ms, day, e.table["time"], action, index=i)
+        if action == "bolus":
+            e.only(*common, "mcg", "minutes")
+            ev.amount_ng = e.milli("mcg", 0.001, 200_000, unit=" mcg")
+            ev.minutes = e.integer("minutes", 1, 1440)
+            _firmware(e, "", lambda ev=ev, k=e.path: Bolus(ev.amount_ng, ev.minutes, k))
+        elif action == "refill":
+            e.only(*common, "volume_ml", "concentration_mcg_ml")
+            ev.volume_nl = e.micro("volume_ml", 0.000001, scenario.pump.capacity_nl / NL_PER_ML, unit=" mL")
+            ev.concentration = e.integer("concentration_mcg_ml", 10, 5000, default=concentration)
+            concentration = ev.concentration
+        elif action == "program":
+            e.only(*common, "steps", "weekdays", "max_daily_mcg", "ptm")
+            basal = _basal(_Reader(e.source, {k: v for k, v in e.table.items() if k in ("steps", "weekdays")}, e.path))
+            ptm_r = e.sub("ptm")
+            ptm = _ptm(ptm_r) if ptm_r is not None else None
+            limit = e.milli("max_daily_mcg", 0.001, 200_000, unit=" mcg") if e.has("max_daily_mcg") else None
+            rx = _firmware(e, "", lambda: current.new_prescription(basal, ptm, limit, concentration))
+            _firmware(e, "", lambda: rx.check_pump(scenario.pump))
+            ev.rx = rx
+        else:
+            e.only(*common)
+        events.append(ev)
+    events.sort(key=lambda ev: (ev.t_ms, ev.index))
+    return events
+
+
+def load(path, days_override=None):
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ScenarioError(f"{path}: cannot read: {e}") from None
+    return parse(text, str(path), days_override, name_default=p.stem)
+
+
+def builtin(name="default", days_override=None):
+    text = resources.files("sim.scenarios").joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return parse(text, f"<built-in {name}>", days_override, name_default=name)
