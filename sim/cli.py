@@ -1,0 +1,78 @@
+"""pumpsim: run and check pump scenarios on the desktop simulator.
+
+Exit status: 0 success, 2 bad input (one line on stderr), 1 internal error.
+"""
+
+import argparse
+import sys
+
+from sim import report, runner, scenario
+from sim.scenario import ScenarioError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"pumpsim: {message}\n")
+
+
+def _parser():
+    p = _Parser(prog="pumpsim", description="Simulate the intrathecal pump firmware on a virtual clock.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="run a scenario (the built-in default without SCENARIO)")
+    r.add_argument("scenario", nargs="?", help="scenario TOML file")
+    r.add_argument("--days", type=int, help="override the scenario's length in days")
+    r.add_argument("--out", help="output directory (default runs/<scenario name>)")
+    r.add_argument("--strokes", action="store_true", help="also write strokes.csv, one row per stroke")
+    r.add_argument("--no-plot", action="store_true", help="do not write plot.png")
+    c = sub.add_parser("check", help="validate a scenario without running it")
+    c.add_argument("scenario", help="scenario TOML file")
+    return p
+
+
+def _load(path, days):
+    if path is None:
+        return scenario.builtin("default", days)
+    return scenario.load(path, days)
+
+
+def _progress(days):
+    """A tqdm bar on a terminal, shown only once a run has taken about two seconds."""
+    if not sys.stderr.isatty():
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=days, unit="day", delay=2.0, file=sys.stderr, leave=False)
+    return bar, bar.update
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "check":
+            sc = scenario.load(args.scenario)
+            print(f"{args.scenario}: ok ({sc.name}, {sc.days} days, {len(sc.events)} events)")
+            return 0
+        sc = _load(args.scenario, args.days)
+        bar, tick = _progress(sc.days)
+        try:
+            result = runner.simulate(sc, record_strokes=args.strokes, progress=tick)
+        finally:
+            if bar is not None:
+                bar.close()
+        out = args.out or f"runs/{sc.name}"
+        s = report.write(result, out, plot=not args.no_plot, strokes=args.strokes)
+        print(report.table(s))
+        print(f"outputs in {out}/")
+        return 0
+    except ScenarioError as e:
+        print(f"pumpsim: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"pumpsim: {e.filename or ''}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

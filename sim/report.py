@@ -1,0 +1,99 @@
+"""Outputs of a run: summary table, summary.json, events.jsonl, daily.csv, strokes.csv, plot.png."""
+
+import csv
+import json
+import os
+from pathlib import Path
+
+MS_PER_DAY = 86_400_000
+
+
+def summary(result):
+    sc = result.scenario
+    return {
+        "scenario": sc.name,
+        "days": sc.days,
+        "start": sc.start.strftime("%Y-%m-%dT%H:%M"),
+        "strokes": result.strokes,
+        "stroke_nl": sc.pump.stroke_nl,
+        "delivered_ml": result.delivered_nl / 1e6,
+        "delivered_mcg": round(result.delivered_mcg, 3),
+        "prescribed_mcg": round(result.prescribed_mcg, 3),
+        "missed_mcg": round(result.missed_mcg, 3),
+        "max_lag_nl": round(result.max_lag_nl, 6),
+        "daily": result.daily,
+        "boluses": result.boluses,
+        "events": [
+            {"kind": e["kind"], "t_s": e["t_s"]}
+            for e in result.events
+            if e["kind"] not in ("bolus", "bolus_end")
+        ],
+        "final": {
+            "reservoir_ml": result.final_reservoir_nl / 1e6,
+            "firmware_reservoir_ml": result.firmware_reservoir_nl / 1e6,
+            "state": result.state,
+        },
+        "wakes": result.wakes,
+        "wall_s": round(result.wall_s, 4),
+    }
+
+
+def table(s):
+    granted = sum(1 for b in s["boluses"] if b["granted"])
+    rows = [
+        ("scenario", s["scenario"]),
+        ("days", s["days"]),
+        ("strokes", f"{s['strokes']:,} x {s['stroke_nl']} nL"),
+        ("delivered", f"{s['delivered_ml']:.4f} mL = {s['delivered_mcg']:.3f} mcg"),
+        ("prescribed", f"{s['prescribed_mcg']:.3f} mcg"),
+        ("missed (empty)", f"{s['missed_mcg']:.3f} mcg"),
+        ("max lag", f"{s['max_lag_nl']:.4f} nL (< 1 stroke of {s['stroke_nl']} nL)"),
+        ("boluses", f"{granted} granted, {len(s['boluses']) - granted} denied"),
+        ("events", ", ".join(sorted({e['kind'] for e in s['events']})) or "none"),
+        ("final reservoir", f"{s['final']['reservoir_ml']:.4f} mL ({s['final']['state']})"),
+        ("wall time", f"{s['wall_s']:.3f} s ({s['wakes']:,} controller wakes)"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def write(result, out_dir, plot=True, strokes=False):
+    """Write every output into out_dir atomically enough: a file appears only when complete."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    s = summary(result)
+    _atomic(out / "summary.json", lambda f: json.dump(s, f, indent=2))
+    _atomic(out / "events.jsonl", lambda f: [f.write(json.dumps(e) + "\n") for e in result.events])
+
+    def daily(f):
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["day", "delivered_mcg", "prescribed_mcg"])
+        for d in result.daily:
+            w.writerow([d["day"], f"{d['delivered_mcg']:.3f}", f"{d['prescribed_mcg']:.3f}"])
+
+    _atomic(out / "daily.csv", daily)
+    if strokes:
+        import numpy as np
+
+        t = result.stroke_times
+        cum = np.arange(1, len(t) + 1, dtype=np.int64) * result.scenario.pump.stroke_nl
+
+        def write_strokes(f):
+            f.write("t_ms,delivered_nl\n")
+            np.savetxt(f, np.column_stack([t, cum]), fmt="%d", delimiter=",")
+
+        _atomic(out / "strokes.csv", write_strokes)
+    if plot:
+        from sim.plot import plot_run
+
+        tmp = out / ".plot.png.tmp"
+        plot_run(result, tmp)
+        os.replace(tmp, out / "plot.png")
+    return s
+
+
+def _atomic(path, fill):
+    tmp = path.with_name("." + path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        fill(f)
+    os.replace(tmp, path)
