@@ -1,0 +1,200 @@
+# The controller against the independent oracle, on fake hardware that walks the HAL trains.
+
+from firmware import alarms as A
+from firmware.controller import Controller
+from firmware.prescription import Bolus, Profile, Prescription, PumpParams
+from support import Events, FakeClock, FakeMotor, nl_per_day, oracle_stroke_times
+
+DAY = 86_400_000
+HOUR = 3_600_000
+MIN = 60_000
+
+
+def _rx(steps, concentration=2000, periodic=(), ptm=None, limit_mcg=2000, weekdays=None):
+    base = Profile([h * HOUR for h, _ in steps], [mcg * 1000 for _, mcg in steps], "basal.steps")
+    profiles = [base] * 7
+    if weekdays:
+        for day, wsteps in weekdays.items():
+            profiles[day] = Profile([h * HOUR for h, _ in wsteps], [m * 1000 for _, m in wsteps], "w")
+    return Prescription(concentration, profiles, tuple(periodic), ptm, limit_mcg * 1000)
+
+
+def _run(ctl, clock, end_ms, requests=()):
+    """Jump from deadline to deadline; requests are (t_ms, callable) applied at their time."""
+    requests = list(requests)
+    while True:
+        t_dead = clock.now_ms + clock.ticks_diff(ctl.deadline(), clock.tick)
+        t_req = requests[0][0] if requests else end_ms
+        t = min(t_dead, t_req, end_ms)
+        clock.advance(t - clock.now_ms)
+        if t == t_dead:
+            ctl.service()
+        while requests and requests[0][0] == t:
+            requests.pop(0)[1]()
+        if t >= end_ms:
+            ctl.service()
+            return
+
+
+def _make(rx, pump=None, **kw):
+    clock = FakeClock()
+    motor = FakeMotor(clock)
+    events = Events()
+    ctl = Controller(clock, motor, pump or PumpParams(), rx, events, **kw)
+    return ctl, clock, motor, events
+
+
+def test_flat_basal_strokes_every_72_s_across_the_tick_wrap():
+    ctl, clock, motor, _ = _make(_rx([(0, 600)]))
+    _run(ctl, clock, DAY)
+    # 600 mcg/day at 2000 mcg/mL = 300 000 nL/day = one 250 nL stroke every 72 s.
+    assert motor.times[:3] == [72_000, 144_000, 216_000]
+    assert len(motor.times) == 1200
+    assert motor.times == oracle_stroke_times([(0, 300_000)], 250, DAY)
+    assert ctl.delivered.total_nl() == 300_000
+    assert ctl.due_nl == 0 and ctl.due_frac == 0
+
+
+def test_flex_profile_matches_oracle_at_every_stroke():
+    steps = [(0, 700), (6, 400), (12, 517), (18, 613)]
+    ctl, clock, motor, _ = _make(_rx(steps, concentration=3000, limit_mcg=900))
+    _run(ctl, clock, 3 * DAY)
+    segments = []
+    for d in range(3):
+        for h, mcg in steps:
+            segments.append((d * DAY + h * HOUR, nl_per_day(mcg, 3000)))
+    assert motor.times == oracle_stroke_times(segments, 250, 3 * DAY)
+
+
+def test_weekday_profile_applies_on_its_day():
+    # Start on a Friday (4); Saturday (5) has its own profile.
+    rx = _rx([(0, 600)], weekdays={5: [(0, 300), (12, 900)]})
+    ctl, clock, motor, _ = _make(rx, weekday=4)
+    _run(ctl, clock, 3 * DAY)
+    segments = [(0, 300_000), (DAY, 150_000), (DAY + 12 * HOUR, 450_000), (2 * DAY, 300_000)]
+    assert motor.times == oracle_stroke_times(segments, 250, 3 * DAY)
+
+
+def test_clinician_bolus_spreads_evenly_on_top_of_basal():
+    ctl, clock, motor, events = _make(_rx([(0, 600)]))
+    start = 5 * HOUR + 17 * MIN + 3
+    _run(ctl, clock, DAY, [(start, lambda: ctl.request_bolus(50_000, 7))])
+    vol = 25_000  # 50 mcg at 2000 mcg/mL
+    bolus_rate = vol * 1440 // 7
+    segments = [(0, 300_000), (start, 300_000 + bolus_rate), (start + 7 * MIN, 300_000)]
+    assert motor.times == oracle_stroke_times(segments, 250, DAY)
+    assert (A.EV_BOLUS, A.CLINICIAN, A.OK, 50_000) in events.log
+
+
+def test_periodic_bolus_starts_at_its_time_each_day():
+    rx = _rx([(0, 600)], periodic=[(8 * HOUR, Bolus(50_000, 10, "p"))])
+    ctl, clock, motor, events = _make(rx)
+    _run(ctl, clock, 2 * DAY)
+    r = 25_000 * 1440 // 10
+    segments = [(0, 300_000), (8 * HOUR, 300_000 + r), (8 * HOUR + 10 * MIN, 300_000),
+                (DAY + 8 * HOUR, 300_000 + r), (DAY + 8 * HOUR + 10 * MIN, 300_000)]
+    assert motor.times == oracle_stroke_times(segments, 250, 2 * DAY)
+    assert events.codes().count(A.EV_BOLUS) == 2
+
+
+def test_ptm_lockout_and_daily_maximum():
+    ptm = (Bolus(25_000, 5, "ptm"), 180, 2)
+    ctl, clock, _, events = _make(_rx([(0, 600)], ptm=ptm))
+    results = []
+    asks = [1 * HOUR, 2 * HOUR, 4 * HOUR + 1, 8 * HOUR, 12 * HOUR, DAY + 4 * HOUR + 2]
+    _run(ctl, clock, 2 * DAY, [(t, lambda: results.append(ctl.request_ptm())) for t in asks])
+    assert results == [A.OK, A.LOCKOUT, A.OK, A.MAX_PER_DAY, A.MAX_PER_DAY, A.OK]
+
+
+def test_bolus_over_the_hard_limit_is_truncated_then_denied():
+    # Basal 600 mcg/day, limit 700: 100 mcg of room for boluses in any 24 h.
+    ctl, clock, _, events = _make(_rx([(0, 600)], limit_mcg=700))
+    results = []
+    _run(ctl, clock, DAY, [(HOUR, lambda: results.append(ctl.request_bolus(80_000, 10))),
+                           (2 * HOUR, lambda: results.append(ctl.request_bolus(80_000, 10))),
+                           (3 * HOUR, lambda: results.append(ctl.request_bolus(80_000, 10)))])
+    assert results == [A.OK, A.OK, A.LIMIT]
+    assert (A.EV_LIMIT_TRUNCATED, A.CLINICIAN, 80_000, 20_000) in events.log
+    assert (A.EV_BOLUS, A.CLINICIAN, A.LIMIT, 0) in events.log
+
+
+def test_low_and_empty_reservoir_stop_delivery_and_refill_resumes_without_catch_up():
+    pump = PumpParams(20_000_000, 250, 2_000_000, 500_000)
+    # 2.6 mL at 6000 mcg/day (3 mL/day): low after 0.6 mL, empty after 2.1 mL.
+    ctl, clock, motor, events = _make(_rx([(0, 6000)], limit_mcg=7000), pump, volume_nl=2_600_000)
+    refill_at = DAY
+    _run(ctl, clock, 2 * DAY, [(refill_at, lambda: ctl.refill(10_000_000, 2000))])
+    codes = events.codes()
+    assert codes.index(A.EV_LOW_RESERVOIR) < codes.index(A.EV_EMPTY_RESERVOIR) < codes.index(A.EV_REFILL)
+    assert A.EV_DELIVERY_RESUMED in codes and A.EV_LOW_RESERVOIR_CLEARED in codes
+    # The low alarm came at the stroke that reached 2.0 mL: 0.6 mL = 2400 strokes at 3 mL/day.
+    empty_strokes = (2_600_000 - 500_000) // 250
+    assert motor.times[empty_strokes - 1] < refill_at < motor.times[empty_strokes]
+    # After the refill the first stroke comes one full period later: nothing is made up.
+    assert motor.times[empty_strokes] - refill_at == 7200
+    assert ctl.missed.total_nl() > 0
+    # Same drug: the refill adds to the 0.5 mL left at the empty threshold.
+    assert ctl.reservoir.volume_nl == 10_500_000 - (len(motor.times) - empty_strokes) * 250
+
+
+def test_refill_over_capacity_is_rejected_and_changes_nothing():
+    ctl, clock, _, events = _make(_rx([(0, 600)]), volume_nl=15_000_000)
+    clock.advance(HOUR)
+    ctl.service()
+    before = ctl.reservoir.volume_nl
+    assert ctl.refill(6_000_000, 2000) == A.CAPACITY
+    assert ctl.reservoir.volume_nl == before
+    assert (A.EV_REFILL_REJECTED, A.CAPACITY, 0, 0) in events.log
+
+
+def test_new_concentration_keeps_mcg_per_day():
+    ctl, clock, motor, _ = _make(_rx([(0, 600)]), volume_nl=10_000_000)
+    _run(ctl, clock, 2 * DAY, [(DAY, lambda: ctl.refill(20_000_000, 1000))])
+    # 600 mcg/day: 300 000 nL/day at 2000, then 600 000 nL/day at 1000 mcg/mL, from a fresh stroke.
+    after = [t for t in motor.times if t > DAY]
+    assert after[0] == DAY + 36_000
+    assert len(after) == 2400
+    assert ctl.reservoir.volume_nl == 20_000_000 - 2400 * 250
+
+
+def test_bad_requests_name_the_problem_and_change_nothing():
+    ctl, clock, _, events = _make(_rx([(0, 600)]))
+    n = len(events.log)
+    for bad in ((0, 10), (50_000, 0), (50_000, 2000)):
+        try:
+            ctl.request_bolus(*bad)
+        except ValueError as e:
+            assert "bolus." in str(e)
+        else:
+            raise AssertionError("accepted a bad bolus")
+    try:
+        ctl.refill(0, 2000)
+    except ValueError as e:
+        assert "volume" in str(e)
+    else:
+        raise AssertionError("accepted an empty refill")
+    assert len(events.log) == n
+
+
+def test_prescription_limits():
+    cases = (
+        (lambda: _rx([(0, 600)], concentration=9), "concentration"),
+        (lambda: _rx([(1, 600)]), "00:00"),
+        (lambda: _rx([(0, 600), (0, 500)]), "strictly increase"),
+        (lambda: _rx([(0, 600)] + [(h, 600) for h in range(1, 14)]), "1 to 13"),
+        (lambda: _rx([(0, 50_000)], concentration=2000), "24 mL/day"),
+        (lambda: _rx([(0, 90)], concentration=2000), "0.048 mL/day"),
+    )
+    for build, words in cases:
+        try:
+            build()
+        except ValueError as e:
+            assert words in str(e), str(e)
+        else:
+            raise AssertionError("accepted: " + words)
+    try:
+        _rx([(0, 800)], limit_mcg=700).check_pump(PumpParams())
+    except ValueError as e:
+        assert "max_daily_mcg" in str(e)
+    else:
+        raise AssertionError("basal over the hard limit was accepted")
