@@ -36,7 +36,7 @@ from firmware.schedule import basal_rate_nl_per_day, next_change_ms
 from firmware.units import MAX_RATE_NL_PER_DAY, MS_PER_DAY, MS_PER_MINUTE, NL_PER_ML, muldivmod, ng_from_nl
 from hal.train import StrokeTrain
 
-_MAX_WAKE_MS = const(MS_PER_DAY)  # also keeps every tick delta far inside ticks_diff's +-2**29
+_MAX_WAKE_MS = const(86_400_000)  # one day; also keeps every tick delta far inside ticks_diff's +-2**29
 
 
 class Totals:
