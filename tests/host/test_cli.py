@@ -1,0 +1,104 @@
+"""pumpsim end to end, including every kind of bad input."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sim.cli import main
+
+GOOD = """
+name = "tiny"
+days = 3
+[drug]
+concentration_mcg_ml = 2000
+[basal]
+steps = [ { start = "00:00", mcg_per_day = 600 }, { start = "07:30", mcg_per_day = 450 } ]
+[limits]
+max_daily_mcg = 1200
+"""
+
+
+def _run(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_default_run_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    code, stdout, err = _run(["run", "--days", "10", "--out", str(out), "--strokes"], capsys)
+    assert code == 0, err
+    assert "delivered" in stdout and "max lag" in stdout
+    s = json.loads((out / "summary.json").read_text())
+    for key in ("scenario", "days", "strokes", "delivered_ml", "delivered_mcg", "prescribed_mcg", "max_lag_nl",
+                "daily", "boluses", "events", "final", "wall_s"):
+        assert key in s
+    assert s["scenario"] == "default" and s["days"] == 10 and len(s["daily"]) == 10
+    assert 0 < s["max_lag_nl"] < 250
+    assert abs(s["delivered_mcg"] - s["prescribed_mcg"]) < 0.5  # within one 0.5 mcg stroke
+    rows = list(csv.reader((out / "strokes.csv").open()))
+    assert rows[0] == ["t_ms", "delivered_nl"] and len(rows) == s["strokes"] + 1
+    assert rows[-1][1] == str(s["strokes"] * 250)
+    assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert all(json.loads(line)["kind"] for line in (out / "events.jsonl").read_text().splitlines())
+    daily = list(csv.DictReader((out / "daily.csv").open()))
+    assert [int(d["day"]) for d in daily] == list(range(10))
+
+
+def test_check_accepts_the_shipped_scenarios(capsys):
+    import glob
+
+    files = sorted(glob.glob("sim/scenarios/*.toml"))
+    assert len(files) >= 4
+    for f in files:
+        code, out, err = _run(["check", f], capsys)
+        assert code == 0, err
+        assert "ok" in out
+
+
+BAD = [
+    ("missing file", None, "no such file"),
+    ("syntax", "days = = 3", "TOML syntax error"),
+    ("unknown key", GOOD + "colour = 3\n", "colour: unknown key"),
+    ("wrong type", GOOD.replace("days = 3", 'days = "3"'), "days: must be an integer"),
+    ("out of range", GOOD.replace("2000", "9000"), "drug.concentration_mcg_ml: 9000 is out of range 10..5000"),
+    ("unsorted", GOOD.replace('"07:30"', '"00:00"'), "strictly increase"),
+    ("too many steps", GOOD.replace(
+        'steps = [ { start = "00:00", mcg_per_day = 600 }, { start = "07:30", mcg_per_day = 450 } ]',
+        "steps = [" + ",".join(f'{{ start = "{h:02d}:00", mcg_per_day = 500 }}' for h in range(14)) + "]"),
+     "must have 1 to 13 steps"),
+    ("bad time", GOOD.replace('"07:30"', '"7:30"'), "is not a time HH:MM"),
+    ("event outside", GOOD + '[[event]]\nday = 3\ntime = "10:00"\naction = "ptm"\n', "event[0].day: 3 is out of range"),
+    ("basal over limit", GOOD.replace("1200", "400"), "exceeds limits.max_daily_mcg"),
+    ("bad action", GOOD + '[[event]]\nday = 1\ntime = "10:00"\naction = "dance"\n', "is not one of"),
+]
+
+
+@pytest.mark.parametrize("label,text,message", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, label, text, message):
+    path = tmp_path / "s.toml"
+    if text is not None:
+        path.write_text(text)
+    out = tmp_path / "out"
+    for args in (["check", str(path)], ["run", str(path), "--out", str(out)]):
+        code, stdout, err = _run(args, capsys)
+        assert code == 2
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in err
+        assert str(path) in lines[0] and message in lines[0], lines[0]
+    assert not out.exists()
+
+
+def test_console_script_runs_as_a_process(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(GOOD)
+    p = subprocess.run([sys.executable, "-m", "sim.cli", "run", str(path), "--out", str(tmp_path / "o"), "--no-plot"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert not (tmp_path / "o" / "plot.png").exists() and (tmp_path / "o" / "summary.json").exists()
+    bad = subprocess.run([sys.executable, "-m", "sim.cli", "check", str(tmp_path / "nope.toml")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
