@@ -15,28 +15,35 @@ except ImportError:
         raise SkipTest(reason)
 
 
-_PERIOD = 1 << 30
+_MASK = 0x3FFFFFFF  # ticks period 2**30 minus 1: 2**30 itself is not a small int on 32-bit ports
 _HALF = 1 << 29
 
 
 class FakeClock:
     """MicroPython tick semantics (period 2**30) without the real clock; starts near a wrap."""
 
-    def __init__(self, start=_PERIOD - 300_000):
+    def __init__(self, start=_MASK + 1 - 300_000):
         self.tick = start
         self.now_ms = 0  # ms since the test started
 
     def ticks_ms(self):
         return self.tick
 
+    # Written so no intermediate leaves the 32-bit small-int range, as C does on a board.
     def ticks_add(self, t, delta):
-        return (t + delta) & (_PERIOD - 1)
+        t = t - _MASK + delta - 1
+        return t + _MASK + 1 if t < 0 else t
 
     def ticks_diff(self, a, b):
-        return ((a - b + _HALF) & (_PERIOD - 1)) - _HALF
+        d = a - b
+        if d >= _HALF:
+            return d - _MASK - 1
+        if d < -_HALF:
+            return d + _MASK + 1
+        return d
 
     def advance(self, ms):
-        self.tick = (self.tick + ms) & (_PERIOD - 1)
+        self.tick = self.ticks_add(self.tick, ms)
         self.now_ms += ms
 
     def until(self, deadline):
