@@ -3,10 +3,9 @@
 # Times are pump-clock pairs (day, ms of day). Tables are preallocated: granting a bolus never
 # grows a list, and a full table denies rather than forgets.
 
-from micropython import const
-
 from firmware.alarms import EV_BOLUS_CANCELLED, EV_BOLUS_END, LOCKOUT, MAX_PER_DAY, OK
 from firmware.units import MS_PER_DAY, muldiv, muldiv_ceil
+from micropython import const
 
 MAX_ACTIVE = const(4)
 _PTM_SLOTS = const(24)

@@ -4,8 +4,6 @@
 # volume (basal plus granted boluses, each at its integer nL/day rate) reaches k strokes. The
 # controller keeps only `due` = ideal - delivered (< one stroke), so nothing grows over years.
 
-from micropython import const
-
 from firmware.alarms import (
     ALARM_EMPTY_RESERVOIR,
     BUSY,
@@ -35,6 +33,7 @@ from firmware.reservoir import Reservoir
 from firmware.schedule import basal_rate_nl_per_day, next_change_ms
 from firmware.units import MAX_RATE_NL_PER_DAY, MS_PER_DAY, MS_PER_MINUTE, NL_PER_ML, muldivmod, ng_from_nl
 from hal.train import StrokeTrain
+from micropython import const
 
 _MAX_WAKE_MS = const(86_400_000)  # one day; also keeps every tick delta far inside ticks_diff's +-2**29
 
@@ -296,7 +295,10 @@ class Controller:
         if reason:
             self._emit(EV_BOLUS, PTM, reason, 0)
             return reason
-        reason = self._grant(PTM, ptm[0].amount_ng, ptm[0].minutes)
+        bolus = ptm[0] if ptm is not None else None
+        if bolus is None:
+            return NOT_CONFIGURED
+        reason = self._grant(PTM, bolus.amount_ng, bolus.minutes)
         if reason == OK:
             self.boluses.record_ptm(self.day, self.ms)
             self._plan()

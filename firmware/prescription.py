@@ -4,8 +4,6 @@
 # in ms, durations in minutes, volumes in nL. A rejected prescription raises ValueError naming the
 # field in the scenario's terms; nothing is half-built.
 
-from micropython import const
-
 from firmware.units import (
     MAX_RATE_NL_PER_DAY,
     MIN_BASAL_NL_PER_DAY,
@@ -16,6 +14,7 @@ from firmware.units import (
     ng_from_nl_ceil,
     nl_from_ng,
 )
+from micropython import const
 
 MIN_CONCENTRATION = const(10)  # mcg/mL
 MAX_CONCENTRATION = const(5000)

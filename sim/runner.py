@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 
 from firmware import alarms as A
 from firmware.controller import Controller
-
 from sim.clock import SimClock
 from sim.pump import SimPump
 
@@ -199,8 +198,8 @@ class Run:
 
 def _own_copy(rx):
     """The firmware recompiles a prescription in place on a new concentration: give it its own."""
-    from sim.scenario import _fresh_profiles
     from firmware.prescription import Prescription
+    from sim.scenario import _fresh_profiles
 
     return Prescription(rx.concentration, _fresh_profiles(rx.profiles), rx.periodic, rx.ptm, rx.max_daily_ng, rx.drug)
 

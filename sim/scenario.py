@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from firmware.prescription import Bolus, Profile, PumpParams, Prescription
+from firmware.prescription import Bolus, Prescription, Profile, PumpParams
 from firmware.units import MS_PER_DAY, NL_PER_ML
 
 DEFAULT_START = "2026-01-01T00:00"

@@ -1,9 +1,10 @@
 # The controller against the independent oracle, on fake hardware that walks the HAL trains.
 
+from support import Events, FakeClock, FakeMotor, nl_per_day, oracle_stroke_times
+
 from firmware import alarms as A
 from firmware.controller import Controller
-from firmware.prescription import Bolus, Profile, Prescription, PumpParams
-from support import Events, FakeClock, FakeMotor, nl_per_day, oracle_stroke_times
+from firmware.prescription import Bolus, Prescription, Profile, PumpParams
 
 DAY = 86_400_000
 HOUR = 3_600_000

@@ -1,8 +1,9 @@
 # What only a real MicroPython port can prove: the wrap of its own ticks, and zero allocation.
 
-from firmware.controller import Controller
-from firmware.prescription import Bolus, Profile, Prescription, PumpParams
 from support import FakeClock, FakeMotor, skip
+
+from firmware.controller import Controller
+from firmware.prescription import Bolus, Prescription, Profile, PumpParams
 
 HOUR = 3_600_000
 
@@ -53,7 +54,7 @@ def test_steady_state_dosing_path_allocates_nothing():
     try:
         import micropython
 
-        micropython.heap_lock
+        micropython.heap_lock  # noqa: B018  (AttributeError where the port lacks it)
     except (ImportError, AttributeError):
         skip("heap_lock needs MicroPython")
     import gc

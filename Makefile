@@ -1,0 +1,104 @@
+# pumpfw developer and CI entry points.
+#
+#   make test     lint, CPython tests + coverage, MicroPython unix port, MicroPython WebAssembly
+#                 port, pyright against MicroPython stubs, mpy-cross for three targets
+#   make run      the desktop simulator          make bench   the simulator benchmark
+#   make clean    remove build output (keeps .venv and node_modules; `make distclean` drops them)
+#
+# Bootstrap is automatic and stamped: .venv/.installed (pip install -e '.[dev]', redone when
+# pyproject.toml changes), node_modules/.installed (npm ci from package-lock.json) and
+# build/stubs/<port>/.installed (MicroPython type stubs for pyright).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+.DELETE_ON_ERROR:
+# The suites run one after another, in the order listed in `test`, stopping at the first failure.
+.NOTPARALLEL:
+MAKEFLAGS += --no-builtin-rules
+
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+# MicroPython type stubs, one folder per port (pip install --target), used by pyright.
+# rp2 = armv6m (RP2040), esp32 = xtensawin, stm32 = armv7emsp: the mpy-cross targets below.
+STUB_PORTS := rp2 esp32 stm32
+STUBS_VERSION := 1.29.0.post1
+STDLIB_STUBS_VERSION := 1.29.0.post2
+STUB_STAMPS := $(foreach p,$(STUB_PORTS),build/stubs/$(p)/.installed-$(STUBS_VERSION))
+
+MPY_ARCHES := armv6m xtensawin armv7emsp
+
+# Heap for the MicroPython runs (unix port -X heapsize, wasm loadMicroPython heapsize).
+MP_HEAPSIZE ?= 2M
+WASM_HEAPSIZE ?= 2097152
+export MP_HEAPSIZE WASM_HEAPSIZE
+
+.PHONY: test lint test-py test-unix test-wasm typecheck mpy run bench clean distclean \
+        bootstrap venv .venv node node_modules stubs
+
+# ---------------------------------------------------------------- bootstrap
+
+bootstrap: $(VENV_STAMP) $(NODE_STAMP) $(STUB_STAMPS)
+
+venv .venv: $(VENV_STAMP)
+
+$(VENV_STAMP): pyproject.toml
+	@if [[ ! -x $(PY) ]]; then echo "python3 -m venv $(VENV)"; python3 -m venv $(VENV); fi
+	$(BIN)/pip install --disable-pip-version-check -q -e '.[dev]'
+	@touch $@
+
+node node_modules: $(NODE_STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+stubs: $(STUB_STAMPS)
+
+build/stubs/%/.installed-$(STUBS_VERSION): | $(VENV_STAMP)
+	rm -rf build/stubs/$*
+	$(BIN)/pip install --disable-pip-version-check -q --no-compile --target build/stubs/$* \
+	    micropython-$*-stubs==$(STUBS_VERSION) micropython-stdlib-stubs==$(STDLIB_STUBS_VERSION)
+	@touch $@
+
+# ---------------------------------------------------------------- test (in this order)
+
+test: lint test-py test-unix test-wasm typecheck mpy
+	@echo "make test: all suites passed"
+
+lint: $(VENV_STAMP)
+	$(BIN)/ruff check .
+
+test-py: $(VENV_STAMP)
+	$(BIN)/pytest --cov=firmware --cov=hal --cov-report=term
+
+test-unix: $(VENV_STAMP)
+	tools/run_unix.sh
+
+test-wasm: $(NODE_STAMP)
+	node tools/run_wasm.mjs
+
+typecheck: $(VENV_STAMP) $(STUB_STAMPS)
+	tools/typecheck.sh $(STUB_PORTS)
+
+mpy: $(VENV_STAMP)
+	tools/build_mpy.sh $(MPY_ARCHES)
+
+# ---------------------------------------------------------------- run
+
+run: $(VENV_STAMP)
+	$(BIN)/pumpsim run
+
+bench: $(VENV_STAMP)
+	$(PY) -m sim.bench
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache .coverage htmlcov .hypothesis
+	find . -name __pycache__ -type d -not -path './.venv/*' -not -path './node_modules/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) node_modules *.egg-info
