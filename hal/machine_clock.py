@@ -6,6 +6,6 @@ import time
 class MachineClock:
     def __init__(self):
         # Bound once: the controller calls these on every wake.
-        self.ticks_ms = time.ticks_ms  # pyright: ignore[reportAttributeAccessIssue]  (rp2 stubs lack ticks_*)
-        self.ticks_add = time.ticks_add  # pyright: ignore[reportAttributeAccessIssue]
-        self.ticks_diff = time.ticks_diff  # pyright: ignore[reportAttributeAccessIssue]
+        self.ticks_ms = time.ticks_ms
+        self.ticks_add = time.ticks_add
+        self.ticks_diff = time.ticks_diff
