@@ -4,7 +4,7 @@
 # grows a list, and a full table denies rather than forgets.
 
 from firmware.alarms import EV_BOLUS_CANCELLED, EV_BOLUS_END, LOCKOUT, MAX_PER_DAY, OK
-from firmware.units import MS_PER_DAY, muldiv, muldiv_ceil
+from firmware.units import MS_PER_DAY, rescale_nl
 from micropython import const
 
 MAX_ACTIVE = const(4)
@@ -130,10 +130,6 @@ class Boluses:
 
         Active boluses are not rescaled: a refill with a new concentration stops them first.
         """
-        # Beyond this many ng the new volume would not fit a small int; it saturates (safe side).
-        most_ng = muldiv(1 << 29, new_concentration, 1000)
         for j in range(_LEDGER_SLOTS):
-            v = self._led_nl[j]
-            if v:
-                ng = muldiv_ceil(v, old_concentration, 1000)
-                self._led_nl[j] = 1 << 29 if ng > most_ng else muldiv_ceil(ng, 1000, new_concentration)
+            if self._led_nl[j]:
+                self._led_nl[j] = rescale_nl(self._led_nl[j], old_concentration, new_concentration)

@@ -63,5 +63,14 @@ def ng_from_nl(volume_nl, concentration_mcg_per_ml):
     return muldiv(volume_nl, concentration_mcg_per_ml, 1000)
 
 
+def rescale_nl(volume_nl, old_concentration, new_concentration):
+    """nL of the new concentration holding the drug of volume_nl at the old one, rounded up (safe
+    side for limits). Saturates at 2**29 where the true volume would not fit a small int."""
+    ng = muldiv_ceil(volume_nl, old_concentration, 1000)
+    if ng > muldiv(1 << 29, new_concentration, 1000):
+        return 1 << 29
+    return muldiv_ceil(ng, 1000, new_concentration)
+
+
 def ng_from_nl_ceil(volume_nl, concentration_mcg_per_ml):
     return muldiv_ceil(volume_nl, concentration_mcg_per_ml, 1000)

@@ -1,6 +1,6 @@
 # Exact small-int arithmetic, against plain (big) integer arithmetic.
 
-from firmware.units import muldiv, muldivmod, ng_from_nl, nl_from_ng
+from firmware.units import muldiv, muldivmod, ng_from_nl, nl_from_ng, rescale_nl
 
 _SMALL = 1 << 30
 
@@ -48,3 +48,11 @@ def test_conversions_round_down():
     assert ng_from_nl(250, 2000) == 500
     assert ng_from_nl(40_000_000, 5000) == 200_000_000
     assert muldiv(7, 3, 2) == 10
+
+
+def test_rescale_keeps_the_drug_rounds_up_and_saturates():
+    assert rescale_nl(25_000, 2000, 1000) == 50_000  # 50 mcg: 25 uL at 2000, 50 uL at 1000 mcg/mL
+    assert rescale_nl(3, 1000, 3000) == 1  # 3 ng -> 1 nL at 3000 mcg/mL (exactly)
+    assert rescale_nl(4, 1000, 3000) == 2  # 4 ng -> 1.33 nL, rounded up
+    # 24 mL at 5000 mcg/mL diluted to 10 mcg/mL would be 12 L: it saturates inside the small ints.
+    assert rescale_nl(24_000_000, 5000, 10) == 1 << 29
