@@ -31,7 +31,7 @@ from firmware.boluses import Boluses, since_ms
 from firmware.prescription import MAX_PERIODIC, Bolus, bolus_rate_nl_per_day
 from firmware.reservoir import Reservoir
 from firmware.schedule import basal_rate_nl_per_day, next_change_ms
-from firmware.units import MAX_RATE_NL_PER_DAY, MS_PER_DAY, MS_PER_MINUTE, NL_PER_ML, muldivmod, ng_from_nl
+from firmware.units import MAX_RATE_NL_PER_DAY, MS_PER_DAY, MS_PER_MINUTE, NL_PER_ML, muldivmod, ng_from_nl, rescale_nl
 from hal.train import StrokeTrain
 from micropython import const
 
@@ -257,11 +257,12 @@ class Controller:
         granted_ng = amount_ng
         room = self.headroom_nl()
         if volume > room:
-            if room < self.pump.stroke_nl:
+            # Truncate to whole ng, and deliver exactly the dose that is reported as granted.
+            granted_ng = ng_from_nl(room, rx.concentration) if room > 0 else 0
+            volume = rx.bolus_nl(granted_ng)
+            if volume < self.pump.stroke_nl:
                 emit(EV_BOLUS, kind, LIMIT, 0)
                 return LIMIT
-            volume = room
-            granted_ng = ng_from_nl(volume, rx.concentration)
         rate = bolus_rate_nl_per_day(volume, minutes)
         if rate + rx.max_basal_rate_nl_per_day + self.boluses.rate_sum > MAX_RATE_NL_PER_DAY:
             emit(EV_BOLUS, kind, RATE, 0)
@@ -340,18 +341,12 @@ class Controller:
             self.boluses.cancel(self._emit)  # their nL rates belong to the old drug
             self.boluses.rescale(old, concentration)
             if self._prev_basal_nl:
-                self._prev_basal_nl = self._rescaled(self._prev_basal_nl, old, concentration)
+                self._prev_basal_nl = rescale_nl(self._prev_basal_nl, old, concentration)
             self.reservoir.volume_nl = volume_nl
         self._emit(EV_REFILL, self.reservoir.volume_nl, concentration, 0)
         self._check_reservoir()
         self._plan()
         return OK
-
-    @staticmethod
-    def _rescaled(volume_nl, old, new):
-        from firmware.units import muldiv_ceil
-
-        return muldiv_ceil(muldiv_ceil(volume_nl, old, 1000), 1000, new)
 
     def program(self, rx):
         """Replace the prescription (validated Prescription at the same concentration)."""

@@ -116,3 +116,39 @@ def test_rule_lockout_limit_and_int_range_hold(text):
         first = np.searchsorted(t, t - DAY, side="right")
         most = int((np.arange(len(t)) - first + 1).max())
         assert most * sc.pump.stroke_nl * sc.rx.concentration <= sc.rx.max_daily_ng * 1000
+
+
+def test_truncated_bolus_delivers_exactly_the_dose_it_reports():
+    # Found by hypothesis: at 50 mcg/mL one ng is 20 nL, so the room left under the limit need not be a
+    # whole ng; the bolus must be truncated to whole ng so the reported mcg is what is delivered.
+    text = """days = 3
+[pump]
+reservoir_ml = 40
+stroke_nl = 50
+[drug]
+concentration_mcg_ml = 50
+[basal]
+steps = [ {start = "00:00", mcg_per_day = 3}, {start = "00:01", mcg_per_day = 0} ]
+[ptm]
+mcg = 1
+minutes = 2
+lockout_minutes = 15
+max_per_day = 2
+[limits]
+max_daily_mcg = 4
+[[event]]
+day = 0
+time = "00:00"
+action = "bolus"
+mcg = 2
+minutes = 20
+[[event]]
+day = 0
+time = "00:00"
+action = "ptm"
+[[event]]
+day = 0
+time = "00:15"
+action = "ptm"
+"""
+    test_rule_lockout_limit_and_int_range_hold.hypothesis.inner_test(text)
