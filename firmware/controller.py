@@ -289,16 +289,12 @@ class Controller:
         self._sync()
         self._step()
         ptm = self.rx.ptm
-        if ptm is None:
-            reason = NOT_CONFIGURED
-        else:
-            reason = self.boluses.ptm_check(self.day, self.ms, ptm[1] * MS_PER_MINUTE, ptm[2])
-        if reason:
+        reason = NOT_CONFIGURED if ptm is None else self.boluses.ptm_check(
+            self.day, self.ms, ptm[1] * MS_PER_MINUTE, ptm[2])
+        if ptm is None or reason:
             self._emit(EV_BOLUS, PTM, reason, 0)
             return reason
-        bolus = ptm[0] if ptm is not None else None
-        if bolus is None:
-            return NOT_CONFIGURED
+        bolus = ptm[0]
         reason = self._grant(PTM, bolus.amount_ng, bolus.minutes)
         if reason == OK:
             self.boluses.record_ptm(self.day, self.ms)

@@ -49,7 +49,7 @@ def plot_run(result, path):
             x = e["t_s"] * 1000 / MS_PER_DAY
             for ax in (ax1, ax2):
                 ax.axvline(x, color=colour, lw=1, alpha=0.8, label=None if label in seen else label)
-                seen.add(label) if ax is ax2 else None
+            seen.add(label)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend(loc="upper left" if ax is ax2 else "lower left", fontsize=8, ncol=2)

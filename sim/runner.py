@@ -7,6 +7,7 @@ from firmware import alarms as A
 from firmware.controller import Controller
 from sim.clock import SimClock
 from sim.pump import SimPump
+from sim.scenario import copy_prescription
 
 MS_PER_DAY = 86_400_000
 
@@ -43,7 +44,7 @@ class Run:
             self.clock,
             self.pump,
             scenario.pump,
-            _own_copy(scenario.rx),
+            copy_prescription(scenario.rx),
             self._emit,
             scenario.volume_nl,
             scenario.weekday,
@@ -137,7 +138,7 @@ class Run:
             self._account()
         elif ev.action == "program":
             try:
-                ctl.program(_own_copy(ev.rx))
+                ctl.program(copy_prescription(ev.rx))
             except ValueError as e:
                 self.result.events.append({"t_s": ev.t_ms / 1000, "kind": "program_rejected", "reason": str(e)})
 
@@ -194,14 +195,6 @@ class Run:
         r.wakes = wakes
         r.wall_s = time.perf_counter() - wall0
         return r
-
-
-def _own_copy(rx):
-    """The firmware recompiles a prescription in place on a new concentration: give it its own."""
-    from firmware.prescription import Prescription
-    from sim.scenario import _fresh_profiles
-
-    return Prescription(rx.concentration, _fresh_profiles(rx.profiles), rx.periodic, rx.ptm, rx.max_daily_ng, rx.drug)
 
 
 def simulate(scenario, record_strokes=False, progress=None):

@@ -59,21 +59,25 @@ class Scenario:
         s = self.start
         return ((s.hour * 60 + s.minute) * 60 + s.second) * 1000
 
-    def new_prescription(self, basal=None, ptm=None, max_daily_ng=None, concentration=None, key="program"):
-        """A copy of the prescription with parts replaced (validated by the firmware)."""
-        rx = self.rx
-        return Prescription(
-            concentration or rx.concentration,
-            basal if basal is not None else _fresh_profiles(rx.profiles),
-            rx.periodic,
-            ptm if ptm is not None else rx.ptm,
-            max_daily_ng if max_daily_ng is not None else rx.max_daily_ng,
-            rx.drug,
-        )
+
+
+def copy_prescription(rx, basal=None, ptm=None, max_daily_ng=None, concentration=None):
+    """A new Prescription from rx with parts replaced (validated by the firmware).
+
+    The firmware recompiles a prescription's profiles in place on a new concentration, so each
+    copy gets its own profiles.
+    """
+    return Prescription(
+        concentration or rx.concentration,
+        basal if basal is not None else _fresh_profiles(rx.profiles),
+        rx.periodic,
+        ptm if ptm is not None else rx.ptm,
+        max_daily_ng if max_daily_ng is not None else rx.max_daily_ng,
+        rx.drug,
+    )
 
 
 def _fresh_profiles(profiles):
-    # Profiles compile in place for a concentration, so a new prescription gets its own.
     made = {}
     out = []
     for p in profiles:
@@ -293,8 +297,9 @@ def parse(text, source, days_override=None, name_default="scenario"):
 def _events(top, scenario):
     events = []
     start_ms = scenario.time_of_day_ms
-    concentration = scenario.rx.concentration  # in force as the events unfold, for "program"
-    current = scenario
+    # In force as the events unfold: a program keeps what it does not replace from the one before.
+    concentration = scenario.rx.concentration
+    current = scenario.rx
     for i, e in enumerate(top.tables("event")):
         action = e.string("action")
         if action not in ACTIONS:
@@ -322,9 +327,9 @@ def _events(top, scenario):
             ptm_r = e.sub("ptm")
             ptm = _ptm(ptm_r) if ptm_r is not None else None
             limit = e.milli("max_daily_mcg", 0.001, 200_000, unit=" mcg") if e.has("max_daily_mcg") else None
-            rx = _firmware(e, "", lambda: current.new_prescription(basal, ptm, limit, concentration))
+            rx = _firmware(e, "", lambda: copy_prescription(current, basal, ptm, limit, concentration))
             _firmware(e, "", lambda: rx.check_pump(scenario.pump))
-            ev.rx = rx
+            ev.rx = current = rx
         else:
             e.only(*common)
         events.append(ev)

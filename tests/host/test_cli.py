@@ -102,3 +102,24 @@ def test_console_script_runs_as_a_process(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "sim.cli", "check", str(tmp_path / "nope.toml")],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_a_program_keeps_what_it_does_not_replace_from_the_program_before():
+    from sim import scenario
+
+    text = GOOD.replace("days = 3", "days = 5") + """
+[[event]]
+day = 1
+time = "10:00"
+action = "program"
+steps = [ { start = "00:00", mcg_per_day = 500 } ]
+max_daily_mcg = 900
+[[event]]
+day = 2
+time = "10:00"
+action = "program"
+steps = [ { start = "00:00", mcg_per_day = 550 } ]
+"""
+    first, second = scenario.parse(text, "p.toml").events
+    assert first.rx.max_daily_ng == second.rx.max_daily_ng == 900_000
+    assert second.rx.profiles[0].rates_ng_per_day == (550_000,)
