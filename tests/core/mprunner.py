@@ -187,6 +187,21 @@ class _Result:
         self.failures = []
 
 
+def _report(res, name, exc, where):
+    """Count an exception from importing or running `name` as a skip or a failure."""
+    unlocked = _unlock_heap()
+    if _is_skip(exc):
+        res.skipped += 1
+        print(f"SKIP {name}: {_reason(exc)}")
+        return
+    res.failed += 1
+    res.failures.append(name)
+    print(f"FAIL {name}{where}")
+    _print_exc(exc)
+    if unlocked:
+        print(f"  (heap was left locked; unlocked {unlocked}x)")
+
+
 def _run_module(modname, res, verbose):
     _collect()
     try:
@@ -194,17 +209,7 @@ def _run_module(modname, res, verbose):
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # noqa: B036 - any import error is a failure
-        unlocked = _unlock_heap()
-        if _is_skip(exc):
-            res.skipped += 1
-            print(f"SKIP {modname}: {_reason(exc)}")
-            return
-        res.failed += 1
-        res.failures.append(modname)
-        print(f"FAIL {modname} (import)")
-        _print_exc(exc)
-        if unlocked:
-            print(f"  (heap was left locked; unlocked {unlocked}x)")
+        _report(res, modname, exc, " (import)")
         return
 
     p0, f0, s0 = res.passed, res.failed, res.skipped
@@ -216,17 +221,7 @@ def _run_module(modname, res, verbose):
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: B036 - SystemExit in a test is a failure too
-            unlocked = _unlock_heap()
-            if _is_skip(exc):
-                res.skipped += 1
-                print(f"SKIP {full}: {_reason(exc)}")
-                continue
-            res.failed += 1
-            res.failures.append(full)
-            print(f"FAIL {full}")
-            _print_exc(exc)
-            if unlocked:
-                print(f"  (heap was left locked; unlocked {unlocked}x)")
+            _report(res, full, exc, "")
             continue
         if _unlock_heap():
             res.failed += 1
