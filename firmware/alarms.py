@@ -18,7 +18,10 @@ EV_REFILL = const(9)  # a=volume_nl now in the reservoir, b=concentration
 EV_REFILL_REJECTED = const(10)  # a=reason
 EV_PROGRAM = const(11)
 EV_PROGRAM_REJECTED = const(12)  # a=reason
-EV_UNDER_DELIVERY = const(13)  # a=nL written off because the motor fell a full stroke behind
+EV_UNDER_DELIVERY = const(13)  # a=ng written off (motor behind, or a wake over LATE_WAKE_MS late), b=ms late
+EV_PRIME = const(14)  # a=volume_nl the prime will deliver
+EV_PRIME_DONE = const(15)  # a=volume_nl delivered
+EV_PRIME_REJECTED = const(16)  # a=reason
 
 EVENT_NAMES = (
     "",
@@ -35,6 +38,9 @@ EVENT_NAMES = (
     "program",
     "program_rejected",
     "under_delivery",
+    "prime",
+    "prime_done",
+    "prime_rejected",
 )
 
 # Bolus kinds
@@ -55,6 +61,8 @@ NOT_CONFIGURED = const(7)
 CAPACITY = const(8)
 CONCENTRATION = const(9)
 NO_BOLUS = const(10)
+PRIMING = const(11)
+PATH_FULL = const(12)
 REASON_NAMES = (
     "",
     "lockout",
@@ -67,6 +75,8 @@ REASON_NAMES = (
     "over_capacity",
     "concentration_incompatible",
     "no_active_bolus",
+    "priming",
+    "path_full",
 )
 
 # Alarm bits
@@ -80,15 +90,15 @@ class Alarms:
         self._emit = emit
         self.active = 0
 
-    def raise_(self, bit, code, a=0, b=0, c=0):
+    def raise_(self, bit, code, a):
         if not self.active & bit:
             self.active |= bit
-            self._emit(code, a, b, c)
+            self._emit(code, a, 0, 0)
 
-    def clear(self, bit, code, a=0, b=0, c=0):
+    def clear(self, bit, code, a):
         if self.active & bit:
             self.active &= ~bit
-            self._emit(code, a, b, c)
+            self._emit(code, a, 0, 0)
 
     def critical(self):
         return bool(self.active & CRITICAL_ALARMS)

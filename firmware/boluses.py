@@ -1,72 +1,97 @@
-# Active boluses, the patient-bolus lockout and count, and the rolling 24 h limit ledger.
+# Active boluses (two integer-rate phases each), the patient-bolus lockout and count, and the
+# ledger of granted bolus mass that the hard limit counts.
 #
 # Times are pump-clock pairs (day, ms of day). Tables are preallocated: granting a bolus never
 # grows a list, and a full table denies rather than forgets.
 
 from firmware.alarms import EV_BOLUS_CANCELLED, EV_BOLUS_END, LOCKOUT, MAX_PER_DAY, OK
-from firmware.units import MS_PER_DAY, rescale_nl
+from firmware.limits import WINDOW_MS
+from firmware.units import MS_PER_DAY, MS_PER_MINUTE, muldivmod
 from micropython import const
 
 MAX_ACTIVE = const(4)
 _PTM_SLOTS = const(24)
 _LEDGER_SLOTS = const(64)
+_FREE = const(-1)
+_FAR = const(259_200_000)  # 3 days
 
 
 def since_ms(day0, ms0, day, ms):
-    """ms from (day0, ms0) to (day, ms); saturates beyond 2 days, as every window here is 24 h."""
+    """ms from (day0, ms0) to (day, ms); saturates beyond 2 days either way (windows here are a day)."""
     dd = day - day0
     if dd > 2:
-        return 3 * MS_PER_DAY
+        return _FAR
+    if dd < -2:
+        return -_FAR
     return dd * MS_PER_DAY + ms - ms0
 
 
 class Boluses:
+    """A bolus of A ng over M minutes: A*1440 = q*M + r; q+1 ng/day for r minutes, then q ng/day."""
+
     def __init__(self):
-        self.kind = [0] * MAX_ACTIVE
-        self.rate = [0] * MAX_ACTIVE  # nL/day; 0 marks a free slot
-        self.end_day = [0] * MAX_ACTIVE
-        self.end_ms = [0] * MAX_ACTIVE
-        self.rate_sum = 0
+        self.kind = [_FREE] * MAX_ACTIVE
+        self.base = [0] * MAX_ACTIVE  # q, ng/day
+        self.extra = [0] * MAX_ACTIVE  # 1 during the first r minutes, then 0
+        self.hi_left = [0] * MAX_ACTIVE  # ms until the q+1 phase ends ...
+        self.end_left = [0] * MAX_ACTIVE  # ... and until the bolus ends
+        self.rate_sum = 0  # ng/day of every active bolus
         self._ptm_day = [0] * _PTM_SLOTS
         self._ptm_ms = [0] * _PTM_SLOTS
         self._ptm_n = 0  # grants recorded, newest at index (_ptm_n - 1) % _PTM_SLOTS
-        # Ledger of granted boluses still inside some 24 h window: end time and volume.
+        # Granted mass that can still share a limit window with what comes: end time and ng.
         self._led_day = [0] * _LEDGER_SLOTS
         self._led_ms = [0] * _LEDGER_SLOTS
-        self._led_nl = [0] * _LEDGER_SLOTS
+        self._led_ng = [0] * _LEDGER_SLOTS
+        self._qr = [0, 0]
 
     def active_count(self):
         n = 0
         for i in range(MAX_ACTIVE):
-            if self.rate[i]:
+            if self.kind[i] != _FREE:
                 n += 1
         return n
 
-    def next_end_ms(self, day, ms, horizon_ms):
-        """ms until the next active bolus ends, or horizon_ms if none ends sooner."""
-        best = horizon_ms
+    def next_change_ms(self, horizon_ms):
+        """ms until the next phase change or end of an active bolus, or horizon_ms if none is sooner."""
         for i in range(MAX_ACTIVE):
-            if self.rate[i]:
-                left = -since_ms(self.end_day[i], self.end_ms[i], day, ms)
-                if left < best:
-                    best = left
-        return best
+            if self.kind[i] != _FREE:
+                if self.extra[i] and self.hi_left[i] < horizon_ms:
+                    horizon_ms = self.hi_left[i]
+                if self.end_left[i] < horizon_ms:
+                    horizon_ms = self.end_left[i]
+        return horizon_ms
 
-    def expire(self, day, ms, emit):
+    def elapse(self, ms):
+        """ms of pump time passed (never beyond the next change: the controller stops there)."""
         for i in range(MAX_ACTIVE):
-            if self.rate[i] and since_ms(self.end_day[i], self.end_ms[i], day, ms) >= 0:
-                self.rate_sum -= self.rate[i]
-                self.rate[i] = 0
-                emit(EV_BOLUS_END, self.kind[i], i, 0)
+            if self.kind[i] != _FREE:
+                self.hi_left[i] -= ms
+                self.end_left[i] -= ms
+
+    def at(self, emit):
+        """Phase changes and ends due now."""
+        for i in range(MAX_ACTIVE):
+            if self.kind[i] != _FREE:
+                if self.extra[i] and self.hi_left[i] <= 0:
+                    self.extra[i] = 0
+                    self.rate_sum -= 1
+                if self.end_left[i] <= 0:
+                    self._stop(i, EV_BOLUS_END, emit)
+
+    def _stop(self, i, code, emit):
+        self.rate_sum -= self.base[i] + self.extra[i]
+        kind = self.kind[i]
+        self.kind[i] = _FREE
+        self.extra[i] = 0
+        emit(code, kind, i, 0)
 
     def cancel(self, emit):
-        """Stop every active bolus; returns how many. The ledger keeps their full volume (safe side)."""
+        """Stop every active bolus; returns how many. The ledger keeps their full mass (safe side)."""
         n = 0
         for i in range(MAX_ACTIVE):
-            if self.rate[i]:
-                self.rate_sum -= self.rate[i]
-                self.rate[i] = 0
-                emit(EV_BOLUS_CANCELLED, self.kind[i], i, 0)
+            if self.kind[i] != _FREE:
+                self._stop(i, EV_BOLUS_CANCELLED, emit)
                 n += 1
         return n
 
@@ -91,45 +116,50 @@ class Boluses:
         if self._ptm_n >= 2 * _PTM_SLOTS:  # keep the counter small; the ring position is unchanged
             self._ptm_n -= _PTM_SLOTS
 
-    def ledger_nl(self, day, ms):
-        """Volume of granted boluses that can still share a 24 h window with one starting now."""
+    def ledger_ng(self, day, ms):
+        """Granted mass that can still share a limit window with anything from now on."""
         total = 0
         for i in range(_LEDGER_SLOTS):
-            if self._led_nl[i]:
-                if since_ms(self._led_day[i], self._led_ms[i], day, ms) >= MS_PER_DAY:
-                    self._led_nl[i] = 0  # ended a day ago: in no window with anything from now on
+            if self._led_ng[i]:
+                if since_ms(self._led_day[i], self._led_ms[i], day, ms) >= WINDOW_MS:
+                    self._led_ng[i] = 0
                 else:
-                    total += self._led_nl[i]
+                    total += self._led_ng[i]
         return total
 
     def free_slot(self):
+        """An active slot, with a ledger slot free for it, or -1."""
         for i in range(MAX_ACTIVE):
-            if not self.rate[i]:
+            if self.kind[i] == _FREE:
                 for j in range(_LEDGER_SLOTS):
-                    if not self._led_nl[j]:
+                    if not self._led_ng[j]:
                         return i
                 return -1
         return -1
 
-    def add(self, slot, kind, rate_nl_per_day, end_day, end_ms, volume_nl):
+    def add(self, slot, kind, amount_ng, minutes):
+        """Starts a bolus now; the caller has checked its top rate and the limit, and records it."""
+        r_minutes = _phase_minutes(amount_ng, minutes, self._qr)
         self.kind[slot] = kind
-        self.rate[slot] = rate_nl_per_day
-        self.end_day[slot] = end_day
-        self.end_ms[slot] = end_ms
-        self.rate_sum += rate_nl_per_day
+        self.base[slot] = self._qr[0]
+        self.extra[slot] = 1 if r_minutes else 0
+        self.hi_left[slot] = r_minutes * MS_PER_MINUTE
+        self.end_left[slot] = minutes * MS_PER_MINUTE
+        self.rate_sum += self._qr[0] + self.extra[slot]
+
+    def record(self, amount_ng, minutes, day, ms):
+        """The ledger keeps a granted bolus's mass until a limit window after its end."""
+        end = ms + minutes * MS_PER_MINUTE
         for j in range(_LEDGER_SLOTS):
-            if not self._led_nl[j]:
-                self._led_day[j] = end_day
-                self._led_ms[j] = end_ms
-                self._led_nl[j] = volume_nl
+            if not self._led_ng[j]:
+                self._led_day[j] = day + end // MS_PER_DAY
+                self._led_ms[j] = end % MS_PER_DAY
+                self._led_ng[j] = amount_ng
                 return
         raise RuntimeError("ledger full")  # free_slot() is checked first
 
-    def rescale(self, old_concentration, new_concentration):
-        """New concentration: ledger volumes become the nL of the same drug, rounded up (safe side).
 
-        Active boluses are not rescaled: a refill with a new concentration stops them first.
-        """
-        for j in range(_LEDGER_SLOTS):
-            if self._led_nl[j]:
-                self._led_nl[j] = rescale_nl(self._led_nl[j], old_concentration, new_concentration)
+def _phase_minutes(amount_ng, minutes, qr):
+    """q (into qr[0]) and r: amount*1440 = q*minutes + r; returns r, the minutes at q+1 ng/day."""
+    muldivmod(amount_ng, 1440, minutes, qr)
+    return qr[1]

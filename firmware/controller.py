@@ -1,8 +1,11 @@
-# The controller loop: wakes only when the schedule changes, hands the motor exact stroke trains.
+# The controller: paces strokes by drug mass at the catheter tip, and serves requests.
 #
-# Delivery rule: stroke k fires at the first whole millisecond at which the ideal cumulative
-# volume (basal plus granted boluses, each at its integer nL/day rate) reaches k strokes. The
-# controller keeps only `due` = ideal - delivered (< one stroke), so nothing grows over years.
+# Delivery rule (docs/delivery.md): stroke k fires at the first whole millisecond at which the
+# ideal cumulative drug mass reaches the mass that strokes 1..k push out of the tip. The
+# controller keeps only `due` = ideal - delivered (under one stroke while delivering), so nothing
+# grows over years. Every schedule change is applied at its exact millisecond, however late the
+# wake. Hot methods are small and keep their state in attributes: MicroPython puts a frame of
+# more than about 11 words on the heap.
 
 from firmware.alarms import (
     ALARM_EMPTY_RESERVOIR,
@@ -13,6 +16,9 @@ from firmware.alarms import (
     EMPTY,
     EV_BOLUS,
     EV_LIMIT_TRUNCATED,
+    EV_PRIME,
+    EV_PRIME_DONE,
+    EV_PRIME_REJECTED,
     EV_PROGRAM,
     EV_PROGRAM_REJECTED,
     EV_REFILL,
@@ -22,44 +28,52 @@ from firmware.alarms import (
     NO_BOLUS,
     NOT_CONFIGURED,
     OK,
+    PATH_FULL,
     PERIODIC,
+    PRIMING,
     PTM,
     RATE,
     Alarms,
 )
 from firmware.boluses import Boluses, since_ms
-from firmware.prescription import MAX_PERIODIC, Bolus, bolus_rate_nl_per_day
+from firmware.limits import LATE_WAKE_MS, WINDOW_MS, stroke_margin_ng, transition_max_ng
+from firmware.path import Path
+from firmware.prescription import bolus_too_fast, check_bolus_args
 from firmware.reservoir import Reservoir
-from firmware.schedule import basal_rate_nl_per_day, next_change_ms
-from firmware.units import MAX_RATE_NL_PER_DAY, MS_PER_DAY, MS_PER_MINUTE, NL_PER_ML, muldivmod, ng_from_nl, rescale_nl
-from hal.train import StrokeTrain
+from firmware.schedule import basal_ng_per_day, next_change_ms
+from firmware.units import (
+    MS_PER_DAY,
+    MS_PER_MINUTE,
+    NL_PER_ML,
+    SUB_PER_PG,
+    add_mass,
+    max_rate_ng_per_day,
+    muldivmod,
+    nl_from_ng,
+    sub_mass,
+)
+from hal.train import COUNT_MASK, StrokeTrain
 from micropython import const
 
-_MAX_WAKE_MS = const(86_400_000)  # one day; also keeps every tick delta far inside ticks_diff's +-2**29
+_MAX_HISTORY = const(4)  # programs replaced within a limit window that the limit still counts
 
 
 class Totals:
-    """A lifetime volume as whole mL + nL (+ a fraction in 1/MS_PER_DAY nL): years fit small ints."""
+    """A lifetime amount as whole units of 10**6 + the rest: years of it fit small ints."""
 
     def __init__(self):
-        self.ml = 0
-        self.nl = 0
-        self.frac = 0
+        self.big = 0
+        self.small = 0
 
-    def add(self, nl, frac):
-        self.frac += frac
-        if self.frac >= MS_PER_DAY:
-            self.frac -= MS_PER_DAY
-            nl += 1
-        self.nl += nl
-        if self.nl >= NL_PER_ML:
-            more = self.nl // NL_PER_ML
-            self.ml += more
-            self.nl -= more * NL_PER_ML
+    def add(self, amount):
+        self.small += amount
+        if self.small >= NL_PER_ML:
+            self.big += self.small // NL_PER_ML
+            self.small %= NL_PER_ML
 
-    def total_nl(self):
-        """Whole nL as one int: for hosts and tests only (years of it do not fit a small int)."""
-        return self.ml * NL_PER_ML + self.nl
+    def total(self):
+        """As one int: for hosts and tests only (years of it do not fit a small int)."""
+        return self.big * NL_PER_ML + self.small
 
 
 class Controller:
@@ -76,40 +90,62 @@ class Controller:
         self._motor = motor
         self._emit = emit
         self.pump = pump
-        self.rx = rx
+        self.rx = rx  # basal, PTM and limit in force
+        self.rx_periodic = rx  # whose periodic list applies today (a program's applies from midnight)
+        self.conc = rx.concentration  # drug in the reservoir
         self.alarms = Alarms(emit)
         self.reservoir = Reservoir(pump, pump.capacity_nl if volume_nl < 0 else volume_nl, self.alarms)
+        self.path = Path(pump.path_nl, self.conc)
         self.boluses = Boluses()
         self.train = StrokeTrain()
         self.weekday0 = weekday
         self.day = 0
         self.ms = time_of_day_ms
-        self.rate = 0  # ideal rate in force, nL/day: basal plus active boluses
-        self.due_nl = 0  # ideal minus delivered, whole nL ...
-        self.due_frac = 0  # ... plus this many 1/MS_PER_DAY nL
-        self.ideal = Totals()  # everything prescribed and granted, including while suspended
-        self.delivered = Totals()
-        self.missed = Totals()  # ideal volume not delivered (reservoir empty); never made up
+        self.rate = 0  # accrual in force: ng/day of the prescription, or nL/day while priming
+        self.due = [0, 0]  # ideal minus delivered: ng (nL while priming) and 1/MS_PER_DAY of one
+        self.priming_left = 0  # prime strokes still to deliver
+        self._priming = False
+        self._prime_nl = 0
+        self._planned = -1  # strokes of the train in force (-1: it has ended) ...
+        self._fired = 0  # ... and how many of them the motor reported
+        self._lost_ng = 0
+        self._done_day = -1  # the instant whose changes were applied last
+        self._kind = 0  # the bolus being decided: kind, dose asked, minutes, slot, dose granted
+        self._ask_ng = 0
+        self._minutes = 0
+        self._slot = 0
+        self._granted_ng = 0
+        self._done_ms = -1
+        self.missed = Totals()  # ng of the prescription written off (empty, motor behind, very late wake)
+        self.delivered = Totals()  # nL that left the reservoir
         self._qr = [0, 0]
-        self._periodic_day = [-1] * MAX_PERIODIC
-        self._prev_basal_nl = 0  # basal 24 h maximum of the program replaced ...
-        self._prev_day = -2  # ... at this pump time; it bounds windows for 24 h
-        self._prev_ms = 0
-        self._seen = 0
+        self._end = [0, 0]
+        self._m_ng = 0  # the next stroke's target: whole units ...
+        self._m_sub = 0  # ... and 1/MS_PER_DAY of one
+        self._m_milli = 0  # ... as thousandths (pg while dosing)
+        self._cap = 0  # strokes the train may hold
+        self._to_change = 0  # ms from the pump clock to the next change point (schedule or train cap)
+        self._writeoff = 0  # ms of a late wake's arrears still to write off
+        self._trans_ng = 0  # basal bound of windows spanning the last program change ...
+        self._trans_day = -2  # ... valid until WINDOW_MS after it
+        self._trans_ms = 0
+        self._hist = []  # programs replaced: (profiles, end day, end ms), oldest first
+        self._seen = motor.strokes()
         self._tick = clock.ticks_ms()
         self._deadline = self._tick
-        self._step()
+        self._changes()
+        self._plan()
 
     # -- the loop ---------------------------------------------------------------------------
 
     def deadline(self):
-        """Tick by which service() must be called (the next schedule change)."""
+        """Tick by which service() must be called (the next change point)."""
         return self._deadline
 
     def service(self):
         """Account for what happened since the last wake, apply due changes, plan the next train."""
         self._sync()
-        self._step()
+        self._plan()
         return self._deadline
 
     def weekday(self):
@@ -118,168 +154,292 @@ class Controller:
     def suspended(self):
         return self.alarms.active & ALARM_EMPTY_RESERVOIR
 
-    def _sync(self):
-        clock = self._clock
-        now = clock.ticks_ms()
-        elapsed = clock.ticks_diff(now, self._tick)
-        self._tick = now
-        strokes = self._motor.emitted() - self._seen
-        self._seen += strokes
-        qr = self._qr
-        while elapsed > 0:
-            span = elapsed if elapsed < _MAX_WAKE_MS else _MAX_WAKE_MS
-            muldivmod(self.rate, span, MS_PER_DAY, qr)
-            self.ideal.add(qr[0], qr[1])
-            if self.suspended():
-                self.missed.add(qr[0], qr[1])
-            else:
-                self.due_frac += qr[1]
-                if self.due_frac >= MS_PER_DAY:
-                    self.due_frac -= MS_PER_DAY
-                    self.due_nl += 1
-                self.due_nl += qr[0]
-            self.ms += span
-            if self.ms >= MS_PER_DAY:
-                self.ms -= MS_PER_DAY
-                self.day += 1
-            elapsed -= span
-        if strokes:
-            volume = strokes * self.pump.stroke_nl
-            self.due_nl -= volume
-            self.delivered.add(volume, 0)
-            self.reservoir.take(strokes)
+    def priming(self):
+        return self._priming
 
-    def _step(self):
-        """Changes due now (bolus ends and starts, thresholds), then the next train."""
-        day = self.day
-        ms = self.ms
-        self.boluses.expire(day, ms, self._emit)
-        periodic = self.rx.periodic
-        for i in range(len(periodic)):
-            if periodic[i][0] == ms and self._periodic_day[i] != day:
-                self._periodic_day[i] = day
-                bolus = periodic[i][1]
-                self._grant(PERIODIC, bolus.amount_ng, bolus.minutes)
+    def _sync(self):
+        now = self._clock.ticks_ms()
+        elapsed = self._clock.ticks_diff(now, self._tick)
+        self._tick = now
+        self._take_strokes()
+        # A wake more than LATE_WAKE_MS past the planned one: the arrears beyond it are written off.
+        self._writeoff = elapsed - self._to_change - LATE_WAKE_MS
+        self._lost_ng = 0
+        while elapsed > 0 or not self._to_change:
+            elapsed -= self._advance(elapsed)
+        if self._lost_ng:
+            self._emit(EV_UNDER_DELIVERY, self._lost_ng, 0, 0)
+
+    def _advance(self, elapsed):
+        """Accrue up to the next change point (or elapsed ms); apply the changes there."""
+        step = self._to_change if self._to_change < elapsed else elapsed
+        if self._writeoff > 0 and self._planned < 0:
+            if self._writeoff < step:
+                step = self._writeoff
+            self._writeoff -= step
+            self._accrue(step, True)
+        else:
+            self._accrue(step, self.suspended())
+        self._to_change -= step
+        self.boluses.elapse(step)
+        self.ms += step
+        if self.ms >= MS_PER_DAY:
+            self.ms -= MS_PER_DAY
+            self.day += 1
+        if self._to_change == 0:
+            self._end_of_train()
+            self._changes()
+        return step
+
+    def _accrue(self, ms, lost):
+        if self.rate and ms:
+            muldivmod(self.rate, ms, MS_PER_DAY, self._qr)
+            if not lost:
+                add_mass(self.due, self._qr[0], self._qr[1])
+            elif not self._priming:  # written off, never made up (sub-ng parts are not totalled)
+                self.missed.add(self._qr[0])
+                if not self.suspended():
+                    self._lost_ng += self._qr[0]
+
+    def _end_of_train(self):
+        # Every stroke of the train is due by its end: one the motor did not fire is written
+        # off, never made up in a burst (a late wake's arrears are not the motor's: they come after).
+        if self._planned > self._fired and not self._priming:
+            self._lost_ng += self.due[0] if self.due[0] > 0 else 0
+            self._write_off_due()
+        self._planned = -1
+
+    def _take_strokes(self):
+        n = (self._motor.strokes() - self._seen) & COUNT_MASK
+        if n:
+            self._seen = (self._seen + n) & COUNT_MASK
+            self._fired += n
+            self._deliver(n * self.pump.stroke_nl)
+
+    def _deliver(self, volume_nl):
+        self.reservoir.take(volume_nl)
+        self.delivered.add(volume_nl)
+        if self._priming:
+            self.priming_left -= volume_nl // self.pump.stroke_nl
+            sub_mass(self.due, volume_nl, 0)
+            self.path.push(volume_nl, self.conc)
+        else:
+            self.path.flow(volume_nl, self.due)
+
+    def _changes(self):
+        """Everything due at this instant: midnight, bolus phases, periodic starts, thresholds."""
+        if self.ms != self._done_ms or self.day != self._done_day:  # once per instant
+            self._done_ms = self.ms
+            self._done_day = self.day
+            if self.ms == 0:
+                self.rx_periodic = self.rx
+            self.boluses.at(self._emit)
+            self._periodic()
         self._check_reservoir()
-        self._plan()
+        if self._priming and self.priming_left <= 0:
+            # Primed: the prescription starts now, owing nothing.
+            self._priming = False
+            self.due[0] = 0
+            self.due[1] = 0
+            self._emit(EV_PRIME_DONE, self._prime_nl, 0, 0)
+        self._set_rate()
+        self._to_change = self.boluses.next_change_ms(
+            next_change_ms(self.rx, self.rx_periodic.periodic, self.weekday(), self.ms))
+
+    def _periodic(self):
+        periodic = self.rx_periodic.periodic
+        for i in range(len(periodic)):
+            if periodic[i][0] == self.ms:
+                self._grant(PERIODIC, periodic[i][1].amount_ng, periodic[i][1].minutes)
+
+    def _prime_rate(self):
+        return self.pump.prime_nl_per_hour * 24
+
+    def _set_rate(self):
+        if self._priming:
+            self.rate = self._prime_rate()
+        else:
+            self.rate = basal_ng_per_day(self.rx, self.weekday(), self.ms) + self.boluses.rate_sum
 
     def _check_reservoir(self):
         was = self.suspended()
         self.reservoir.check()
         if self.suspended() and not was:
-            # Stopped: what was due is written off, and never made up after a refill.
-            self.missed.add(self.due_nl, self.due_frac)
-            self.due_nl = 0
-            self.due_frac = 0
+            # Stopped: what was owed is written off, and never made up after a refill.
+            self._write_off_due()
             self.boluses.cancel(self._emit)
 
+    def _write_off_due(self):
+        if self.due[0] > 0 and not self._priming:
+            self.missed.add(self.due[0])
+        self.due[0] = 0
+        self.due[1] = 0
+
+    # -- planning ----------------------------------------------------------------------------
+
     def _plan(self):
-        rx = self.rx
-        s = self.pump.stroke_nl
-        qr = self._qr
-        self.rate = basal_rate_nl_per_day(rx, self.weekday(), self.ms) + self.boluses.rate_sum
-        span = next_change_ms(rx, self.weekday(), self.ms)
-        span = self.boluses.next_end_ms(self.day, self.ms, span)
-        rate = self.rate
-        train = self.train
-        if self.due_nl >= s:  # the motor fell a whole stroke behind: never catch up in a burst
-            behind = self.due_nl - self.due_nl % s
-            self.due_nl -= behind
-            self.missed.add(behind, 0)
-            self._emit(EV_UNDER_DELIVERY, behind, 0, 0)
-        count = 0
-        if rate and not self.suspended():
-            muldivmod(rate, span, MS_PER_DAY, qr)
-            end_nl = self.due_nl + qr[0] + (1 if self.due_frac + qr[1] >= MS_PER_DAY else 0)
-            count = end_nl // s
-        if count:
-            # tau_1 = (need * MS_PER_DAY - due_frac) / rate ms, kept as first_ms + first_rem/rate.
-            muldivmod(s - self.due_nl, MS_PER_DAY, rate, qr)
-            first_ms = qr[0]
-            t = qr[1] - self.due_frac  # may be negative: floor division normalises it
-            carry = t // rate
-            first_ms += carry
-            first_rem = t - carry * rate
-            period_ms = 0
-            period_rem = 0
-            if count > 1:  # the period fits only when a second stroke falls inside the span
-                muldivmod(s, MS_PER_DAY, rate, qr)
-                period_ms = qr[0]
-                period_rem = qr[1]
-            cap = self.reservoir.strokes_available()
-            low = self.reservoir.strokes_to_low()
-            if 0 < low < cap:
-                cap = low
-            if count > cap:
-                # Wake at the stroke that crosses a threshold: tau_cap = tau_1 + (cap-1) * period.
-                count = cap
-                muldivmod(cap - 1, period_rem, rate, qr)
-                t = first_rem + qr[1]
-                at_ms = first_ms + (cap - 1) * period_ms + qr[0] + t // rate
-                span = at_ms + (1 if t % rate else 0)
-            train.set(self._tick, count, first_ms, first_rem, period_ms, period_rem, rate)
-        else:
-            train.clear(self._tick)
-        self._motor.start(train)
-        self._seen = 0
+        span = self._to_change
+        self._fired = 0
+        self._planned = 0
+        if self.rate and not (self.suspended() and not self._priming) and self._target():
+            self._planned = self._count(span)
+            if self._planned:
+                span = self._train(self._planned)
+                self._motor.start(self.train)
+                self._deadline = self._clock.ticks_add(self._tick, span)
+                self._to_change = span
+                return
+        self.train.clear(self._tick, self._seen)
+        self._motor.start(self.train)
         self._deadline = self._clock.ticks_add(self._tick, span)
+
+    def _target(self):
+        """The next stroke's target and how many strokes the train may hold; False if none can fire."""
+        s = self.pump.stroke_nl
+        if self._priming:
+            self._m_milli = s * 1000
+            cap = self.priming_left
+        else:
+            self._m_milli = self.path.tip_pg(s)
+            cap = self.path.tip_strokes(s)
+        self._m_ng = self._m_milli // 1000
+        self._m_sub = (self._m_milli % 1000) * SUB_PER_PG
+        self._cap = self.reservoir.strokes_available()
+        low = self.reservoir.strokes_to_low()
+        if 0 < low < self._cap:
+            self._cap = low
+        if cap < self._cap:
+            self._cap = cap
+        return self._cap > 0 and self._m_milli > 0
+
+    def _count(self, span):
+        """Strokes whose target is reached within span ms (at most _cap)."""
+        end = self._end
+        end[0] = self.due[0]
+        end[1] = self.due[1]
+        muldivmod(self.rate, span, MS_PER_DAY, self._qr)
+        add_mass(end, self._qr[0], self._qr[1])
+        if end[0] < 0:
+            return 0
+        # floor((end_ng * 1000 + end_sub // SUB_PER_PG) / m_milli), never forming end_ng * 1000
+        n = muldivmod(end[0], 1000, self._m_milli, self._qr)
+        n += (self._qr[1] + end[1] // SUB_PER_PG) // self._m_milli
+        return n if n < self._cap else self._cap
+
+    def _train(self, count):
+        """Sets the train for count strokes; returns the ms to the next wake."""
+        self._first()
+        if count > 1:  # the period fits only when a second stroke falls inside the span
+            self._period()
+        else:
+            self.train.period(0, 0)
+        self.train.set(self._tick, self._seen, count, self.rate)
+        if count < self._cap:
+            return self._to_change
+        return self._cap_ms(count)
+
+    def _first(self):
+        # tau_1 = (m - due) / rate ms, as whole ms + a remainder over the rate; m - due < 0 is overdue.
+        need = self._end
+        need[0] = self._m_ng
+        need[1] = self._m_sub
+        sub_mass(need, self.due[0], self.due[1])
+        if need[0] >= 0:
+            muldivmod(need[0], MS_PER_DAY, self.rate, self._qr)
+            t = self._qr[1] + need[1]
+            self.train.first(self._qr[0] + t // self.rate, t % self.rate)
+        else:
+            muldivmod(-need[0], MS_PER_DAY, self.rate, self._qr)
+            t = need[1] - self._qr[1]
+            self.train.first(t // self.rate - self._qr[0], t % self.rate)
+
+    def _period(self):
+        muldivmod(self._m_ng, MS_PER_DAY, self.rate, self._qr)
+        t = self._qr[1] + self._m_sub
+        self.train.period(self._qr[0] + t // self.rate, t % self.rate)
+
+    def _cap_ms(self, count):
+        # Wake at the last stroke the train may hold: ceil(tau_1 + (count-1) * period).
+        train = self.train
+        muldivmod(count - 1, train.period_rem, train.den, self._qr)
+        t = train.first_rem + self._qr[1]
+        t = train.first_ms + (count - 1) * train.period_ms + self._qr[0] + t // train.den + (1 if t % train.den else 0)
+        return t if t > 0 else 0
+
+    # -- the limit ---------------------------------------------------------------------------
+
+    def margin_ng(self):
+        """One stroke of the strongest drug the pump can still push out of the tip."""
+        return stroke_margin_ng(self.pump.stroke_nl, self.path.max_concentration(self.conc))
+
+    def basal_cap_ng(self):
+        """Largest basal mass in any limit window from now on (docs/delivery.md)."""
+        cap = self.rx.worst_window_ng()
+        if self._trans_ng > cap and since_ms(self._trans_day, self._trans_ms, self.day, self.ms) < WINDOW_MS:
+            cap = self._trans_ng
+        return cap
+
+    def headroom_ng(self):
+        """Bolus mass that still fits the hard limit in every window from now on."""
+        return (self.rx.max_daily_ng - self.margin_ng() - self.basal_cap_ng()
+                - self.boluses.ledger_ng(self.day, self.ms))
+
+    def _rate_room(self, rx, concentration):
+        """ng/day left for boluses under 24 mL/day at every drug still to be pushed through."""
+        return (max_rate_ng_per_day(self.path.min_concentration(concentration))
+                - rx.max_basal_ng_per_day - self.boluses.rate_sum)
 
     # -- requests -----------------------------------------------------------------------------
 
-    def _basal_cap_nl(self):
-        cap = self.rx.basal_max_24h_nl
-        if self._prev_basal_nl > cap and since_ms(self._prev_day, self._prev_ms, self.day, self.ms) < MS_PER_DAY:
-            cap = self._prev_basal_nl
-        return cap
-
-    def headroom_nl(self):
-        """Bolus volume that still fits the hard limit in every 24 h window from now on.
-
-        Conservative: the worst 24 h of basal (of this program and one replaced within 24 h), plus
-        every bolus that can share a window with one starting now. The limit is rounded down to
-        whole strokes, so delivered strokes never exceed it either.
-        """
-        limit = self.rx.max_daily_nl
-        limit -= limit % self.pump.stroke_nl
-        return limit - self._basal_cap_nl() - self.boluses.ledger_nl(self.day, self.ms)
+    def _deny(self, kind, reason):
+        self._emit(EV_BOLUS, kind, reason, 0)
+        return reason
 
     def _grant(self, kind, amount_ng, minutes):
-        emit = self._emit
+        # The request lives in attributes: small frames keep the periodic path allocation-free.
+        self._kind = kind
+        self._ask_ng = amount_ng
+        self._minutes = minutes
+        reason = self._decide()
+        if reason:
+            return self._deny(kind, reason)
+        return self._start()
+
+    def _decide(self):
+        """OK, or why the bolus asked for is denied; sets the dose to grant (maybe truncated)."""
+        if self._priming:
+            return PRIMING
         if self.suspended():
-            emit(EV_BOLUS, kind, EMPTY, 0)
             return EMPTY
-        slot = self.boluses.free_slot()
-        if slot < 0:
-            emit(EV_BOLUS, kind, BUSY, 0)
+        self._slot = self.boluses.free_slot()
+        if self._slot < 0:
             return BUSY
-        rx = self.rx
-        volume = rx.bolus_nl(amount_ng)
-        granted_ng = amount_ng
-        room = self.headroom_nl()
-        if volume > room:
-            # Truncate to whole ng, and deliver exactly the dose that is reported as granted.
-            granted_ng = ng_from_nl(room, rx.concentration) if room > 0 else 0
-            volume = rx.bolus_nl(granted_ng)
-            if volume < self.pump.stroke_nl:
-                emit(EV_BOLUS, kind, LIMIT, 0)
+        self._granted_ng = self._ask_ng
+        room = self.headroom_ng()
+        if self._granted_ng > room:
+            # Truncate to whole ng, so the dose delivered is exactly the dose reported.
+            self._granted_ng = room if room > 0 else 0
+            if nl_from_ng(self._granted_ng, self.conc) < self.pump.stroke_nl:
                 return LIMIT
-        rate = bolus_rate_nl_per_day(volume, minutes)
-        if rate + rx.max_basal_rate_nl_per_day + self.boluses.rate_sum > MAX_RATE_NL_PER_DAY:
-            emit(EV_BOLUS, kind, RATE, 0)
+        room = self._rate_room(self.rx, self.conc)
+        if room < 0 or bolus_too_fast(self._granted_ng, self._minutes, room):
             return RATE
-        end_ms = self.ms + minutes * MS_PER_MINUTE
-        end_day = self.day + end_ms // MS_PER_DAY
-        self.boluses.add(slot, kind, rate, end_day, end_ms % MS_PER_DAY, volume)
-        if granted_ng != amount_ng:
-            emit(EV_LIMIT_TRUNCATED, kind, amount_ng, granted_ng)
-        emit(EV_BOLUS, kind, OK, granted_ng)
+        return OK
+
+    def _start(self):
+        self.boluses.add(self._slot, self._kind, self._granted_ng, self._minutes)
+        self.boluses.record(self._granted_ng, self._minutes, self.day, self.ms)
+        if self._granted_ng != self._ask_ng:
+            self._emit(EV_LIMIT_TRUNCATED, self._kind, self._ask_ng, self._granted_ng)
+        self._emit(EV_BOLUS, self._kind, OK, self._granted_ng)
+        self._set_rate()
+        self._to_change = self.boluses.next_change_ms(self._to_change)
         return OK
 
     def request_bolus(self, amount_ng, minutes):
         """Clinician bolus. Returns OK or the reason it was denied (also emitted)."""
-        Bolus(amount_ng, minutes, "bolus")  # ValueError names the bad field; nothing changes
+        check_bolus_args(amount_ng, minutes, "bolus")  # ValueError names the bad field; nothing changes
         self._sync()
-        self._step()
         reason = self._grant(CLINICIAN, amount_ng, minutes)
         self._plan()
         return reason
@@ -287,85 +447,144 @@ class Controller:
     def request_ptm(self):
         """The patient asks for a bolus: granted only outside lockout and under the daily count."""
         self._sync()
-        self._step()
         ptm = self.rx.ptm
-        reason = NOT_CONFIGURED if ptm is None else self.boluses.ptm_check(
-            self.day, self.ms, ptm[1] * MS_PER_MINUTE, ptm[2])
-        if ptm is None or reason:
-            self._emit(EV_BOLUS, PTM, reason, 0)
-            return reason
-        bolus = ptm[0]
-        reason = self._grant(PTM, bolus.amount_ng, bolus.minutes)
-        if reason == OK:
-            self.boluses.record_ptm(self.day, self.ms)
-            self._plan()
+        if ptm is None:
+            reason = self._deny(PTM, NOT_CONFIGURED)
+        else:
+            reason = self.boluses.ptm_check(self.day, self.ms, ptm[1] * MS_PER_MINUTE, ptm[2])
+            if reason:
+                self._deny(PTM, reason)
+            else:
+                reason = self._grant(PTM, ptm[0].amount_ng, ptm[0].minutes)
+                if reason == OK:
+                    self.boluses.record_ptm(self.day, self.ms)
+        self._plan()
         return reason
 
     def cancel_bolus(self):
         """Stops every bolus in progress. Returns OK, or NO_BOLUS if none was."""
         self._sync()
-        self._step()
-        if not self.boluses.cancel(self._emit):
-            return NO_BOLUS
+        reason = OK if self.boluses.cancel(self._emit) else NO_BOLUS
+        self._set_rate()
         self._plan()
-        return OK
+        return reason
 
     def refill(self, volume_nl, concentration):
         """Drug added to the reservoir. A new concentration means the old drug was withdrawn first,
-        so the reservoir then holds exactly volume_nl; the prescribed mcg/day stay."""
+        so the reservoir then holds exactly volume_nl; the prescribed mcg/day stay, and the drug
+        already in the path keeps its own concentration until it has left the tip."""
         if not 0 < volume_nl <= self.pump.capacity_nl:
             raise ValueError("refill.volume_ml: must be more than 0 and at most the reservoir capacity")
         if not 10 <= concentration <= 5000:
             raise ValueError("refill.concentration_mcg_ml: must be 10..5000")
         self._sync()
-        self._step()
-        rx = self.rx
-        old = rx.concentration
-        if concentration == old:
+        reason = self._refill(volume_nl, concentration)
+        if reason:
+            self._emit(EV_REFILL_REJECTED, reason, 0, 0)
+        else:
+            self._emit(EV_REFILL, self.reservoir.volume_nl, concentration, 0)
+            self._check_reservoir()
+            self._set_rate()
+        self._plan()
+        return reason
+
+    def _refill(self, volume_nl, concentration):
+        if concentration == self.conc:
             if self.reservoir.volume_nl + volume_nl > self.pump.capacity_nl:
-                self._emit(EV_REFILL_REJECTED, CAPACITY, 0, 0)
                 return CAPACITY
             self.reservoir.volume_nl += volume_nl
-        else:
-            try:
-                rx.set_concentration(concentration)
-                rx.check_pump(self.pump)
-            except ValueError:
-                rx.set_concentration(old)
-                self._emit(EV_REFILL_REJECTED, CONCENTRATION, 0, 0)
-                return CONCENTRATION
-            self.boluses.cancel(self._emit)  # their nL rates belong to the old drug
-            self.boluses.rescale(old, concentration)
-            if self._prev_basal_nl:
-                self._prev_basal_nl = rescale_nl(self._prev_basal_nl, old, concentration)
-            self.reservoir.volume_nl = volume_nl
-        self._emit(EV_REFILL, self.reservoir.volume_nl, concentration, 0)
-        self._check_reservoir()
-        self._plan()
+            return OK
+        if not self.path.can_change():
+            return PATH_FULL
+        rx = self.rx
+        old = rx.concentration
+        try:
+            rx.concentration = concentration
+            rx.check_concentration(concentration)
+            rx.check_pump(self.pump)
+        except ValueError:
+            rx.concentration = old
+            return CONCENTRATION
+        margin = stroke_margin_ng(self.pump.stroke_nl, self.path.max_concentration(concentration))
+        if self._rate_room(rx, concentration) < 0:
+            rx.concentration = old
+            return CONCENTRATION
+        if rx.max_daily_ng - margin - self.basal_cap_ng() - self.boluses.ledger_ng(self.day, self.ms) < 0:
+            rx.concentration = old
+            return LIMIT
+        self.conc = concentration
+        self.path.push(0, concentration)
+        self.reservoir.volume_nl = volume_nl
         return OK
 
     def program(self, rx):
-        """Replace the prescription (validated Prescription at the same concentration)."""
+        """Replace the prescription (validated Prescription at the same concentration). Its basal,
+        PTM and limit apply at once; its periodic list from the next pump midnight."""
         rx.check_pump(self.pump)
-        if rx.concentration != self.rx.concentration:
+        if rx.concentration != self.conc:
             raise ValueError("program: drug.concentration_mcg_ml must match the drug in the reservoir")
         self._sync()
-        self._step()
-        old_basal = self._basal_cap_nl()
-        limit = rx.max_daily_nl - rx.max_daily_nl % self.pump.stroke_nl
-        worst = rx.basal_max_24h_nl if rx.basal_max_24h_nl > old_basal else old_basal
-        if limit - worst - self.boluses.ledger_nl(self.day, self.ms) < 0:
-            self._emit(EV_PROGRAM_REJECTED, LIMIT, 0, 0)
-            return LIMIT
-        if rx.max_basal_rate_nl_per_day + self.boluses.rate_sum > MAX_RATE_NL_PER_DAY:
-            self._emit(EV_PROGRAM_REJECTED, RATE, 0, 0)
-            return RATE
-        self._prev_basal_nl = old_basal
-        self._prev_day = self.day
-        self._prev_ms = self.ms
-        self.rx = rx
-        for i in range(MAX_PERIODIC):  # a new periodic list starts from tomorrow where its time is past
-            self._periodic_day[i] = self.day if i < len(rx.periodic) and rx.periodic[i][0] <= self.ms else -1
-        self._emit(EV_PROGRAM, 0, 0, 0)
+        reason = self._program(rx)
+        if reason:
+            self._emit(EV_PROGRAM_REJECTED, reason, 0, 0)
+        else:
+            self._emit(EV_PROGRAM, 0, 0, 0)
+            self._set_rate()
+            self._to_change = self.boluses.next_change_ms(
+                next_change_ms(rx, self.rx_periodic.periodic, self.weekday(), self.ms))
         self._plan()
+        return reason
+
+    def _program(self, rx):
+        hist = [h for h in self._hist if since_ms(h[1], h[2], self.day, self.ms) < WINDOW_MS]
+        if len(hist) >= _MAX_HISTORY:
+            return BUSY
+        if self._rate_room(rx, self.conc) < 0:
+            return RATE
+        past = [(h[0], (h[1] - self.day) * MS_PER_DAY + h[2]) for h in hist]
+        past.append((self.rx.profiles, self.ms))
+        trans = transition_max_ng(past, rx.profiles, self.weekday(), self.ms)
+        cap = rx.worst_window_ng()
+        if trans > cap:
+            cap = trans
+        if rx.max_daily_ng - self.margin_ng() - cap - self.boluses.ledger_ng(self.day, self.ms) < 0:
+            return LIMIT
+        hist.append((self.rx.profiles, self.day, self.ms))
+        self._hist = hist
+        self._trans_ng = trans
+        self._trans_day = self.day
+        self._trans_ms = self.ms
+        self.rx = rx
         return OK
+
+    def prime(self, catheter_cm=0):
+        """Fill the unprimed path: the whole path (catheter_cm 0, after implant) or a new catheter
+        piece of catheter_cm at the tip. Delivers exactly floor(empty / stroke) strokes at the
+        prime rate, then starts the prescription; nothing of it accrues meanwhile."""
+        if not 0 <= catheter_cm <= self.pump.catheter_cm:
+            raise ValueError("prime.catheter_cm: must be 1..catheter.length_cm (or absent for the whole path)")
+        self._sync()
+        empty_nl = self.pump.path_nl if catheter_cm == 0 else catheter_cm * self.pump.nl_per_cm
+        strokes = empty_nl // self.pump.stroke_nl
+        reason = OK
+        if self._priming:
+            reason = PRIMING
+        elif self.reservoir.strokes_available() < strokes:
+            reason = EMPTY
+        elif not self.path.empty_tip(empty_nl):
+            reason = PATH_FULL
+        if reason:
+            self._emit(EV_PRIME_REJECTED, reason, 0, 0)
+        else:
+            self.boluses.cancel(self._emit)
+            self._write_off_due()
+            self.priming_left = strokes
+            self._priming = True
+            self._prime_nl = strokes * self.pump.stroke_nl
+            self._emit(EV_PRIME, self._prime_nl, 0, 0)
+            if not strokes:
+                self._priming = False
+                self._emit(EV_PRIME_DONE, 0, 0, 0)
+            self._set_rate()
+        self._plan()
+        return reason

@@ -5,13 +5,12 @@
 # field in the scenario's terms; nothing is half-built.
 
 from firmware.units import (
-    MAX_RATE_NL_PER_DAY,
     MIN_BASAL_NL_PER_DAY,
     MS_PER_DAY,
     NL_PER_ML,
-    muldiv,
+    add_mass,
+    max_rate_ng_per_day,
     muldivmod,
-    ng_from_nl_ceil,
     nl_from_ng,
 )
 from micropython import const
@@ -23,12 +22,15 @@ MIN_LOCKOUT_MINUTES = const(15)
 MAX_LOCKOUT_MINUTES = const(1440)
 MAX_PTM_PER_DAY = const(24)
 MAX_BOLUS_MINUTES = const(1440)
+MAX_BOLUS_NG = const(200_000_000)  # more than a full 40 mL reservoir at 5000 mcg/mL
 MAX_PERIODIC = const(8)
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 class PumpParams:
-    def __init__(self, capacity_nl=20 * NL_PER_ML, stroke_nl=250, low_nl=2 * NL_PER_ML, empty_nl=NL_PER_ML // 2):
+    """Reservoir, stroke, thresholds, and the fluid path (internal tubing plus catheter)."""
+
+    def __init__(self, capacity_nl=20 * NL_PER_ML, stroke_nl=250, low_nl=2 * NL_PER_ML, empty_nl=NL_PER_ML // 2,
+                 internal_path_nl=200_000, catheter_cm=50, nl_per_cm=2600, prime_nl_per_hour=NL_PER_ML):
         if capacity_nl not in (20 * NL_PER_ML, 40 * NL_PER_ML):
             raise ValueError("pump.reservoir_ml: must be 20 or 40")
         if not 50 <= stroke_nl <= 5000:
@@ -39,14 +41,27 @@ class PumpParams:
             raise ValueError("pump.empty_ml: must be 0..2")
         if empty_nl >= low_nl:
             raise ValueError("pump.empty_ml: must be below pump.low_reservoir_ml")
+        if not 0 <= internal_path_nl <= NL_PER_ML:
+            raise ValueError("pump.internal_path_ml: must be 0..1")
+        if not 5 <= catheter_cm <= 150:
+            raise ValueError("catheter.length_cm: must be 5..150")
+        if not 1000 <= nl_per_cm <= 10_000:
+            raise ValueError("catheter.ml_per_cm: must be 0.001..0.01")
+        if not NL_PER_ML // 10 <= prime_nl_per_hour <= NL_PER_ML:
+            raise ValueError("pump.prime_ml_per_hour: must be 0.1..1.0")
         self.capacity_nl = capacity_nl
         self.stroke_nl = stroke_nl
         self.low_nl = low_nl
         self.empty_nl = empty_nl
+        self.internal_path_nl = internal_path_nl
+        self.catheter_cm = catheter_cm
+        self.nl_per_cm = nl_per_cm
+        self.prime_nl_per_hour = prime_nl_per_hour
+        self.path_nl = internal_path_nl + catheter_cm * nl_per_cm  # at most 2.5 mL
 
 
 class Profile:
-    """One day's basal: step starts (ms of day, first 0, strictly increasing) and rates."""
+    """One day's basal: step starts (ms of day, first 0, strictly increasing) and rates in ng/day."""
 
     def __init__(self, starts_ms, rates_ng_per_day, key):
         n = len(starts_ms)
@@ -59,32 +74,23 @@ class Profile:
                 raise ValueError("%s[%d].start: must be a time of day 00:00..23:59" % (key, i))
             if i and starts_ms[i] <= starts_ms[i - 1]:
                 raise ValueError("%s[%d].start: step starts must strictly increase" % (key, i))
-            if rates_ng_per_day[i] < 0:
-                raise ValueError("%s[%d].mcg_per_day: must not be negative" % (key, i))
+            if not 0 <= rates_ng_per_day[i] <= MAX_BOLUS_NG:
+                raise ValueError("%s[%d].mcg_per_day: must be 0..200000" % (key, i))
         self.key = key
         self.starts_ms = tuple(starts_ms)
         self.rates_ng_per_day = tuple(rates_ng_per_day)
-        self.rates_nl_per_day = ()
+        self.max_rate_ng_per_day = max(rates_ng_per_day)
 
-    def compile(self, concentration):
-        """nL/day rates at a concentration, rounded down; raises if a step is out of range."""
-        rates = []
+    def check(self, concentration):
+        """Raises if a step cannot run at the concentration (24 mL/day, 0.048 mL/day)."""
         for i in range(len(self.starts_ms)):
             ng = self.rates_ng_per_day[i]
-            # 24 mL/day at C mcg/mL is 24000*C ng/day; checking in ng first keeps the product small.
-            if ng > 24_000 * concentration:
-                raise ValueError(
-                    "%s[%d].mcg_per_day: %s exceeds 24 mL/day at %d mcg/mL"
-                    % (self.key, i, _mcg(ng), concentration)
-                )
-            nl = nl_from_ng(ng, concentration)
-            if ng and nl < MIN_BASAL_NL_PER_DAY:
-                raise ValueError(
-                    "%s[%d].mcg_per_day: %s is below 0.048 mL/day at %d mcg/mL"
-                    % (self.key, i, _mcg(ng), concentration)
-                )
-            rates.append(nl)
-        self.rates_nl_per_day = tuple(rates)
+            if ng > max_rate_ng_per_day(concentration):
+                raise ValueError("%s[%d].mcg_per_day: %s exceeds 24 mL/day at %d mcg/mL"
+                                 % (self.key, i, mcg_text(ng), concentration))
+            if ng and nl_from_ng(ng, concentration) < MIN_BASAL_NL_PER_DAY:
+                raise ValueError("%s[%d].mcg_per_day: %s is below 0.048 mL/day at %d mcg/mL"
+                                 % (self.key, i, mcg_text(ng), concentration))
 
     def step_at(self, ms_of_day):
         starts = self.starts_ms
@@ -93,42 +99,59 @@ class Profile:
             i -= 1
         return i
 
-    def cumulative_nl(self, ms_of_day):
-        """Volume delivered by this profile over [00:00, ms_of_day), as (whole nL, remainder/day)."""
-        whole = 0
-        rem = 0
-        qr = [0, 0]
+    def add_mass(self, lo_ms, hi_ms, acc, qr):
+        """acc += basal mass over [lo_ms, hi_ms) of this day, exactly (acc = [ng, sub])."""
         starts = self.starts_ms
-        rates = self.rates_nl_per_day
-        for i in range(len(starts)):
-            if starts[i] >= ms_of_day:
-                break
-            end = starts[i + 1] if i + 1 < len(starts) else MS_PER_DAY
-            if end > ms_of_day:
-                end = ms_of_day
-            whole += muldivmod(rates[i], end - starts[i], MS_PER_DAY, qr)
-            rem += qr[1]
-        return whole + rem // MS_PER_DAY, rem % MS_PER_DAY
-
-    def max_rate_nl_per_day(self):
-        return max(self.rates_nl_per_day)
+        n = len(starts)
+        for i in range(n):
+            a = starts[i] if starts[i] > lo_ms else lo_ms
+            b = starts[i + 1] if i + 1 < n else MS_PER_DAY
+            if b > hi_ms:
+                b = hi_ms
+            if b > a:
+                muldivmod(self.rates_ng_per_day[i], b - a, MS_PER_DAY, qr)
+                add_mass(acc, qr[0], qr[1])
 
 
-def _mcg(ng):
+def mcg_text(ng):
     # Human-readable mcg for messages (text only, never used in arithmetic).
     s = "%d.%03d" % (ng // 1000, ng % 1000)
     s = s.rstrip("0").rstrip(".")
     return s + " mcg"
 
 
+def check_bolus_args(amount_ng, minutes, key):
+    """Raises ValueError naming key for a bolus that no prescription could allow; allocates nothing otherwise."""
+    if amount_ng <= 0:
+        raise ValueError(key + ".mcg: must be positive")
+    if amount_ng > MAX_BOLUS_NG:
+        raise ValueError(key + ".mcg: must be at most 200000")
+    if not 1 <= minutes <= MAX_BOLUS_MINUTES:
+        raise ValueError(key + ".minutes: must be 1..1440")
+
+
+def bolus_top_rate(amount_ng, minutes):
+    """Highest rate of the bolus, q + 1 where amount * 1440 = q * minutes + r (q if r == 0).
+
+    Callers compare it with max_rate_ng_per_day first when it might not be a small int:
+    see bolus_too_fast().
+    """
+    q = muldivmod(amount_ng, 1440, minutes, _qr)
+    return q + 1 if _qr[1] else q
+
+
+def bolus_too_fast(amount_ng, minutes, room_ng_per_day):
+    """True when the bolus's top rate exceeds room_ng_per_day (<= 1.2e8), without overflowing."""
+    # amount*1440/minutes > room  <=>  amount*1440 > room*minutes (room*minutes < 1.8e11: compare in ng)
+    return amount_ng > muldivmod(room_ng_per_day, minutes, 1440, _qr) or bolus_top_rate(amount_ng, minutes) > room_ng_per_day
+
+
+_qr = [0, 0]
+
+
 class Bolus:
     def __init__(self, amount_ng, minutes, key):
-        if amount_ng <= 0:
-            raise ValueError(key + ".mcg: must be positive")
-        if amount_ng > 200_000_000:  # more than a full 40 mL reservoir at 5000 mcg/mL
-            raise ValueError(key + ".mcg: must be at most 200000")
-        if not 1 <= minutes <= MAX_BOLUS_MINUTES:
-            raise ValueError(key + ".minutes: must be 1..1440")
+        check_bolus_args(amount_ng, minutes, key)
         self.amount_ng = amount_ng
         self.minutes = minutes
 
@@ -137,7 +160,8 @@ class Prescription:
     """Drug, basal profiles, periodic boluses, patient bolus (PTM) and the hard 24 h limit.
 
     profiles: a 7-tuple (mon..sun) of Profile; periodic: tuple of (at_ms, Bolus);
-    ptm: None or (Bolus, lockout_minutes, max_per_day).
+    ptm: None or (Bolus, lockout_minutes, max_per_day). Rates are mass (ng/day): a refill with a
+    new concentration changes no dose, only what the pump must check.
     """
 
     def __init__(self, concentration, profiles, periodic, ptm, max_daily_ng, drug="baclofen"):
@@ -145,7 +169,7 @@ class Prescription:
             raise ValueError("drug.concentration_mcg_ml: must be 10..5000")
         if len(profiles) != 7:
             raise ValueError("basal: one profile per weekday is required")
-        if not 0 < max_daily_ng <= 200_000_000:
+        if not 0 < max_daily_ng <= MAX_BOLUS_NG:
             raise ValueError("limits.max_daily_mcg: must be 0.001..200000")
         if len(periodic) > MAX_PERIODIC:
             raise ValueError("periodic_bolus: at most 8")
@@ -167,87 +191,52 @@ class Prescription:
         self.periodic = tuple(periodic)
         self.ptm = ptm
         self.max_daily_ng = max_daily_ng
-        self.concentration = 0
-        self.set_concentration(concentration)
+        self.max_basal_ng_per_day = max(p.max_rate_ng_per_day for p in self.profiles)
+        self.concentration = concentration
+        self.check_concentration(concentration)
+        self._worst_ng = -1
 
-    def set_concentration(self, concentration):
-        """Recompile every nL quantity for a concentration; mcg/day stay as prescribed.
-
-        Raises ValueError (and changes nothing) if the prescription cannot run at it.
-        """
+    def check_concentration(self, concentration):
+        """Raises ValueError if the basal cannot run at the concentration."""
         if not MIN_CONCENTRATION <= concentration <= MAX_CONCENTRATION:
             raise ValueError("concentration_mcg_ml: must be 10..5000")
-        old = [p.rates_nl_per_day for p in self.profiles]
-        try:
-            for p in self.profiles:
-                p.compile(concentration)
-        except ValueError:
-            for i in range(7):
-                self.profiles[i].rates_nl_per_day = old[i]
-            raise
-        self.concentration = concentration
-        self.max_daily_nl = nl_from_ng(self.max_daily_ng, concentration)
-        self.basal_max_24h_nl = self._basal_max_24h_nl()
-        self.max_basal_rate_nl_per_day = max(p.max_rate_nl_per_day() for p in self.profiles)
+        for p in self.profiles:
+            p.check(concentration)
 
-    def bolus_nl(self, amount_ng):
-        return nl_from_ng(amount_ng, self.concentration)
+    def worst_window_ng(self):
+        """Largest basal mass in any limit window (24 h + the late-wake allowance), rounded up."""
+        if self._worst_ng < 0:
+            from firmware.limits import worst_window_ng
 
-    def _basal_max_24h_nl(self):
-        """Largest basal volume in any 24 h window, rounded up (windows may span two weekdays)."""
-        best = 0
-        profiles = self.profiles
-        for d in range(7):
-            today = profiles[d]
-            tomorrow = profiles[(d + 1) % 7]
-            total_w, total_r = today.cumulative_nl(MS_PER_DAY)
-            # The window sum is linear between breakpoints, so its maximum is at one of them.
-            for starts in (today.starts_ms, tomorrow.starts_ms):
-                for m in starts:
-                    a_w, a_r = today.cumulative_nl(m)
-                    b_w, b_r = tomorrow.cumulative_nl(m)
-                    w = total_w - a_w + b_w
-                    r = total_r - a_r + b_r
-                    w += r // MS_PER_DAY
-                    if r % MS_PER_DAY:
-                        w += 1
-                    if w > best:
-                        best = w
-        return best
+            self._worst_ng = worst_window_ng(self.profiles)
+        return self._worst_ng
 
     def check_pump(self, pump):
-        """Checks that need the pump: the hard limit against basal, bolus sizes against capacity."""
-        limit_nl = self.max_daily_nl - self.max_daily_nl % pump.stroke_nl
-        if self.basal_max_24h_nl > limit_nl:
+        """Checks that need the pump: the hard limit against basal, bolus sizes and rates."""
+        from firmware.limits import stroke_margin_ng
+
+        c = self.concentration
+        if self.worst_window_ng() + stroke_margin_ng(pump.stroke_nl, c) > self.max_daily_ng:
             raise ValueError(
-                "basal: %s in 24 h exceeds limits.max_daily_mcg %s (whole %d nL strokes)"
-                % (_mcg(self.basal_max_24h_ng()), _mcg(self.max_daily_ng), pump.stroke_nl)
+                "basal: %s in 24 h plus one %d nL stroke (%s) exceeds limits.max_daily_mcg %s"
+                % (mcg_text(self.worst_window_ng()), pump.stroke_nl, mcg_text(stroke_margin_ng(pump.stroke_nl, c)),
+                   mcg_text(self.max_daily_ng))
             )
         for i in range(len(self.periodic)):
             self._check_bolus(self.periodic[i][1], "periodic_bolus[%d]" % i, pump)
         if self.ptm is not None:
             self._check_bolus(self.ptm[0], "ptm", pump)
 
-    def basal_max_24h_ng(self):
-        return ng_from_nl_ceil(self.basal_max_24h_nl, self.concentration)
-
     def _check_bolus(self, bolus, key, pump):
-        nl = self.bolus_nl(bolus.amount_ng)
+        c = self.concentration
+        nl = nl_from_ng(bolus.amount_ng, c)
         if nl > pump.capacity_nl:
             raise ValueError(key + ".mcg: more than the reservoir holds at this concentration")
         if nl < pump.stroke_nl:
             raise ValueError(key + ".mcg: less than one %d nL stroke at this concentration" % pump.stroke_nl)
-        rate = bolus_rate_nl_per_day(nl, bolus.minutes)
-        if rate + self.max_basal_rate_nl_per_day > MAX_RATE_NL_PER_DAY:
+        room = max_rate_ng_per_day(c) - self.max_basal_ng_per_day
+        if room < 0 or bolus_too_fast(bolus.amount_ng, bolus.minutes, room):
             raise ValueError(key + ".minutes: too short, basal plus bolus would exceed 24 mL/day")
-
-
-def bolus_rate_nl_per_day(volume_nl, minutes):
-    """Rate that spreads volume_nl evenly over minutes, rounded down; > 24 mL/day is reported as such."""
-    # Compare before multiplying: volume*1440/minutes may not fit a small int.
-    if volume_nl > muldiv(MAX_RATE_NL_PER_DAY, minutes, 1440) + 1:
-        return MAX_RATE_NL_PER_DAY + 1
-    return muldiv(volume_nl, 1440, minutes)
 
 
 def uniform_profiles(profile):

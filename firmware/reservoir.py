@@ -35,8 +35,8 @@ class Reservoir:
     def empty(self):
         return self.strokes_available() == 0
 
-    def take(self, strokes):
-        self.volume_nl -= strokes * self.pump.stroke_nl
+    def take(self, volume_nl):
+        self.volume_nl -= volume_nl
 
     def check(self):
         """Raise or clear the low and empty alarms for the current volume."""

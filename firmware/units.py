@@ -1,14 +1,17 @@
 # Integer units and exact small-int arithmetic for the dosing core.
 #
-# Volumes are nL, drug amounts ng, rates nL/day or ng/day, times ms. Every value stays within
-# MicroPython's small-int range (+-2**30) over the whole prescribable range.
+# Drug is ng, rates ng/day, volumes nL, stroke tip masses pg (nL x mcg/mL), times ms. A sub-ng
+# remainder is kept in 1/MS_PER_DAY ng, so a rate of R ng/day accrues exactly R of them per ms.
+# Every value stays within MicroPython's small-int range (+-2**30) over the prescribable range.
 
 from micropython import const
 
 MS_PER_DAY = const(86_400_000)
 MS_PER_MINUTE = const(60_000)
+MS_PER_HOUR = const(3_600_000)
 NL_PER_ML = const(1_000_000)
-MAX_RATE_NL_PER_DAY = const(24_000_000)  # 24 mL/day, basal plus active boluses
+SUB_PER_PG = const(86_400)  # MS_PER_DAY / 1000: a pg in 1/MS_PER_DAY ng
+MAX_ML_PER_DAY = const(24)  # stroke volume, basal plus active boluses
 MIN_BASAL_NL_PER_DAY = const(48_000)  # 0.048 mL/day for a non-zero basal step
 
 
@@ -20,23 +23,22 @@ def muldivmod(a, b, d, qr):
     and q must itself be a small int. Two bits of b per step keep every intermediate below
     7*d < 2**30.
     """
-    whole = a // d
-    a -= whole * d
-    q = 0
+    q = a // d
+    a -= q * d
+    qr[0] = q * b
     r = 0
-    shift = 28
-    while shift > 0 and not b >> shift:
-        shift -= 2
-    while shift >= 0:
-        t = r * 4 + ((b >> shift) & 3) * a
-        qd = t // d
-        r = t - qd * d
-        q = q * 4 + qd
-        shift -= 2
-    q += whole * b
-    qr[0] = q
+    s = 28
+    while s > 0 and not b >> s:
+        s -= 2
+    q = 0
+    while s >= 0:
+        r = r * 4 + ((b >> s) & 3) * a
+        q = q * 4 + r // d
+        r %= d
+        s -= 2
+    qr[0] += q
     qr[1] = r
-    return q
+    return qr[0]
 
 
 _scratch = [0, 0]
@@ -53,24 +55,32 @@ def muldiv_ceil(a, b, d):
 
 
 def nl_from_ng(amount_ng, concentration_mcg_per_ml):
-    """Volume holding amount_ng at the concentration, rounded down (never more drug)."""
-    # 1 ng at C mcg/mL is 1000/C nL.
+    """Volume holding amount_ng at the concentration, rounded down (1 ng at C mcg/mL is 1000/C nL)."""
     return muldiv(amount_ng, 1000, concentration_mcg_per_ml)
 
 
-def ng_from_nl(volume_nl, concentration_mcg_per_ml):
-    """Drug in volume_nl at the concentration, rounded down."""
-    return muldiv(volume_nl, concentration_mcg_per_ml, 1000)
+def max_rate_ng_per_day(concentration_mcg_per_ml):
+    """24 mL/day of stroke volume at the concentration, in ng/day (at most 1.2e8)."""
+    return MAX_ML_PER_DAY * 1000 * concentration_mcg_per_ml
 
 
-def rescale_nl(volume_nl, old_concentration, new_concentration):
-    """nL of the new concentration holding the drug of volume_nl at the old one, rounded up (safe
-    side for limits). Saturates at 2**29 where the true volume would not fit a small int."""
-    ng = muldiv_ceil(volume_nl, old_concentration, 1000)
-    if ng > muldiv(1 << 29, new_concentration, 1000):
-        return 1 << 29
-    return muldiv_ceil(ng, 1000, new_concentration)
+def add_mass(acc, ng, sub):
+    """acc = [ng, sub] += (ng, sub), kept normalised (0 <= sub < MS_PER_DAY) after every add."""
+    acc[1] += sub
+    if acc[1] >= MS_PER_DAY:
+        acc[1] -= MS_PER_DAY
+        ng += 1
+    acc[0] += ng
 
 
-def ng_from_nl_ceil(volume_nl, concentration_mcg_per_ml):
-    return muldiv_ceil(volume_nl, concentration_mcg_per_ml, 1000)
+def ceil_ng(acc):
+    return acc[0] + 1 if acc[1] else acc[0]
+
+
+def sub_mass(acc, ng, sub):
+    """acc = [ng, sub] -= (ng, sub) with 0 <= sub < MS_PER_DAY; acc[0] may go negative."""
+    acc[1] -= sub
+    if acc[1] < 0:
+        acc[1] += MS_PER_DAY
+        ng += 1
+    acc[0] -= ng

@@ -1,6 +1,6 @@
 # The controller against the independent oracle, on fake hardware that walks the HAL trains.
 
-from support import Events, FakeClock, FakeMotor, nl_per_day, oracle_stroke_times
+from support import Events, FakeClock, FakeMotor, bolus_segments, oracle_stroke_times, timeline
 
 from firmware import alarms as A
 from firmware.controller import Controller
@@ -17,7 +17,7 @@ def _rx(steps, concentration=2000, periodic=(), ptm=None, limit_mcg=2000, weekda
     if weekdays:
         for day, wsteps in weekdays.items():
             profiles[day] = Profile([h * HOUR for h, _ in wsteps], [m * 1000 for _, m in wsteps], "w")
-    return Prescription(concentration, profiles, tuple(periodic), ptm, limit_mcg * 1000)
+    return Prescription(concentration, profiles, tuple(periodic), ptm, int(limit_mcg * 1000))
 
 
 def _run(ctl, clock, end_ms, requests=()):
@@ -37,34 +37,42 @@ def _run(ctl, clock, end_ms, requests=()):
             return
 
 
-def _make(rx, pump=None, **kw):
+def _make(rx, pump=None, motor=None, **kw):
     clock = FakeClock()
-    motor = FakeMotor(clock)
+    motor = motor(clock) if motor else FakeMotor(clock)
     events = Events()
     ctl = Controller(clock, motor, pump or PumpParams(), rx, events, **kw)
     return ctl, clock, motor, events
 
 
+def _basal(steps, days):
+    return [(d * DAY + h * HOUR, mcg * 1000) for d in range(days) for h, mcg in steps]
+
+
+def _deltas(segments):
+    out = []
+    rate = 0
+    for t, r in segments:
+        out.append((t, r - rate))
+        rate = r
+    return out
+
+
 def test_flat_basal_strokes_every_72_s_across_the_tick_wrap():
     ctl, clock, motor, _ = _make(_rx([(0, 600)]))
     _run(ctl, clock, DAY)
-    # 600 mcg/day at 2000 mcg/mL = 300 000 nL/day = one 250 nL stroke every 72 s.
+    # 600 mcg/day at 2000 mcg/mL: a 250 nL stroke holds 0.5 mcg, one every 72 s.
     assert motor.times[:3] == [72_000, 144_000, 216_000]
     assert len(motor.times) == 1200
-    assert motor.times == oracle_stroke_times([(0, 300_000)], 250, DAY)
-    assert ctl.delivered.total_nl() == 300_000
-    assert ctl.due_nl == 0 and ctl.due_frac == 0
+    assert motor.times == oracle_stroke_times([(0, 600_000)], 250 * 2000, DAY)
+    assert ctl.due == [0, 0]
 
 
 def test_flex_profile_matches_oracle_at_every_stroke():
     steps = [(0, 700), (6, 400), (12, 517), (18, 613)]
     ctl, clock, motor, _ = _make(_rx(steps, concentration=3000, limit_mcg=900))
     _run(ctl, clock, 3 * DAY)
-    segments = []
-    for d in range(3):
-        for h, mcg in steps:
-            segments.append((d * DAY + h * HOUR, nl_per_day(mcg, 3000)))
-    assert motor.times == oracle_stroke_times(segments, 250, 3 * DAY)
+    assert motor.times == oracle_stroke_times(_basal(steps, 3), 250 * 3000, 3 * DAY)
 
 
 def test_weekday_profile_applies_on_its_day():
@@ -72,29 +80,29 @@ def test_weekday_profile_applies_on_its_day():
     rx = _rx([(0, 600)], weekdays={5: [(0, 300), (12, 900)]})
     ctl, clock, motor, _ = _make(rx, weekday=4)
     _run(ctl, clock, 3 * DAY)
-    segments = [(0, 300_000), (DAY, 150_000), (DAY + 12 * HOUR, 450_000), (2 * DAY, 300_000)]
-    assert motor.times == oracle_stroke_times(segments, 250, 3 * DAY)
+    segments = [(0, 600_000), (DAY, 300_000), (DAY + 12 * HOUR, 900_000), (2 * DAY, 600_000)]
+    assert motor.times == oracle_stroke_times(segments, 500_000, 3 * DAY)
 
 
-def test_clinician_bolus_spreads_evenly_on_top_of_basal():
+def test_clinician_bolus_runs_at_two_integer_rates_and_delivers_exactly_its_dose():
     ctl, clock, motor, events = _make(_rx([(0, 600)]))
     start = 5 * HOUR + 17 * MIN + 3
-    _run(ctl, clock, DAY, [(start, lambda: ctl.request_bolus(50_000, 7))])
-    vol = 25_000  # 50 mcg at 2000 mcg/mL
-    bolus_rate = vol * 1440 // 7
-    segments = [(0, 300_000), (start, 300_000 + bolus_rate), (start + 7 * MIN, 300_000)]
-    assert motor.times == oracle_stroke_times(segments, 250, DAY)
-    assert (A.EV_BOLUS, A.CLINICIAN, A.OK, 50_000) in events.log
+    _run(ctl, clock, DAY, [(start, lambda: ctl.request_bolus(50_003, 7))])
+    # 50 003 ng * 1440 = 10 286 331 * 7 + 3: 10 286 332 ng/day for 3 minutes, then 10 286 331.
+    segments = timeline([(0, 600_000)] + bolus_segments(start, 50_003, 7), DAY)
+    assert segments[1:4] == [(start, 10_886_332), (start + 3 * MIN, 10_886_331), (start + 7 * MIN, 600_000)]
+    assert motor.times == oracle_stroke_times(segments, 500_000, DAY)
+    assert (A.EV_BOLUS, A.CLINICIAN, A.OK, 50_003) in events.log
+    # Exactly the dose: a day of basal plus the bolus is 650.003 mcg = 1300 strokes + 0.003 mcg.
+    assert len(motor.times) == 1300
 
 
 def test_periodic_bolus_starts_at_its_time_each_day():
     rx = _rx([(0, 600)], periodic=[(8 * HOUR, Bolus(50_000, 10, "p"))])
     ctl, clock, motor, events = _make(rx)
     _run(ctl, clock, 2 * DAY)
-    r = 25_000 * 1440 // 10
-    segments = [(0, 300_000), (8 * HOUR, 300_000 + r), (8 * HOUR + 10 * MIN, 300_000),
-                (DAY + 8 * HOUR, 300_000 + r), (DAY + 8 * HOUR + 10 * MIN, 300_000)]
-    assert motor.times == oracle_stroke_times(segments, 250, 2 * DAY)
+    changes = [(0, 600_000)] + bolus_segments(8 * HOUR, 50_000, 10) + bolus_segments(DAY + 8 * HOUR, 50_000, 10)
+    assert motor.times == oracle_stroke_times(timeline(changes, 2 * DAY), 500_000, 2 * DAY)
     assert events.codes().count(A.EV_BOLUS) == 2
 
 
@@ -108,14 +116,17 @@ def test_ptm_lockout_and_daily_maximum():
 
 
 def test_bolus_over_the_hard_limit_is_truncated_then_denied():
-    # Basal 600 mcg/day, limit 700: 100 mcg of room for boluses in any 24 h.
+    # Basal 600 mcg/day, limit 700. The firmware counts the basal over a window 1 s longer than a
+    # day (600.006944 mcg, rounded up to 600.007) and keeps one 0.5 mcg stroke as margin.
     ctl, clock, _, events = _make(_rx([(0, 600)], limit_mcg=700))
     results = []
     _run(ctl, clock, DAY, [(HOUR, lambda: results.append(ctl.request_bolus(80_000, 10))),
                            (2 * HOUR, lambda: results.append(ctl.request_bolus(80_000, 10))),
                            (3 * HOUR, lambda: results.append(ctl.request_bolus(80_000, 10)))])
     assert results == [A.OK, A.OK, A.LIMIT]
-    assert (A.EV_LIMIT_TRUNCATED, A.CLINICIAN, 80_000, 20_000) in events.log
+    room = 700_000 - 500 - (600_000 * 86_401_000 + 86_400_000 - 1) // 86_400_000 - 80_000
+    assert room == 19_493
+    assert (A.EV_LIMIT_TRUNCATED, A.CLINICIAN, 80_000, room) in events.log
     assert (A.EV_BOLUS, A.CLINICIAN, A.LIMIT, 0) in events.log
 
 
@@ -128,12 +139,11 @@ def test_low_and_empty_reservoir_stop_delivery_and_refill_resumes_without_catch_
     codes = events.codes()
     assert codes.index(A.EV_LOW_RESERVOIR) < codes.index(A.EV_EMPTY_RESERVOIR) < codes.index(A.EV_REFILL)
     assert A.EV_DELIVERY_RESUMED in codes and A.EV_LOW_RESERVOIR_CLEARED in codes
-    # The low alarm came at the stroke that reached 2.0 mL: 0.6 mL = 2400 strokes at 3 mL/day.
     empty_strokes = (2_600_000 - 500_000) // 250
     assert motor.times[empty_strokes - 1] < refill_at < motor.times[empty_strokes]
     # After the refill the first stroke comes one full period later: nothing is made up.
     assert motor.times[empty_strokes] - refill_at == 7200
-    assert ctl.missed.total_nl() > 0
+    assert ctl.missed.total() > 0
     # Same drug: the refill adds to the 0.5 mL left at the empty threshold.
     assert ctl.reservoir.volume_nl == 10_500_000 - (len(motor.times) - empty_strokes) * 250
 
@@ -148,14 +158,32 @@ def test_refill_over_capacity_is_rejected_and_changes_nothing():
     assert (A.EV_REFILL_REJECTED, A.CAPACITY, 0, 0) in events.log
 
 
-def test_new_concentration_keeps_mcg_per_day():
+def test_new_concentration_paces_the_old_drug_in_the_path_then_the_new():
     ctl, clock, motor, _ = _make(_rx([(0, 600)]), volume_nl=10_000_000)
-    _run(ctl, clock, 2 * DAY, [(DAY, lambda: ctl.refill(20_000_000, 1000))])
-    # 600 mcg/day: 300 000 nL/day at 2000, then 600 000 nL/day at 1000 mcg/mL, from a fresh stroke.
+    _run(ctl, clock, 3 * DAY, [(DAY, lambda: ctl.refill(20_000_000, 1000))])
+    # The path (0.2 mL + 50 cm x 2.6 uL = 330 uL) still holds 2000 mcg/mL drug: 1320 strokes of
+    # 0.5 mcg every 72 s, then 0.25 mcg strokes every 36 s. The mass schedule never changes.
     after = [t for t in motor.times if t > DAY]
-    assert after[0] == DAY + 36_000
-    assert len(after) == 2400
-    assert ctl.reservoir.volume_nl == 20_000_000 - 2400 * 250
+    old = after[:1320]
+    assert old[0] == DAY + 72_000 and all(b - a == 72_000 for a, b in zip(old, old[1:]))
+    assert after[1320] - after[1319] == 36_000
+    assert motor.times == oracle_stroke_times([(0, 600_000)], [(1200 + 1320, 500_000), (0, 250_000)], 3 * DAY)
+    assert ctl.reservoir.volume_nl == 20_000_000 - len(after) * 250
+
+
+def test_prime_delivers_exactly_its_volume_at_its_rate_then_the_prescription_starts():
+    ctl, clock, motor, events = _make(_rx([(0, 600)], periodic=[(3 * HOUR, Bolus(20_000, 5, "p"))]))
+    _run(ctl, clock, DAY, [(2 * HOUR, lambda: ctl.prime())])
+    primes = [t for t in motor.times if t > 2 * HOUR][:1320]
+    # 330 uL at 1 mL/h: 1320 strokes of 250 nL, one every 0.9 s, none before its time.
+    assert primes == [2 * HOUR + 900 * k for k in range(1, 1321)]
+    done = 2 * HOUR + 1320 * 900
+    assert (A.EV_PRIME, 330_000, 0, 0) in events.log and (A.EV_PRIME_DONE, 330_000, 0, 0) in events.log
+    # The 03:00 periodic bolus fell inside the prime (it ends at 02:19:48): denied, with an event.
+    assert done < 3 * HOUR + 1 or (A.EV_BOLUS, A.PERIODIC, A.PRIMING, 0) in events.log
+    # Then the prescription starts owing nothing: the first dose stroke 72 s after priming ends.
+    after = [t for t in motor.times if t > done]
+    assert after[0] == done + 72_000
 
 
 def test_bad_requests_name_the_problem_and_change_nothing():
@@ -168,12 +196,19 @@ def test_bad_requests_name_the_problem_and_change_nothing():
             assert "bolus." in str(e)
         else:
             raise AssertionError("accepted a bad bolus")
+    for bad, words in (((0, 2000), "volume"), ((1000, 9), "concentration")):
+        try:
+            ctl.refill(*bad)
+        except ValueError as e:
+            assert words in str(e)
+        else:
+            raise AssertionError("accepted a bad refill")
     try:
-        ctl.refill(0, 2000)
+        ctl.prime(151)
     except ValueError as e:
-        assert "volume" in str(e)
+        assert "catheter_cm" in str(e)
     else:
-        raise AssertionError("accepted an empty refill")
+        raise AssertionError("accepted a bad prime")
     assert len(events.log) == n
 
 
@@ -193,9 +228,10 @@ def test_prescription_limits():
             assert words in str(e), str(e)
         else:
             raise AssertionError("accepted: " + words)
-    try:
-        _rx([(0, 800)], limit_mcg=700).check_pump(PumpParams())
-    except ValueError as e:
-        assert "max_daily_mcg" in str(e)
-    else:
-        raise AssertionError("basal over the hard limit was accepted")
+    for basal in (700, 699):  # 699 mcg/day + 1 s of it + one 0.5 mcg stroke still exceeds 699.5
+        try:
+            _rx([(0, basal)], limit_mcg=699.5).check_pump(PumpParams())
+        except ValueError as e:
+            assert "max_daily_mcg" in str(e)
+        else:
+            raise AssertionError("basal over the hard limit was accepted")

@@ -1,6 +1,6 @@
 # Exact small-int arithmetic, against plain (big) integer arithmetic.
 
-from firmware.units import muldiv, muldivmod, ng_from_nl, nl_from_ng, rescale_nl
+from firmware.units import MS_PER_DAY, add_mass, muldiv, muldivmod, nl_from_ng, sub_mass
 
 _SMALL = 1 << 30
 
@@ -45,14 +45,14 @@ def test_conversions_round_down():
     assert nl_from_ng(600_000, 2000) == 300_000  # 600 mcg at 2000 mcg/mL = 0.3 mL
     assert nl_from_ng(1, 3000) == 0
     assert nl_from_ng(120_000_000, 5000) == 24_000_000
-    assert ng_from_nl(250, 2000) == 500
-    assert ng_from_nl(40_000_000, 5000) == 200_000_000
     assert muldiv(7, 3, 2) == 10
 
 
-def test_rescale_keeps_the_drug_rounds_up_and_saturates():
-    assert rescale_nl(25_000, 2000, 1000) == 50_000  # 50 mcg: 25 uL at 2000, 50 uL at 1000 mcg/mL
-    assert rescale_nl(3, 1000, 3000) == 1  # 3 ng -> 1 nL at 3000 mcg/mL (exactly)
-    assert rescale_nl(4, 1000, 3000) == 2  # 4 ng -> 1.33 nL, rounded up
-    # 24 mL at 5000 mcg/mL diluted to 10 mcg/mL would be 12 L: it saturates inside the small ints.
-    assert rescale_nl(24_000_000, 5000, 10) == 1 << 29
+def test_mass_accumulators_stay_normalised():
+    acc = [0, 0]
+    for _ in range(13):
+        add_mass(acc, 5, MS_PER_DAY - 1)
+        assert 0 <= acc[1] < MS_PER_DAY
+    assert acc == [5 * 13 + 12, MS_PER_DAY - 13]
+    sub_mass(acc, 77, MS_PER_DAY - 12)
+    assert acc == [-1, MS_PER_DAY - 1]
