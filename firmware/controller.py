@@ -97,7 +97,9 @@ class Controller:
         self.reservoir = Reservoir(pump, pump.capacity_nl if volume_nl < 0 else volume_nl, self.alarms)
         self.path = Path(pump.path_nl, self.conc)
         self.boluses = Boluses()
+        # Two trains: the next is planned in the spare while the motor still walks the other.
         self.train = StrokeTrain()
+        self._spare = StrokeTrain()
         self.weekday0 = weekday
         self.day = 0
         self.ms = time_of_day_ms
@@ -202,9 +204,10 @@ class Controller:
                     self._lost_ng += self._qr[0]
 
     def _end_of_train(self):
-        # Every stroke of the train is due by its end: one the motor did not fire is written
-        # off, never made up in a burst (a late wake's arrears are not the motor's: they come after).
-        if self._planned > self._fired and not self._priming:
+        # Every stroke of the train is due by its end. The last may still be completing as the
+        # count is read (the next train's numbering absorbs it), but two or more missing mean the
+        # motor fell behind: that is written off, never made up in a burst.
+        if self._planned > self._fired + 1 and not self._priming:
             self._lost_ng += self.due[0] if self.due[0] > 0 else 0
             self._write_off_due()
         self._planned = -1
@@ -281,6 +284,9 @@ class Controller:
         span = self._to_change
         self._fired = 0
         self._planned = 0
+        train = self._spare
+        self._spare = self.train
+        self.train = train
         if self.rate and not (self.suspended() and not self._priming) and self._target():
             self._planned = self._count(span)
             if self._planned:

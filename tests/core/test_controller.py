@@ -235,3 +235,99 @@ def test_prescription_limits():
             assert "max_daily_mcg" in str(e)
         else:
             raise AssertionError("basal over the hard limit was accepted")
+
+
+class RacyMotor(FakeMotor):
+    """An interrupt-driven motor whose stroke due at the very ms of a count read completes just
+    after the read and before start() replaces the train (defect 1.6)."""
+
+    def strokes(self):
+        train = self.train
+        if train is not None:
+            clock = self.clock
+            age = clock.ticks_diff(clock.tick, train.origin)
+            while 0 <= self._next < age:  # strictly before now: the stroke at `now` is in flight
+                self._fire(clock.now_ms - age + self._next)
+                self._next = train.next_offset()
+        return self.count
+
+    def start(self, train):
+        old = self.train
+        if old is not None:
+            age = self.clock.ticks_diff(self.clock.tick, old.origin)
+            while 0 <= self._next <= age:  # the in-flight stroke lands before the new train starts
+                self._fire(self.clock.now_ms - age + self._next)
+                self._next = old.next_offset()
+        self.train = train
+        train.rewind()
+        self._next = train.next_offset()
+        for _ in range((self.count - train.base) & self.MASK):
+            if self._next < 0:
+                break
+            self._next = train.next_offset()
+
+
+def test_a_stroke_completing_between_count_read_and_start_is_counted_once():
+    # Requests land exactly on stroke times (every 72 s): each races a stroke against start().
+    ptm = (Bolus(1_000, 15, "ptm"), 15, 24)
+    ctl, clock, motor, events = _make(_rx([(0, 600)], ptm=ptm, limit_mcg=700), motor=RacyMotor)
+    asks = [72_000 * k for k in range(1, 25, 3)] + [HOUR + 72_000 * k for k in range(1, 4)]
+    _run(ctl, clock, DAY, [(t, ctl.cancel_bolus) for t in asks] + [(2 * HOUR, ctl.request_ptm)])
+    changes = [(0, 600_000)] + bolus_segments(2 * HOUR, 1_000, 15)
+    assert motor.times == oracle_stroke_times(timeline(changes, DAY), 500_000, DAY)
+    assert ctl.reservoir.volume_nl == 20_000_000 - 250 * len(motor.times)
+
+
+def _run_late(ctl, clock, end_ms, late_ms):
+    """Every wake comes late_ms after the deadline the controller asked for."""
+    while clock.now_ms < end_ms:
+        t = clock.now_ms + clock.ticks_diff(ctl.deadline(), clock.tick) + late_ms
+        clock.advance(min(t, end_ms) - clock.now_ms)
+        ctl.service()
+
+
+def test_late_wakes_apply_every_change_at_its_exact_ms():
+    # Defect 1.3: waking 1 ms late used to skip the periodic bolus (it needed a wake on its exact
+    # ms) and to run a bolus past its end at the old rate.
+    rx = _rx([(0, 600), (7, 450)], periodic=[(8 * HOUR, Bolus(50_003, 7, "p"))])
+    for late in (1, 999):
+        ctl, clock, motor, events = _make(rx)
+        _run_late(ctl, clock, 3 * DAY, late)
+        assert [e for e in events.log if e[0] == A.EV_BOLUS] == [(A.EV_BOLUS, A.PERIODIC, A.OK, 50_003)] * 3
+        changes = []
+        for d in range(3):
+            changes += [(d * DAY, 600_000 - (450_000 if d else 0)), (d * DAY + 7 * HOUR, -150_000)]
+            changes += bolus_segments(d * DAY + 8 * HOUR, 50_003, 7)
+        exact = oracle_stroke_times(timeline(changes, 3 * DAY), 500_000, 3 * DAY)
+        # Never early, never more than the wake latency late, and not one stroke more or less.
+        assert len(motor.times) == len(exact)
+        assert all(0 <= got - want <= late for got, want in zip(motor.times, exact))
+        assert A.EV_UNDER_DELIVERY not in events.codes()
+
+
+def test_a_wake_over_a_second_late_writes_off_the_arrears_instead_of_a_burst():
+    ctl, clock, motor, events = _make(_rx([(0, 600), (12, 450)]))
+    _run(ctl, clock, 12 * HOUR - 1)
+    clock.advance(12 * HOUR + 1 + 10 * MIN - clock.now_ms)  # the 12:00 wake comes 10 min late
+    ctl.service()
+    burst = [t for t in motor.times if t == clock.now_ms]
+    assert len(burst) <= 1  # at most the arrears of the last second: never 10 minutes' worth at once
+    lost = [e for e in events.log if e[0] == A.EV_UNDER_DELIVERY]
+    assert len(lost) == 1 and 3_000 <= lost[0][1] <= 3_200  # ~10 min at 450 mcg/day = 3.1 mcg
+
+
+class DroppingMotor(FakeMotor):
+    """A stalled motor: it skips every third stroke it is asked for."""
+
+    def _fire(self, t_ms):
+        self.asked = getattr(self, "asked", 0) + 1
+        if self.asked % 3:
+            FakeMotor._fire(self, t_ms)
+
+
+def test_a_motor_that_falls_behind_is_never_caught_up_in_a_burst():
+    ctl, clock, motor, events = _make(_rx([(0, 600), (6, 500), (12, 600), (18, 500)]), motor=DroppingMotor)
+    _run(ctl, clock, DAY)
+    gaps = [b - a for a, b in zip(motor.times, motor.times[1:])]
+    assert min(gaps) >= 72_000  # never faster than the prescription's own pace
+    assert A.EV_UNDER_DELIVERY in events.codes()
