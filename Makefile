@@ -3,6 +3,8 @@
 #   make test     lint, CPython tests + coverage, MicroPython unix port, MicroPython WebAssembly
 #                 port, pyright against MicroPython stubs, mpy-cross for three targets
 #   make run      the desktop simulator          make bench   the simulator benchmark
+#   make soak     the property tests with a large hypothesis profile (>= 500 long examples)
+#   make mutants  mutation testing of firmware/ (mutmut); survivors are listed in docs/mutants.md
 #   make clean    remove build output (keeps .venv and node_modules; `make distclean` drops them)
 #
 # Bootstrap is automatic and stamped: .venv/.installed (pip install -e '.[dev]', redone when
@@ -37,7 +39,7 @@ MP_HEAPSIZE ?= 2M
 WASM_HEAPSIZE ?= 2097152
 export MP_HEAPSIZE WASM_HEAPSIZE
 
-.PHONY: test lint test-py test-unix test-wasm typecheck mpy run bench clean distclean \
+.PHONY: test lint test-py test-unix test-wasm typecheck mpy run bench soak mutants clean distclean \
         bootstrap venv .venv node node_modules stubs
 
 # ---------------------------------------------------------------- bootstrap
@@ -96,8 +98,16 @@ run: $(VENV_STAMP)
 bench: $(VENV_STAMP)
 	$(PY) -m sim.bench
 
+soak: $(VENV_STAMP)
+	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -p no:cacheprovider tests/host/test_stateful.py tests/host/test_properties.py
+
+mutants: $(VENV_STAMP)
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2 || true
+	$(BIN)/mutmut results
+
 clean:
-	rm -rf build .pytest_cache .ruff_cache .coverage htmlcov .hypothesis
+	rm -rf build .pytest_cache .ruff_cache .coverage htmlcov .hypothesis mutants
 	find . -name __pycache__ -type d -not -path './.venv/*' -not -path './node_modules/*' -prune -exec rm -rf {} +
 
 distclean: clean

@@ -331,3 +331,39 @@ def test_a_motor_that_falls_behind_is_never_caught_up_in_a_burst():
     gaps = [b - a for a, b in zip(motor.times, motor.times[1:])]
     assert min(gaps) >= 72_000  # never faster than the prescription's own pace
     assert A.EV_UNDER_DELIVERY in events.codes()
+
+
+def test_a_program_that_would_double_a_window_across_the_change_is_rejected():
+    # Defect 1.1: 0 mcg/day until noon and 1200 after, limit 700; at midnight a program of 1200
+    # until noon and 0 after. Each program alone holds 600 mcg a day, but the window from
+    # yesterday noon to today noon would hold 1200.
+    old = _rx([(0, 0), (12, 1200)], limit_mcg=700)
+    ctl, clock, motor, events = _make(old)
+    new = _rx([(0, 1200), (12, 0)], limit_mcg=700)
+    results = []
+    _run(ctl, clock, 3 * DAY, [(DAY, lambda: results.append(ctl.program(new)))])
+    assert results == [A.LIMIT]
+    assert (A.EV_PROGRAM_REJECTED, A.LIMIT, 0, 0) in events.log
+    # Nothing changed: the old program runs on, 600 mcg a day (1200 strokes of 0.5 mcg).
+    assert len(motor.times) == 3 * 1200
+    # The same program a day of zero basal later fits: the old noon-to-midnight dose has left
+    # every window that the new one reaches.
+    ctl, clock, motor, events = _make(old)
+    quiet = _rx([(0, 0)], limit_mcg=700)
+    _run(ctl, clock, 3 * DAY, [(12 * HOUR, lambda: results.append(ctl.program(quiet))),
+                               (2 * DAY, lambda: results.append(ctl.program(new)))])
+    assert results[1:] == [A.OK, A.OK]
+
+
+def test_moving_a_periodic_bolus_later_in_the_day_never_doses_it_twice():
+    # Defect 1.4: at 09:00 a program moves the 08:00 periodic bolus to 10:00. The new list takes
+    # effect at the next pump midnight, so that day has one dose (08:00) and the next one (10:00).
+    rx = _rx([(0, 600)], periodic=[(8 * HOUR, Bolus(30_000, 10, "p"))])
+    moved = _rx([(0, 600)], periodic=[(10 * HOUR, Bolus(30_000, 10, "p"))])
+    ctl, clock, motor, events = _make(rx)
+    _run(ctl, clock, 3 * DAY, [(9 * HOUR, lambda: ctl.program(moved))])
+    grants = [e for e in events.log if e[0] == A.EV_BOLUS]
+    assert len(grants) == 3 and all(e[2] == A.OK for e in grants)
+    changes = [(0, 600_000)] + bolus_segments(8 * HOUR, 30_000, 10)
+    changes += bolus_segments(DAY + 10 * HOUR, 30_000, 10) + bolus_segments(2 * DAY + 10 * HOUR, 30_000, 10)
+    assert motor.times == oracle_stroke_times(timeline(changes, 3 * DAY), 500_000, 3 * DAY)
