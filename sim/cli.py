@@ -1,6 +1,7 @@
 """pumpsim: run and check pump scenarios on the desktop simulator.
 
-Exit status: 0 success, 2 bad input (one line on stderr), 1 internal error.
+Exit status: 0 success, 1 internal error, 2 bad input (one line on stderr, nothing written),
+3 an invariant was violated (one line per invariant on stderr; the outputs are written).
 """
 
 import argparse
@@ -24,6 +25,9 @@ def _parser():
     r.add_argument("--out", help="output directory (default runs/<scenario name>)")
     r.add_argument("--strokes", action="store_true", help="also write strokes.csv, one row per stroke")
     r.add_argument("--no-plot", action="store_true", help="do not write plot.png")
+    r.add_argument("--wake-jitter-ms", type=int, default=0, metavar="N",
+                   help="wake the firmware late by a random 0..N ms at every wake (0..1000)")
+    r.add_argument("--seed", type=int, default=0, help="seed for --wake-jitter-ms (default 0)")
     c = sub.add_parser("check", help="validate a scenario without running it")
     c.add_argument("scenario", help="scenario TOML file")
     return p
@@ -52,18 +56,24 @@ def main(argv=None):
             sc = scenario.load(args.scenario)
             print(f"{args.scenario}: ok ({sc.name}, {sc.days} days, {len(sc.events)} events)")
             return 0
+        if not 0 <= args.wake_jitter_ms <= 1000:
+            raise ScenarioError(f"--wake-jitter-ms: {args.wake_jitter_ms} is out of range 0..1000")
         sc = _load(args.scenario, args.days)
         bar, tick = _progress(sc.days)
         try:
-            result = runner.simulate(sc, record_strokes=args.strokes, progress=tick)
+            result = runner.simulate(sc, wake_jitter_ms=args.wake_jitter_ms, seed=args.seed, progress=tick)
         finally:
             if bar is not None:
                 bar.close()
+        report.judge(result)
         out = args.out or f"runs/{sc.name}"
         s = report.write(result, out, plot=not args.no_plot, strokes=args.strokes)
         print(report.table(s))
         print(f"outputs in {out}/")
-        return 0
+        bad = report.violations(result)
+        for line in bad:
+            print(f"pumpsim: {line}", file=sys.stderr)
+        return 3 if bad else 0
     except ScenarioError as e:
         print(f"pumpsim: {e}", file=sys.stderr)
         return 2

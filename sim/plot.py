@@ -12,23 +12,41 @@ _MARKS = {
     "refill": ("#2ca02c", "refill"),
     "limit_truncated": ("#ff7f0e", "limit truncated"),
     "program": ("#9467bd", "program"),
+    "prime": ("#e377c2", "prime"),
 }
+
+
+def _samples(result):
+    """(day, reservoir_ml, patient_mcg cumulative, prescribed_mcg cumulative) at each day's end."""
+    ref = result.referee
+    T = result.stroke_times
+    out = [(0.0, result.scenario.volume_nl / 1e6, 0.0, 0.0)]
+    pat = pres = 0.0
+    for d in result.daily:
+        end = (d["day"] + 1) * MS_PER_DAY
+        i = int((T <= end).sum())
+        vol = ref.volume_after[i - 1] if i else result.scenario.volume_nl
+        pat += d["patient_mcg"]
+        pres += d["prescribed_mcg"]
+        out.append((d["day"] + 1, vol / 1e6, pat, pres))
+    return out
 
 
 def plot_run(result, path):
     sc = result.scenario
-    t = [s[0] / MS_PER_DAY for s in result.samples]
+    samples = _samples(result)
+    t = [s[0] for s in samples]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True, constrained_layout=True)
     fig.suptitle(f"{sc.name}: {sc.rx.drug} {sc.rx.concentration} mcg/mL, {sc.pump.capacity_nl // 10**6} mL pump")
 
-    ax1.plot(t, [s[1] / 1e6 for s in result.samples], color="#1f77b4", lw=1.6, label="reservoir (ground truth)")
+    ax1.plot(t, [s[1] for s in samples], color="#1f77b4", lw=1.6, label="reservoir (ground truth)")
     ax1.axhline(sc.pump.low_nl / 1e6, color="#d62728", ls="--", lw=1, label=f"low alarm {sc.pump.low_nl / 1e6:g} mL")
     ax1.axhline(sc.pump.empty_nl / 1e6, color="#7f0000", ls=":", lw=1, label=f"empty {sc.pump.empty_nl / 1e6:g} mL")
     ax1.set_ylabel("reservoir (mL)")
     ax1.set_ylim(0, sc.pump.capacity_nl / 1e6 * 1.05)
 
-    ax2.plot(t, [s[3] for s in result.samples], color="#7f7f7f", lw=3, alpha=0.5, label="prescribed + granted")
-    ax2.plot(t, [s[2] for s in result.samples], color="#1f77b4", lw=1.2, label="delivered")
+    ax2.plot(t, [s[3] for s in samples], color="#7f7f7f", lw=3, alpha=0.5, label="prescribed + granted (exact)")
+    ax2.plot(t, [s[2] for s in samples], color="#1f77b4", lw=1.2, label="to the patient (catheter tip)")
     ax2.set_ylabel("cumulative drug (mcg)")
     ax2.set_xlabel("day")
 

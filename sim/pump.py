@@ -1,88 +1,84 @@
-"""Simulated motor and fluid: delivers the firmware's stroke trains exactly, keeps ground truth.
+"""Simulated motor and reservoir: fires the firmware's stroke trains exactly, keeps ground truth.
 
 A train is integrated in closed form while the clock jumps, so a simulated year costs in
-proportion to schedule changes, not to strokes. Stroke times come out as numpy arrays only
-when asked for (`--strokes`).
+proportion to schedule changes, not to strokes. Stroke times are kept as int64 numpy chunks:
+the referee (sim/referee.py) judges the run from them.
+
+It behaves like a board's motor backend (hal/interfaces.py): a monotonic stroke count masked to
+COUNT_MASK, and a train's strokes numbered from train.base, so strokes already fired are skipped.
 """
 
 import numpy as np
 
-MS_PER_DAY = 86_400_000
+from hal.train import COUNT_MASK
 
 
 class SimPump:
-    def __init__(self, clock, stroke_nl, volume_nl, record_strokes=False):
+    def __init__(self, clock, stroke_nl, volume_nl):
         self.clock = clock
         self.stroke_nl = stroke_nl
         self.volume_nl = volume_nl  # ground truth in the reservoir
-        self.strokes = 0
-        self.record_strokes = record_strokes
-        self.stroke_times = []  # numpy arrays of stroke times (ms since start), when recording
-        self.min_lag_rem = None  # smallest 1/MS_PER_DAY-nL margin before a stroke, see max_lag_nl()
+        self.strokes_total = 0
+        self.count = 0  # what strokes() reports: masked like a board's counter
+        self._times = []  # int64 arrays of stroke times (ms since start)
         self._origin_ms = 0
-        self._count = 0
-        self._first = 0  # tau_1 * den
+        self._n = 0  # strokes in the train
+        self._done = 0  # strokes of the train fired (or skipped) so far
+        self._first = 0  # tau_1 * den (may be negative: overdue)
         self._period = 0  # period * den
         self._den = 1
 
     # -- hal Motor interface --------------------------------------------------------------
 
+    def strokes(self):
+        self._settle(self.clock.now_ms)
+        return self.count
+
     def start(self, train):
-        self._settle()
+        self._settle(self.clock.now_ms)
         self._origin_ms = self.clock.to_ms(train.origin)
-        self._count = train.count
+        self._n = train.count
         self._den = train.den
         self._first = train.first_ms * train.den + train.first_rem
         self._period = train.period_ms * train.den + train.period_rem
+        self._done = min(self._n, (self.count - train.base) & COUNT_MASK)
 
     def stop(self):
-        self._settle()
-        self._count = 0
-
-    def emitted(self):
-        return self._emitted_by(self.clock.now_ms)
+        self._settle(self.clock.now_ms)
+        self._n = 0
 
     # -- ground truth -----------------------------------------------------------------------
 
-    def _emitted_by(self, t_ms):
-        """Strokes k with ceil(tau_k) <= t, i.e. tau_k <= t for whole-ms t."""
-        if not self._count:
-            return 0
+    def _fired_by(self, t_ms):
+        """How many strokes k of the train have ceil(tau_k) <= t (k = 1..n; overdue ones at once)."""
+        if self._done >= self._n:
+            return self._n
         budget = (t_ms - self._origin_ms) * self._den - self._first
         if budget < 0:
-            return 0
-        if self._count == 1 or not self._period:
-            return 1
-        return min(self._count, 1 + budget // self._period)
+            return self._done
+        if not self._period:
+            return max(self._done, 1) if self._n else 0
+        return max(self._done, min(self._n, 1 + budget // self._period))
 
-    def _settle(self):
-        """Account the strokes the current train fired before it is replaced."""
-        n = self.emitted()
-        if not n:
+    def _settle(self, t_ms):
+        n = self._fired_by(t_ms)
+        new = n - self._done
+        if new <= 0:
             return
-        self.strokes += n
-        self.volume_nl -= n * self.stroke_nl
-        num = self._first + np.arange(n, dtype=np.int64) * self._period
-        rem = num % self._den
-        # Just before stroke k the lag is stroke - rem/MS_PER_DAY nL (stroke - den/MS_PER_DAY if rem is 0).
-        # At den nL/day, rem/den ms is worth rem/MS_PER_DAY nL: the ideal passed the stroke's target
-        # rem/den ms before the stroke's whole millisecond (a full ms, worth den, when rem is 0).
-        smallest = int(np.where(rem > 0, rem, self._den).min())
-        if self.min_lag_rem is None or smallest < self.min_lag_rem:
-            self.min_lag_rem = smallest
-        if self.record_strokes:
-            self.stroke_times.append(self._origin_ms + (-(-num // self._den)))
-        self._count = 0
+        k = np.arange(self._done, n, dtype=np.int64)  # 0-based stroke index in the train
+        num = self._first + k * self._period
+        self._times.append(self._origin_ms + np.maximum(-(-num // self._den), 0))
+        self._done = n
+        self.strokes_total += new
+        self.count = (self.count + new) & COUNT_MASK
+        self.volume_nl -= new * self.stroke_nl
 
     def finish(self):
-        self._settle()
+        self._settle(self.clock.now_ms)
 
-    def max_lag_nl(self):
-        """Largest (ideal - delivered) at any whole millisecond: reached just before a stroke."""
-        if self.min_lag_rem is None:
-            return 0.0
-        return self.stroke_nl - self.min_lag_rem / MS_PER_DAY
+    def stroke_times(self):
+        return np.concatenate(self._times) if self._times else np.zeros(0, dtype=np.int64)
 
     def refill(self, volume_nl, new_drug):
-        """Call after the firmware accepted the refill (it has settled the strokes up to now)."""
+        """Call after the firmware accepted the refill."""
         self.volume_nl = volume_nl if new_drug else self.volume_nl + volume_nl

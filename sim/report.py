@@ -8,21 +8,42 @@ from pathlib import Path
 MS_PER_DAY = 86_400_000
 
 
+def judge(result):
+    """The referee's figures and invariants for a run (sim/referee.py), attached to the result."""
+    from sim.referee import judge as referee_judge
+
+    ref, invariants = referee_judge(result.scenario, result)
+    result.referee = ref
+    result.invariants = invariants
+    result.figures = ref.figures()
+    result.daily = ref.daily()
+    return invariants
+
+
+def violations(result):
+    """One line per violated invariant."""
+    return [f"invariant {name} violated: " + ", ".join(f"{k}={v}" for k, v in inv.items() if k != "pass")
+            for name, inv in result.invariants.items() if not inv["pass"]]
+
+
 def summary(result):
     sc = result.scenario
+    f = result.figures
     return {
         "scenario": sc.name,
         "days": sc.days,
         "start": sc.start.strftime("%Y-%m-%dT%H:%M"),
         "strokes": result.strokes,
         "stroke_nl": sc.pump.stroke_nl,
-        "delivered_ml": result.delivered_nl / 1e6,
-        "delivered_mcg": round(result.delivered_mcg, 3),
-        "prescribed_mcg": round(result.prescribed_mcg, 3),
-        "missed_mcg": round(result.missed_mcg, 3),
-        "max_lag_nl": round(result.max_lag_nl, 6),
+        "delivered_ml": result.strokes * sc.pump.stroke_nl / 1e6,
+        "prescribed_mcg": round(f["prescribed_mcg"], 3),
+        "patient_mcg": round(f["patient_mcg"], 3),
+        "delivered_mcg": round(f["delivered_mcg"], 3),
+        "missed_mcg": round(f["missed_mcg"], 3),
+        "max_lag_nl": f["max_lag_nl"],
+        "invariants": result.invariants,
         "daily": result.daily,
-        "boluses": result.boluses,
+        "boluses": [{k: b[k] for k in ("kind", "requested_s", "granted", "mcg", "reason")} for b in result.boluses],
         "events": [
             {"kind": e["kind"], "t_s": e["t_s"]}
             for e in result.events
@@ -34,6 +55,8 @@ def summary(result):
             "state": result.state,
         },
         "wakes": result.wakes,
+        "wake_jitter_ms": result.wake_jitter_ms,
+        "seed": result.seed,
         "wall_s": round(result.wall_s, 4),
     }
 
@@ -44,10 +67,12 @@ def table(s):
         ("scenario", s["scenario"]),
         ("days", s["days"]),
         ("strokes", f"{s['strokes']:,} x {s['stroke_nl']} nL"),
-        ("delivered", f"{s['delivered_ml']:.4f} mL = {s['delivered_mcg']:.3f} mcg"),
-        ("prescribed", f"{s['prescribed_mcg']:.3f} mcg"),
+        ("prescribed", f"{s['prescribed_mcg']:.3f} mcg (exact ideal, computed by the simulator)"),
+        ("to the patient", f"{s['patient_mcg']:.3f} mcg (left the catheter tip)"),
+        ("from reservoir", f"{s['delivered_ml']:.4f} mL = {s['delivered_mcg']:.3f} mcg"),
         ("missed (empty)", f"{s['missed_mcg']:.3f} mcg"),
-        ("max lag", f"{s['max_lag_nl']:.4f} nL (< 1 stroke of {s['stroke_nl']} nL)"),
+        ("max lag", f"{s['max_lag_nl']:.6f} nL (below one {s['stroke_nl']} nL stroke when strokes are on time)"),
+        ("invariants", ", ".join(f"{k} {'ok' if v['pass'] else 'VIOLATED'}" for k, v in s["invariants"].items())),
         ("boluses", f"{granted} granted, {len(s['boluses']) - granted} denied"),
         ("events", ", ".join(sorted({e['kind'] for e in s['events']})) or "none"),
         ("final reservoir", f"{s['final']['reservoir_ml']:.4f} mL ({s['final']['state']})"),
@@ -67,9 +92,9 @@ def write(result, out_dir, plot=True, strokes=False):
 
     def daily(f):
         w = csv.writer(f, lineterminator="\n")
-        w.writerow(["day", "delivered_mcg", "prescribed_mcg"])
+        w.writerow(["day", "patient_mcg", "prescribed_mcg"])
         for d in result.daily:
-            w.writerow([d["day"], f"{d['delivered_mcg']:.3f}", f"{d['prescribed_mcg']:.3f}"])
+            w.writerow([d["day"], f"{d['patient_mcg']:.3f}", f"{d['prescribed_mcg']:.3f}"])
 
     _atomic(out / "daily.csv", daily)
     if strokes:
@@ -77,10 +102,11 @@ def write(result, out_dir, plot=True, strokes=False):
 
         t = result.stroke_times
         cum = np.arange(1, len(t) + 1, dtype=np.int64) * result.scenario.pump.stroke_nl
+        tip = result.referee.tip_pg[: len(t)]
 
         def write_strokes(f):
-            f.write("t_ms,delivered_nl\n")
-            np.savetxt(f, np.column_stack([t, cum]), fmt="%d", delimiter=",")
+            f.write("t_ms,delivered_nl,tip_pg\n")
+            np.savetxt(f, np.column_stack([t, cum, tip]), fmt="%d", delimiter=",")
 
         _atomic(out / "strokes.csv", write_strokes)
     if plot:

@@ -8,6 +8,7 @@ import datetime as dt
 import re
 import tomllib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from firmware.units import MS_PER_DAY, NL_PER_ML
 DEFAULT_START = "2026-01-01T00:00"
 MAX_DAYS = 20_000
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-ACTIONS = ("bolus", "ptm", "refill", "cancel_bolus", "program")
+ACTIONS = ("bolus", "ptm", "refill", "cancel_bolus", "program", "prime")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
 
@@ -36,6 +37,7 @@ class Event:
     volume_nl: int = 0
     concentration: int = 0
     rx: Prescription | None = None  # for "program"
+    catheter_cm: int = 0  # for "prime": 0 primes the whole path
     index: int = 0
 
 
@@ -61,7 +63,7 @@ class Scenario:
 
 
 
-def copy_prescription(rx, basal=None, ptm=None, max_daily_ng=None, concentration=None):
+def copy_prescription(rx, basal=None, ptm=None, max_daily_ng=None, concentration=None, periodic=None):
     """A new Prescription from rx with parts replaced (validated by the firmware).
 
     The firmware recompiles a prescription's profiles in place on a new concentration, so each
@@ -70,7 +72,7 @@ def copy_prescription(rx, basal=None, ptm=None, max_daily_ng=None, concentration
     return Prescription(
         concentration or rx.concentration,
         basal if basal is not None else _fresh_profiles(rx.profiles),
-        rx.periodic,
+        periodic if periodic is not None else rx.periodic,
         ptm if ptm is not None else rx.ptm,
         max_daily_ng if max_daily_ng is not None else rx.max_daily_ng,
         rx.drug,
@@ -131,21 +133,20 @@ class _Reader:
             self.fail(key, f"{v} is out of range {lo}..{hi}{unit}")
         return v
 
+    def _scaled(self, key, v, decimals):
+        """v as an exact integer count of 10**-decimals, from its shortest decimal form."""
+        d = Decimal(repr(v)) if isinstance(v, float) else Decimal(v)
+        if d.as_tuple().exponent < -decimals:
+            self.fail(key, f"{v} has more than {decimals} decimals")
+        return int(d.scaleb(decimals))
+
     def milli(self, key, lo, hi, default=None, unit=""):
         """A number with at most 3 decimals, as an integer count of thousandths (mcg -> ng)."""
-        v = self.number(key, lo, hi, default, unit)
-        scaled = round(v * 1000)
-        if abs(scaled - v * 1000) > 1e-6 * max(1, abs(v * 1000)):
-            self.fail(key, f"{v} has more than 3 decimals")
-        return scaled
+        return self._scaled(key, self.number(key, lo, hi, default, unit), 3)
 
     def micro(self, key, lo, hi, default=None, unit=""):
         """mL as whole nL."""
-        v = self.number(key, lo, hi, default, unit)
-        scaled = round(v * NL_PER_ML)
-        if abs(scaled - v * NL_PER_ML) > 1e-6:
-            self.fail(key, f"{v} has more than 6 decimals")
-        return scaled
+        return self._scaled(key, self.number(key, lo, hi, default, unit), 6)
 
     def string(self, key, default=None):
         if key not in self.table:
@@ -234,7 +235,7 @@ def parse(text, source, days_override=None, name_default="scenario"):
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{source}: TOML syntax error: {e}") from None
     top = _Reader(source, data, "")
-    top.only("name", "days", "start", "pump", "drug", "basal", "periodic_bolus", "ptm", "limits", "event")
+    top.only("name", "days", "start", "pump", "catheter", "drug", "basal", "periodic_bolus", "ptm", "limits", "event")
     name = top.string("name", default=name_default)
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
         top.fail("name", f"{name!r} must be 1-64 letters, digits, '.', '_' or '-'")
@@ -246,10 +247,13 @@ def parse(text, source, days_override=None, name_default="scenario"):
         top.fail("start", f"{start_text!r} is not a date and time YYYY-MM-DDTHH:MM")
 
     pump_r = top.sub("pump") or _Reader(source, {}, "pump")
-    pump_r.only("reservoir_ml", "volume_ml", "stroke_nl", "low_reservoir_ml", "empty_ml")
+    pump_r.only("reservoir_ml", "volume_ml", "stroke_nl", "low_reservoir_ml", "empty_ml", "internal_path_ml",
+                "prime_ml_per_hour")
     capacity_ml = pump_r.integer("reservoir_ml", 20, 40, default=20)
     if capacity_ml not in (20, 40):
         pump_r.fail("reservoir_ml", f"{capacity_ml} is not allowed (20 or 40)")
+    cath_r = top.sub("catheter") or _Reader(source, {}, "catheter")
+    cath_r.only("length_cm", "ml_per_cm")
     pump = _firmware(
         pump_r,
         "pump",
@@ -258,6 +262,10 @@ def parse(text, source, days_override=None, name_default="scenario"):
             pump_r.integer("stroke_nl", 50, 5000, default=250),
             pump_r.micro("low_reservoir_ml", 0.5, 10, default=2.0, unit=" mL"),
             pump_r.micro("empty_ml", 0, 2, default=0.5, unit=" mL"),
+            pump_r.micro("internal_path_ml", 0, 1, default=0.2, unit=" mL"),
+            cath_r.integer("length_cm", 5, 150, default=50),
+            cath_r.micro("ml_per_cm", 0.001, 0.01, default=0.0026, unit=" mL/cm"),
+            pump_r.micro("prime_ml_per_hour", 0.1, 1.0, default=1.0, unit=" mL/h"),
         ),
     )
     volume_nl = pump_r.micro("volume_ml", 0, capacity_ml, default=capacity_ml, unit=" mL")
@@ -268,13 +276,7 @@ def parse(text, source, days_override=None, name_default="scenario"):
     concentration = drug_r.integer("concentration_mcg_ml", 10, 5000)
 
     profiles = _basal(top.sub("basal", required=True))
-    periodic = []
-    for p in top.tables("periodic_bolus"):
-        p.only("at", "mcg", "minutes")
-        at = p.time_ms("at")
-        amount = p.milli("mcg", 0.001, 200_000, unit=" mcg")
-        minutes = p.integer("minutes", 1, 1440)
-        periodic.append((at, _firmware(p, "", lambda a=amount, m=minutes, k=p.path: Bolus(a, m, k))))
+    periodic = _periodic(top)
     ptm_r = top.sub("ptm")
     ptm = _ptm(ptm_r) if ptm_r is not None else None
     limits_r = top.sub("limits", required=True)
@@ -292,6 +294,17 @@ def parse(text, source, days_override=None, name_default="scenario"):
         scenario.days = days_override
         scenario.events = [e for e in scenario.events if e.t_ms < days_override * MS_PER_DAY]
     return scenario
+
+
+def _periodic(reader):
+    periodic = []
+    for p in reader.tables("periodic_bolus"):
+        p.only("at", "mcg", "minutes")
+        at = p.time_ms("at")
+        amount = p.milli("mcg", 0.001, 200_000, unit=" mcg")
+        minutes = p.integer("minutes", 1, 1440)
+        periodic.append((at, _firmware(p, "", lambda a=amount, m=minutes, k=p.path: Bolus(a, m, k))))
+    return tuple(periodic)
 
 
 def _events(top, scenario):
@@ -322,14 +335,19 @@ def _events(top, scenario):
             ev.concentration = e.integer("concentration_mcg_ml", 10, 5000, default=concentration)
             concentration = ev.concentration
         elif action == "program":
-            e.only(*common, "steps", "weekdays", "max_daily_mcg", "ptm")
+            e.only(*common, "steps", "weekdays", "max_daily_mcg", "ptm", "periodic_bolus")
             basal = _basal(_Reader(e.source, {k: v for k, v in e.table.items() if k in ("steps", "weekdays")}, e.path))
             ptm_r = e.sub("ptm")
             ptm = _ptm(ptm_r) if ptm_r is not None else None
             limit = e.milli("max_daily_mcg", 0.001, 200_000, unit=" mcg") if e.has("max_daily_mcg") else None
-            rx = _firmware(e, "", lambda: copy_prescription(current, basal, ptm, limit, concentration))
+            periodic = _periodic(e) if e.has("periodic_bolus") else None
+            rx = _firmware(e, "", lambda: copy_prescription(current, basal, ptm, limit, concentration, periodic))
             _firmware(e, "", lambda: rx.check_pump(scenario.pump))
             ev.rx = current = rx
+        elif action == "prime":
+            e.only(*common, "catheter_cm")
+            if e.has("catheter_cm"):
+                ev.catheter_cm = e.integer("catheter_cm", 1, scenario.pump.catheter_cm)
         else:
             e.only(*common)
         events.append(ev)

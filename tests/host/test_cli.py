@@ -22,7 +22,10 @@ max_daily_mcg = 1200
 
 
 def _run(args, capsys):
-    code = main(args)
+    try:
+        code = main(args)
+    except SystemExit as e:  # argparse's own errors
+        code = e.code
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -31,16 +34,17 @@ def test_default_run_writes_every_output(tmp_path, capsys):
     out = tmp_path / "run"
     code, stdout, err = _run(["run", "--days", "10", "--out", str(out), "--strokes"], capsys)
     assert code == 0, err
-    assert "delivered" in stdout and "max lag" in stdout
+    assert "to the patient" in stdout and "max lag" in stdout and "invariants" in stdout
     s = json.loads((out / "summary.json").read_text())
-    for key in ("scenario", "days", "strokes", "delivered_ml", "delivered_mcg", "prescribed_mcg", "max_lag_nl",
-                "daily", "boluses", "events", "final", "wall_s"):
+    for key in ("scenario", "days", "strokes", "delivered_ml", "delivered_mcg", "prescribed_mcg", "patient_mcg",
+                "max_lag_nl", "invariants", "daily", "boluses", "events", "final", "wall_s"):
         assert key in s
     assert s["scenario"] == "default" and s["days"] == 10 and len(s["daily"]) == 10
     assert 0 < s["max_lag_nl"] < 250
-    assert abs(s["delivered_mcg"] - s["prescribed_mcg"]) < 0.5  # within one 0.5 mcg stroke
+    assert all(v["pass"] for v in s["invariants"].values()) and len(s["invariants"]) == 6
+    assert 0 <= s["prescribed_mcg"] - s["patient_mcg"] < 0.5  # behind by less than one 0.5 mcg stroke
     rows = list(csv.reader((out / "strokes.csv").open()))
-    assert rows[0] == ["t_ms", "delivered_nl"] and len(rows) == s["strokes"] + 1
+    assert rows[0] == ["t_ms", "delivered_nl", "tip_pg"] and len(rows) == s["strokes"] + 1
     assert rows[-1][1] == str(s["strokes"] * 250)
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert all(json.loads(line)["kind"] for line in (out / "events.jsonl").read_text().splitlines())
@@ -74,6 +78,18 @@ BAD = [
     ("event outside", GOOD + '[[event]]\nday = 3\ntime = "10:00"\naction = "ptm"\n', "event[0].day: 3 is out of range"),
     ("basal over limit", GOOD.replace("1200", "400"), "exceeds limits.max_daily_mcg"),
     ("bad action", GOOD + '[[event]]\nday = 1\ntime = "10:00"\naction = "dance"\n', "is not one of"),
+    ("path", GOOD.replace("[drug]", "[pump]\ninternal_path_ml = 1.5\n[drug]"), "pump.internal_path_ml: 1.5 is out of range"),
+    ("catheter", GOOD + "[catheter]\nlength_cm = 200\n", "catheter.length_cm: 200 is out of range 5..150"),
+    ("catheter type", GOOD + "[catheter]\nlength_cm = 50.5\n", "catheter.length_cm: must be an integer"),
+    ("ml per cm", GOOD + "[catheter]\nml_per_cm = 0.02\n", "catheter.ml_per_cm: 0.02 is out of range"),
+    ("prime rate", GOOD.replace("[drug]", "[pump]\nprime_ml_per_hour = 2\n[drug]"), "pump.prime_ml_per_hour: 2"),
+    ("prime cm", GOOD + '[[event]]\nday = 1\ntime = "10:00"\naction = "prime"\ncatheter_cm = 60\n',
+     "event[0].catheter_cm: 60 is out of range 1..50"),
+    ("prime key", GOOD + '[[event]]\nday = 1\ntime = "10:00"\naction = "prime"\nmcg = 6\n', "mcg: unknown key"),
+    ("decimals", GOOD.replace("600 }", "600.0001 }"), "has more than 3 decimals"),
+    ("program periodic", GOOD + '[[event]]\nday = 1\ntime = "10:00"\naction = "program"\n'
+     'steps = [ { start = "00:00", mcg_per_day = 500 } ]\nperiodic_bolus = [ { at = "25:00", mcg = 5, minutes = 5 } ]\n',
+     "periodic_bolus[0].at"),
 ]
 
 
@@ -123,3 +139,45 @@ steps = [ { start = "00:00", mcg_per_day = 550 } ]
     first, second = scenario.parse(text, "p.toml").events
     assert first.rx.max_daily_ng == second.rx.max_daily_ng == 900_000
     assert second.rx.profiles[0].rates_ng_per_day == (550_000,)
+
+
+@pytest.mark.parametrize("flags,message", [(["--wake-jitter-ms", "1001"], "--wake-jitter-ms: 1001 is out of range"),
+                                           (["--wake-jitter-ms", "x"], "invalid int value"),
+                                           (["--seed", "q"], "invalid int value")])
+def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags, message):
+    code, _, err = _run(["run", "--out", str(tmp_path / "o"), "--no-plot", *flags], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err
+
+
+def test_late_wakes_keep_every_invariant_and_are_reproducible(tmp_path, capsys):
+    runs = []
+    for i in range(2):
+        out = tmp_path / f"j{i}"
+        code, _, err = _run(["run", "--days", "90", "--wake-jitter-ms", "1000", "--seed", "7", "--out", str(out),
+                             "--no-plot", "--strokes"], capsys)
+        assert code == 0, err
+        runs.append(((out / "strokes.csv").read_text(), json.loads((out / "summary.json").read_text())))
+    assert runs[0][0] == runs[1][0]  # the same seed: the same strokes
+    inv = runs[0][1]["invariants"]
+    assert all(v["pass"] for v in inv.values())
+    assert 0 < inv["never_a_stroke_behind"]["worst_late_ms"] <= 1000 and inv["never_ahead"]["worst_early_ms"] == 0
+
+
+def test_a_violated_invariant_exits_3_with_one_line_per_invariant(tmp_path, capsys, monkeypatch):
+    # A firmware whose trains fire every stroke 5 ms early: the referee must catch it on its own.
+    from hal import train
+
+    real = train.StrokeTrain.first
+
+    def early(self, first_ms, first_rem):
+        real(self, first_ms - 5, first_rem)
+
+    monkeypatch.setattr(train.StrokeTrain, "first", early)
+    out = tmp_path / "bad"
+    code, stdout, err = _run(["run", "--days", "2", "--out", str(out), "--no-plot"], capsys)
+    assert code == 3
+    lines = err.strip().splitlines()
+    assert lines and all(line.startswith("pumpsim: invariant ") for line in lines)
+    assert any("never_ahead" in line for line in lines)
+    assert (out / "summary.json").exists()
+    assert not json.loads((out / "summary.json").read_text())["invariants"]["never_ahead"]["pass"]

@@ -22,6 +22,6 @@ def test_controller_deadline_across_the_wrap_fires_on_time():
 
     text = '[drug]\nconcentration_mcg_ml = 2000\n[basal]\nsteps = [{start = "00:00", mcg_per_day = 600}]\n'
     text += "[limits]\nmax_daily_mcg = 700\n"
-    r = runner.simulate(scenario.parse("days = 1\n" + text, "wrap.toml"), record_strokes=True)
+    r = runner.simulate(scenario.parse("days = 1\n" + text, "wrap.toml"))
     # The 5th stroke (360 s) is the first after the wrap at 300 s: still exactly on its 72 s grid.
     assert list(r.stroke_times[:6]) == [72_000 * k for k in range(1, 7)]

@@ -1,0 +1,535 @@
+"""The referee: ground truth and invariants of a run, from the scenario, not from the firmware.
+
+What it reads of the run: the stroke times the simulated motor fired, and the firmware's
+decisions (which inputs it accepted, which boluses it granted and for how much, with the pump
+time of each decision). Everything else, the ideal dose, the fluid path, the reservoir, when the
+pump ran empty, priming, is computed here from docs/delivery.md in exact integer arithmetic:
+Python ints, and numpy int64 only on quantities bounded well inside it.
+
+Units: rates ng/day; ideal mass in "sub" = 1/86_400_000 ng (a rate of R ng/day accrues R sub per
+ms); tip masses in pg (nL x mcg/mL); 1 pg = 86_400 sub.
+"""
+
+from bisect import bisect_right
+from fractions import Fraction
+
+import numpy as np
+
+DAY = 86_400_000
+_EXTRA = 64  # hypothetical strokes past the last fired, so a missing stroke is seen
+MIN = 60_000
+SUB_PER_PG = 86_400
+
+
+class Referee:
+    def __init__(self, scenario, result):
+        self.sc = scenario
+        self.r = result
+        self.jitter = result.wake_jitter_ms
+        self.end = scenario.days * DAY
+        self.tod0 = scenario.time_of_day_ms
+        self.wd0 = scenario.weekday
+        self.s = scenario.pump.stroke_nl
+        self.T = np.asarray(result.stroke_times, dtype=np.int64)
+        self.inputs = result.inputs  # accepted inputs, in order: (t_ms, action, details)
+        self.violations = []
+
+    # -- the prescription in force ------------------------------------------------------------
+
+    def _programs(self):
+        """[(t_ms, rx)] of the basal/PTM/limit programs in force from t_ms."""
+        out = [(0, self.sc.rx)]
+        for t, action, d in self.inputs:
+            if action == "program":
+                out.append((t, d["rx"]))
+        return out
+
+    def _rx_at(self, t):
+        progs = self.programs
+        i = bisect_right([p[0] for p in progs], t) - 1
+        return progs[i][1]
+
+    def _periodic_lists(self):
+        """[(t_ms, periodic)]: a program's list takes effect at the next pump midnight."""
+        out = [(0, self.sc.rx.periodic)]
+        for t, rx in self.programs[1:]:
+            midnight = ((t + self.tod0) // DAY + 1) * DAY - self.tod0
+            out.append((midnight, rx.periodic))
+        return out
+
+    def _basal_changes(self):
+        """[(t_ms, rate)] of basal rate changes over the run."""
+        points = []
+        progs = self.programs
+        for i, (t0, rx) in enumerate(progs):
+            t1 = progs[i + 1][0] if i + 1 < len(progs) else self.end
+            if t1 <= t0:
+                continue
+            d = (t0 + self.tod0) // DAY
+            while d * DAY - self.tod0 < t1:
+                prof = rx.profiles[(self.wd0 + d) % 7]
+                for st, rate in zip(prof.starts_ms, prof.rates_ng_per_day):
+                    t = d * DAY + st - self.tod0
+                    nxt = [s for s in prof.starts_ms if s > st]
+                    t_end = d * DAY + (nxt[0] if nxt else DAY) - self.tod0
+                    if t_end > t0 and t < t1:
+                        points.append((max(t, t0), rate))
+                d += 1
+        return points
+
+    # -- boluses ---------------------------------------------------------------------------------
+
+    def _granted(self):
+        """[(start_ms, ng, minutes, kind)] of every granted bolus, with the decision's pump time."""
+        out = []
+        clinician = {e.t_ms: e.minutes for e in self.sc.events if e.action == "bolus"}
+        for b in self.r.boluses:
+            if not b["granted"]:
+                continue
+            t = b["pump_t_ms"]
+            if b["kind"] == "clinician":
+                minutes = clinician[t]
+            elif b["kind"] == "ptm":
+                minutes = self._rx_at(t).ptm[0].minutes
+            else:
+                minutes = None
+                for tl, periodic in self.periodic_lists:
+                    if tl <= t:
+                        hit = [bol for at, bol in periodic if (t + self.tod0) % DAY == at]
+                        minutes = hit[0].minutes if hit else None
+                if minutes is None:
+                    self._violate("periodic_on_schedule", f"a periodic bolus was granted at {t / 1000:.3f} s, "
+                                  "no periodic time in force")
+                    continue
+            out.append((t, b["ng"], minutes, b["kind"]))
+        return out
+
+    # -- physics: reservoir, path, tip masses, from the actual strokes ---------------------------
+
+    def _physics(self):
+        T, s, pump = self.T, self.s, self.sc.pump
+        n = len(T)
+        conc = np.empty(n, dtype=np.int64)  # reservoir drug pushed in by each stroke
+        volume = np.empty(n, dtype=np.int64)  # reservoir after each stroke
+        c = self.sc.rx.concentration
+        v = self.sc.volume_nl
+        k = 0
+        self.refill_marks = []  # (t, strokes before, concentration)
+        for t, action, d in self.inputs + [(self.end + 1, "end", {})]:
+            j = int(np.searchsorted(T, t, side="right"))  # strokes at or before t come first
+            if j > k:
+                conc[k:j] = c
+                volume[k:j] = v - s * np.arange(1, j - k + 1, dtype=np.int64)
+                v -= s * (j - k)
+                k = j
+            if action == "refill":
+                if d["concentration"] != c:
+                    v = d["volume_nl"]
+                    c = d["concentration"]
+                else:
+                    v += d["volume_nl"]
+                self.refill_marks.append((t, k, v))
+        self.final_volume_nl = v
+        # Strokes the rule may call for beyond those fired: judged too (missing strokes).
+        self.volume_after = np.concatenate([volume, v - s * np.arange(1, _EXTRA + 1, dtype=np.int64)])
+        self.reservoir_conc = conc
+        # The path as a function of cumulative out-volume x: x < path_nl is the initial fill, beyond
+        # it the reservoir drug that went in at inlet volume x - path_nl; a prime overwrites its piece.
+        path = pump.path_nl
+        pieces = [(0, self.sc.rx.concentration)]  # (x_start, concentration), piecewise
+        inlet = [(0, conc[0] if n else self.sc.rx.concentration)]
+        for i in range(1, n):
+            if conc[i] != conc[i - 1]:
+                inlet.append((i * s, int(conc[i])))
+        for u, cc in inlet:
+            pieces.append((path + u, int(cc)))
+        pieces = _normalise(pieces)
+        self.primes = []
+        for t, action, d in self.inputs:
+            if action == "prime":
+                k = int(np.searchsorted(T, t, side="right"))
+                x0 = k * s
+                empty = path if d["catheter_cm"] == 0 else d["catheter_cm"] * pump.nl_per_cm
+                pieces = _overwrite(pieces, x0, x0 + empty, 0)
+                self.primes.append((t, k, empty // s))
+        xs = np.array([p[0] for p in pieces], dtype=np.int64)
+        cs = np.array([p[1] for p in pieces], dtype=np.int64)
+        mass_at = np.concatenate([[0], np.cumsum(np.diff(xs) * cs[:-1])])  # pg out by x = xs[i]
+
+        def out_mass(x):
+            i = np.searchsorted(xs, x, side="right") - 1
+            return mass_at[i] + (x - xs[i]) * cs[i]
+
+        edges = np.arange(n + _EXTRA + 1, dtype=np.int64) * s
+        cum = out_mass(edges)
+        self.tip_pg = np.diff(cum)  # pg each stroke pushed out of the tip
+        self.cum_tip_pg = cum  # cum[k]: pg out after k strokes
+
+    # -- the ideal, epoch by epoch -----------------------------------------------------------------
+
+    def _rate_changes(self):
+        """Rate changes (t, delta ng/day) of basal and granted boluses, cut at cancellations."""
+        changes = []
+        prev = 0
+        for t, rate in self._basal_changes():
+            changes.append((t, rate - prev))
+            prev = rate
+        cancels = sorted({t for t, a, _ in self.inputs if a in ("cancel", "prime")} | set(self.empty_onsets))
+        for start, ng, minutes, _kind in self.granted:
+            q, r = divmod(ng * 1440, minutes)
+            end = start + minutes * MIN
+            cut = [c for c in cancels if start < c < end]
+            stop = cut[0] if cut else end
+            phases = [(start, q + (1 if r else 0))]
+            if r:
+                phases.append((start + r * MIN, q))
+            phases = [(t, rate) for t, rate in phases if t < stop]
+            last = 0
+            for t, rate in phases:
+                changes.append((t, rate - last))
+                last = rate
+            changes.append((stop, -last))
+        merged = {}
+        for t, d in changes:
+            merged[t] = merged.get(t, 0) + d
+        return sorted(merged.items())
+
+    def _ideal(self):
+        """Ideal time of every stroke, the prescribed mass, and what was written off."""
+        n = len(self.T)
+        self.ideal_t = np.full(n + _EXTRA, -1, dtype=np.int64)
+        self.is_prime = np.zeros(n + _EXTRA, dtype=bool)
+        self.empty_onsets = []
+        self.prescribed_sub = 0
+        self.missed_sub = 0
+        self.segs = []
+        prime_rate = self.sc.pump.prime_nl_per_hour * 24  # nL/day
+        k = 0
+        t = 0
+        while t < self.end:
+            next_prime = min((tp for tp, kp, _ in self.primes if tp >= t and kp >= k), default=self.end)
+            k, t_stop, emptied = self._dose_epoch(t, k, next_prime)
+            if emptied:
+                self.empty_onsets.append(t_stop)
+                later = [tr for tr, kr, v in self.refill_marks if tr >= t_stop and v - self.sc.pump.empty_nl >= self.s]
+                t_resume = min(later + [next_prime, self.end])
+                self._accrue_missed(t_stop, t_resume)
+                t = t_resume
+                if t == next_prime and t < self.end:
+                    k, t = self._prime_epoch(t, k, prime_rate)
+            elif t_stop < self.end:
+                k, t = self._prime_epoch(t_stop, k, prime_rate)
+            else:
+                t = self.end
+        self.strokes_judged = k
+
+    def _prime_epoch(self, tp, k, prime_rate):
+        """Prime strokes from tp: stroke j at the first ms with j * stroke_nl accrued at the prime rate."""
+        p = next((pp for tt, kk, pp in self.primes if tt == tp and kk == k), 0)
+        j = np.arange(1, p + 1, dtype=np.int64)
+        times = tp + -(-(j * self.s * DAY) // prime_rate)
+        m = min(p, len(self.ideal_t) - k)
+        self.ideal_t[k:k + m] = times[:m]
+        self.is_prime[k:k + m] = True
+        return k + p, (int(times[-1]) if p else tp)
+
+    def _dose_epoch(self, e, k0, t_limit):
+        """Ideal stroke times from e (owing nothing) until t_limit or the stroke that empties the pump.
+
+        Returns (next stroke index, end time, emptied)."""
+        s = self.s
+        empty_nl = self.sc.pump.empty_nl
+        changes = self.changes
+        cum = self.cum_tip_pg
+        rate = self._rate_at(e)
+        i = bisect_right([c[0] for c in changes], e)
+        acc = 0  # ideal mass since e, in sub
+        t = e
+        k = k0
+        base = int(cum[k0])
+        last_k = len(cum) - 1
+        while t < t_limit:
+            t1 = min(changes[i][0] if i < len(changes) else self.end, t_limit)
+            self.segs.append((t, acc, rate, base))
+            if rate > 0 and k < last_k:
+                hi = acc + rate * (t1 - t)
+                j = int(np.searchsorted(cum, base + hi // SUB_PER_PG, side="right")) - 1  # strokes 1..j reached
+                j = min(j, last_k)
+                if j > k:
+                    floor_pg, rem = divmod(acc, SUB_PER_PG)
+                    need = (cum[k + 1:j + 1] - (base + floor_pg)) * SUB_PER_PG - rem
+                    times = t + np.maximum(-(-need // rate), 0)
+                    dry = np.nonzero(self.volume_after[k:j] - empty_nl < s)[0]
+                    if len(dry):
+                        j = k + int(dry[0]) + 1
+                        times = times[: j - k]
+                    self.ideal_t[k:j] = times
+                    k = j
+                    if len(dry):
+                        t_dry = int(times[-1])
+                        at_dry = acc + rate * (t_dry - t)
+                        self.prescribed_sub += at_dry
+                        self.missed_sub += at_dry - (int(cum[k]) - base) * SUB_PER_PG  # owed, written off
+                        return k, t_dry, True
+            acc += rate * (t1 - t)
+            t = t1
+            if i < len(changes) and changes[i][0] == t:
+                rate += changes[i][1]
+                i += 1
+        self.prescribed_sub += acc
+        if t_limit < self.end:  # a prime writes off what was owed
+            self.missed_sub += max(acc - (int(cum[k]) - base) * SUB_PER_PG, 0)
+        return k, t, False
+
+    def _rate_at(self, t):
+        rate = 0
+        for tc, d in self.changes:
+            if tc > t:
+                break
+            rate += d
+        return rate
+
+    def _accrue_missed(self, t0, t1):
+        """The ideal while the pump is empty: prescribed, and missed."""
+        rate = self._rate_at(t0)
+        t = t0
+        for tc, d in self.changes:
+            if tc <= t0:
+                continue
+            if tc >= t1:
+                break
+            self.missed_sub += rate * (tc - t)
+            self.prescribed_sub += rate * (tc - t)
+            t = tc
+            rate += d
+        self.missed_sub += rate * (t1 - t)
+        self.prescribed_sub += rate * (t1 - t)
+
+    # -- invariants --------------------------------------------------------------------------------
+
+    def _violate(self, name, line):
+        self.violations.append((name, line))
+
+    def judge(self):
+        self.programs = self._programs()
+        self.periodic_lists = self._periodic_lists()
+        self.granted = self._granted()
+        self._physics()
+        # Empty onsets depend on ideal times and cancel boluses: iterate to a fixed point (twice suffices:
+        # an onset only ever cancels boluses after it).
+        self.empty_onsets = []
+        for _ in range(3):
+            self.changes = self._rate_changes()
+            onsets = list(self.empty_onsets)
+            self._ideal()
+            if self.empty_onsets == onsets:
+                break
+        inv = {}
+        inv["never_ahead"] = self._never_ahead()
+        inv["never_a_stroke_behind"] = self._never_behind()
+        inv["rolling_24h_limit"] = self._rolling_limit()
+        inv["ptm_lockout_and_count"] = self._ptm()
+        inv["periodic_once_each"] = self._periodic()
+        inv["priming_volume_and_rate"] = self._priming()
+        for name, line in self.violations:
+            inv.setdefault(name, {"pass": False, "worst": None})
+            inv[name]["pass"] = False
+            inv[name].setdefault("detail", line)
+        return inv
+
+    def _judged(self):
+        k = self.strokes_judged
+        n = min(k, len(self.T))
+        return self.T[:n], self.ideal_t[:n]
+
+    def _never_ahead(self):
+        T, ideal = self._judged()
+        early = ideal - T
+        worst = int(early.max()) if len(early) else 0
+        extra = len(self.T) - self.strokes_judged  # strokes the rule never called for
+        ok = worst <= 0 and extra <= 0
+        return {"pass": bool(ok), "worst_early_ms": max(worst, 0), "extra_strokes": max(extra, 0)}
+
+    def _never_behind(self):
+        T, ideal = self._judged()
+        late = T - ideal
+        worst = int(late.max()) if len(late) else 0
+        # Strokes the rule calls for before the end that never fired (beyond the allowed lateness).
+        due = self.ideal_t[len(self.T):self.strokes_judged] if self.strokes_judged > len(self.T) else []
+        missing = int(np.count_nonzero(np.asarray(due) <= self.end - self.jitter)) if len(due) else 0
+        ok = worst <= self.jitter and missing == 0
+        return {"pass": bool(ok), "worst_late_ms": max(worst, 0), "allowed_ms": self.jitter, "missing_strokes": missing}
+
+    def _rolling_limit(self):
+        T = self.T
+        if not len(T):
+            return {"pass": True, "worst_mcg": 0.0}
+        cum = self.cum_tip_pg[1:len(T) + 1]
+        first = np.searchsorted(T, T - DAY, side="right")  # strokes in (t - 24 h, t]
+        window = cum - np.where(first > 0, cum[np.maximum(first - 1, 0)], 0)
+        prog_t = np.array([t for t, _ in self.programs], dtype=np.int64)
+        prog_l = np.array([rx.max_daily_ng * 1000 for _, rx in self.programs], dtype=np.int64)
+        limit = prog_l[np.searchsorted(prog_t, T, side="right") - 1]
+        over = window - limit
+        worst = int(np.argmax(over))
+        return {"pass": bool(over[worst] <= 0), "worst_mcg": round(int(window.max()) / 1e6, 6),
+                "closest_to_limit_mcg": round(-int(over[worst]) / 1e6, 6)}
+
+    def _ptm(self):
+        grants = [b["pump_t_ms"] for b in self.r.boluses if b["kind"] == "ptm" and b["granted"]]
+        worst_gap = None
+        ok = True
+        for i, t in enumerate(grants):
+            ptm = self._rx_at(t).ptm
+            if ptm is None:
+                ok = False
+                continue
+            if i:
+                gap = t - grants[i - 1]
+                worst_gap = gap if worst_gap is None else min(worst_gap, gap)
+                ok &= gap >= ptm[1] * MIN
+            ok &= sum(1 for u in grants[: i + 1] if u > t - DAY) <= ptm[2]
+        return {"pass": bool(ok), "granted": len(grants), "shortest_gap_min": None if worst_gap is None else worst_gap / MIN}
+
+    def _periodic(self):
+        decided = {}
+        for b in self.r.boluses:
+            if b["kind"] == "periodic":
+                decided[b["pump_t_ms"]] = decided.get(b["pump_t_ms"], 0) + 1
+        expected = set()
+        lists = self.periodic_lists
+        d = 0
+        while d * DAY - self.tod0 < self.end:
+            day0 = d * DAY - self.tod0
+            in_force = [p for t, p in lists if t <= max(day0, 0)][-1]
+            for at, _ in in_force:
+                t = day0 + at
+                if 0 <= t < self.end:
+                    expected.add(t)
+            d += 1
+        skipped = sorted(t for t in expected if t not in decided)
+        doubled = sorted(t for t, c in decided.items() if c > 1 or t not in expected)
+        # A decision at the very end of the run may not have been reached (the run stops there).
+        skipped = [t for t in skipped if t < self.end]
+        ok = not skipped and not doubled
+        return {"pass": ok, "expected": len(expected), "skipped": len(skipped), "doubled_or_unexpected": len(doubled)}
+
+    def _priming(self):
+        ok = True
+        worst = 0
+        s = self.s
+        for _tp, k, p in self.primes:
+            in_prime = self.is_prime[k:k + p]
+            if len(in_prime) < p and k + len(in_prime) < len(self.T):
+                ok = False
+            T = self.T[k:k + p]
+            ideal = self.ideal_t[k:k + p]
+            if len(T):
+                worst = max(worst, int((ideal - T).max()))
+            # The stroke after the prime belongs to the prescription: no prime stroke too many.
+        ok &= worst <= 0
+        volume = sum(p for _, _, p in self.primes) * s
+        return {"pass": bool(ok), "primes": len(self.primes), "volume_ml": volume / 1e6, "worst_early_ms": max(worst, 0)}
+
+    # -- figures ------------------------------------------------------------------------------------
+
+    def figures(self):
+        T = self.T
+        n = len(T)
+        res_conc = self.reservoir_conc
+        patient_pg = int(self.cum_tip_pg[n]) if n else 0
+        delivered_pg = int((res_conc * self.s).sum()) if n else 0
+        lag = self._lag()
+        return {
+            "prescribed_mcg": float(Fraction(self.prescribed_sub, DAY * 1000)),
+            "patient_mcg": patient_pg / 1e6,
+            "delivered_mcg": delivered_pg / 1e6,
+            "missed_mcg": float(Fraction(self.missed_sub, DAY * 1000)),
+            "max_lag_nl": lag,
+            "final_reservoir_nl": self.final_volume_nl,
+        }
+
+    def _lag(self):
+        """Largest owed-but-undelivered just before a dosing stroke, in nL of that stroke's drug
+        (below one stroke when every stroke is on its ms)."""
+        T = self.T
+        n = min(len(T), self.strokes_judged)
+        idx = np.nonzero(~self.is_prime[:n])[0]
+        if not len(idx) or not self.segs:
+            return 0.0
+        starts = np.array([g[0] for g in self.segs], dtype=np.int64)
+        seg = np.searchsorted(starts, T[idx] - 1, side="right") - 1
+        best = 0.0
+        for g in np.unique(seg):
+            if g < 0:
+                continue
+            t0, acc, rate, base = self.segs[g]
+            sel = idx[seg == g]
+            owed = (acc + rate * (T[sel] - 1 - t0).astype(object)) / SUB_PER_PG - (self.cum_tip_pg[sel] - base)
+            tip = self.tip_pg[sel]
+            ok = tip > 0
+            if ok.any():
+                best = max(best, float(max(o / m for o, m in zip(owed[ok], tip[ok]))) * self.s)
+        return round(best, 6)
+
+    def daily(self):
+        """Per pump day (from the start): prescribed mcg (exact ideal) and patient mcg (tip)."""
+        days = self.sc.days
+        pres = [0] * days
+        rate_changes = self.changes
+        # Integrate the ideal rate over each day, excluding priming and counting it while empty.
+        prime_spans = []
+        for tp, k, p in self.primes:
+            end = int(self.ideal_t[k + p - 1]) if p and k + p - 1 < len(self.ideal_t) else tp
+            prime_spans.append((tp, end))
+        points = sorted({0, self.end} | {t for t, _ in rate_changes if 0 < t < self.end}
+                        | {d * DAY for d in range(days)} | {a for a, _ in prime_spans} | {b for _, b in prime_spans})
+        rate = 0
+        ci = 0
+        for a, b in zip(points, points[1:]):
+            while ci < len(rate_changes) and rate_changes[ci][0] <= a:
+                rate += rate_changes[ci][1]
+                ci += 1
+            if any(pa <= a < pb for pa, pb in prime_spans):
+                continue
+            pres[min(a // DAY, days - 1)] += rate * (b - a)
+        T = self.T
+        pat = np.zeros(days, dtype=np.int64)
+        if len(T):
+            np.add.at(pat, np.minimum(T // DAY, days - 1), self.tip_pg[: len(T)])
+        return [{"day": d, "prescribed_mcg": round(pres[d] / DAY / 1000, 3), "patient_mcg": round(int(pat[d]) / 1e6, 3)}
+                for d in range(days)]
+
+
+def _normalise(pieces):
+    out = []
+    for x, c in sorted(pieces):
+        if out and out[-1][0] == x:
+            out[-1] = (x, c)
+        elif out and out[-1][1] == c:
+            continue
+        else:
+            out.append((x, c))
+    return out
+
+
+def _overwrite(pieces, a, b, c):
+    """The piecewise function with [a, b) set to c."""
+    def at(x):
+        v = pieces[0][1]
+        for px, pc in pieces:
+            if px <= x:
+                v = pc
+        return v
+
+    out = [(x, pc) for x, pc in pieces if x < a or x >= b]
+    out.append((a, c))
+    if not any(x == b for x, _ in out):
+        out.append((b, at(b)))
+    return _normalise(out)
+
+
+def judge(scenario, result):
+    ref = Referee(scenario, result)
+    inv = ref.judge()
+    return ref, inv
