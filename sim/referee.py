@@ -145,10 +145,12 @@ class Referee:
             pieces.append((path + u, int(cc)))
         pieces = _normalise(pieces)
         self.primes = []
+        self.pre_prime_pg = {}  # stroke index -> the tip mass that stroke would have had without the prime
         for t, action, d in self.inputs:
             if action == "prime":
                 k = int(np.searchsorted(T, t, side="right"))
                 x0 = k * s
+                self.pre_prime_pg[k] = _piece_mass(pieces, x0, x0 + s)
                 empty = path if d["catheter_cm"] == 0 else d["catheter_cm"] * pump.nl_per_cm
                 pieces = _overwrite(pieces, x0, x0 + empty, 0)
                 self.primes.append((t, k, empty // s))
@@ -203,12 +205,14 @@ class Referee:
         self.prescribed_sub = 0
         self.missed_sub = 0
         self.segs = []
+        self.missing_before_prime = 0
         prime_rate = self.sc.pump.prime_nl_per_hour * 24  # nL/day
         k = 0
         t = 0
         while t < self.end:
-            next_prime = min((tp for tp, kp, _ in self.primes if tp >= t and kp >= k), default=self.end)
-            k, t_stop, emptied = self._dose_epoch(t, k, next_prime)
+            nxt = min(((tp, kp) for tp, kp, _ in self.primes if tp >= t and kp >= k), default=(self.end, None))
+            next_prime, k_prime = nxt
+            k, t_stop, emptied = self._dose_epoch(t, k, next_prime, k_prime)
             if emptied:
                 self.empty_onsets.append(t_stop)
                 later = [tr for tr, kr, v in self.refill_marks if tr >= t_stop and v - self.sc.pump.empty_nl >= self.s]
@@ -233,7 +237,7 @@ class Referee:
         self.is_prime[k:k + m] = True
         return k + p, (int(times[-1]) if p else tp)
 
-    def _dose_epoch(self, e, k0, t_limit):
+    def _dose_epoch(self, e, k0, t_limit, k_limit=None):
         """Ideal stroke times from e (owing nothing) until t_limit or the stroke that empties the pump.
 
         Returns (next stroke index, end time, emptied)."""
@@ -247,7 +251,7 @@ class Referee:
         t = e
         k = k0
         base = int(cum[k0])
-        last_k = len(cum) - 1
+        last_k = len(cum) - 1 if k_limit is None else k_limit  # a prime rewrites the strokes after it
         while t < t_limit:
             t1 = min(changes[i][0] if i < len(changes) else self.end, t_limit)
             self.segs.append((t, acc, rate, base))
@@ -277,8 +281,13 @@ class Referee:
                 rate += changes[i][1]
                 i += 1
         self.prescribed_sub += acc
-        if t_limit < self.end:  # a prime writes off what was owed
-            self.missed_sub += max(acc - (int(cum[k]) - base) * SUB_PER_PG, 0)
+        if k_limit is not None:  # a prime writes off what was owed: less than the next stroke, or one is missing
+            owed = acc - (int(cum[k]) - base) * SUB_PER_PG
+            over = owed - self.pre_prime_pg.get(k, 1 << 62) * SUB_PER_PG
+            # Due more than the wake latency before the prime, and never fired: missing.
+            if k == k_limit and over >= 0 and (not rate or over > rate * self.jitter):
+                self.missing_before_prime += 1
+            self.missed_sub += max(owed, 0)
         return k, t, False
 
     def _rate_at(self, t):
@@ -357,6 +366,7 @@ class Referee:
         # Strokes the rule calls for before the end that never fired (beyond the allowed lateness).
         due = self.ideal_t[len(self.T):self.strokes_judged] if self.strokes_judged > len(self.T) else []
         missing = int(np.count_nonzero(np.asarray(due) <= self.end - self.jitter)) if len(due) else 0
+        missing += self.missing_before_prime
         ok = worst <= self.jitter and missing == 0
         return {"pass": bool(ok), "worst_late_ms": max(worst, 0), "allowed_ms": self.jitter, "missing_strokes": missing}
 
@@ -499,6 +509,17 @@ class Referee:
             np.add.at(pat, np.minimum(T // DAY, days - 1), self.tip_pg[: len(T)])
         return [{"day": d, "prescribed_mcg": round(pres[d] / DAY / 1000, 3), "patient_mcg": round(int(pat[d]) / 1e6, 3)}
                 for d in range(days)]
+
+
+def _piece_mass(pieces, a, b):
+    """pg of a piecewise concentration over out-volume [a, b)."""
+    total = 0
+    for i, (x, c) in enumerate(pieces):
+        nxt = pieces[i + 1][0] if i + 1 < len(pieces) else b
+        lo, hi = max(a, x), min(b, nxt)
+        if hi > lo:
+            total += (hi - lo) * c
+    return total
 
 
 def _normalise(pieces):

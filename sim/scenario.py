@@ -308,21 +308,26 @@ def _periodic(reader):
 
 
 def _events(top, scenario):
-    events = []
     start_ms = scenario.time_of_day_ms
-    # In force as the events unfold: a program keeps what it does not replace from the one before.
-    concentration = scenario.rx.concentration
-    current = scenario.rx
+    timed = []
     for i, e in enumerate(top.tables("event")):
         action = e.string("action")
         if action not in ACTIONS:
             e.fail("action", f"{action!r} is not one of: " + ", ".join(ACTIONS))
-        common = ("day", "time", "action")
         day = e.integer("day", 0, scenario.days - 1) if e.has("day") else e.fail("day", "missing")
         t_of_day = e.time_ms("time", seconds=True)
         t_ms = day * MS_PER_DAY + t_of_day - start_ms
         if not 0 <= t_ms < scenario.days * MS_PER_DAY:
             e.fail("time", f"day {day} {e.table['time']} is outside the run (it starts {scenario.start:%H:%M} on day 0)")
+        timed.append((t_ms, i, day, action, e))
+    # Walk them in time order: a refill's default drug, and what a program keeps from the one before,
+    # are those in force when it comes, whatever the order in the file.
+    timed.sort(key=lambda x: (x[0], x[1]))
+    events = []
+    concentration = scenario.rx.concentration
+    current = scenario.rx
+    common = ("day", "time", "action")
+    for t_ms, i, day, action, e in timed:
         ev = Event(t_ms, day, e.table["time"], action, index=i)
         if action == "bolus":
             e.only(*common, "mcg", "minutes")
@@ -351,7 +356,6 @@ def _events(top, scenario):
         else:
             e.only(*common)
         events.append(ev)
-    events.sort(key=lambda ev: (ev.t_ms, ev.index))
     return events
 
 
