@@ -268,7 +268,7 @@ class Oracle:
     def _fits(self, conc):
         """The prescription can run at conc (steps, its own limit, its boluses)."""
         rx, sc = self.rx, self.sc
-        for starts, rates in rx.profiles:
+        for _starts, rates in rx.profiles:
             for r in rates:
                 if r > 24_000 * conc or (r and r * 1000 // conc < 48_000):
                     return False
