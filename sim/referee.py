@@ -82,13 +82,16 @@ class Referee:
     def _granted(self):
         """[(start_ms, ng, minutes, kind)] of every granted bolus, with the decision's pump time."""
         out = []
-        clinician = {e.t_ms: e.minutes for e in self.sc.events if e.action == "bolus"}
-        for b in self.r.boluses:
+        # Every clinician request gets exactly one decision, in order.
+        clinician = [e.minutes for e in self.sc.events if e.action == "bolus"]
+        asked = [b for b in self.r.boluses if b["kind"] == "clinician"]
+        minutes_of = {id(b): m for b, m in zip(asked, clinician)}
+        for order, b in enumerate(self.r.boluses):
             if not b["granted"]:
                 continue
             t = b["pump_t_ms"]
             if b["kind"] == "clinician":
-                minutes = clinician[t]
+                minutes = minutes_of[id(b)]
             elif b["kind"] == "ptm":
                 minutes = self._rx_at(t).ptm[0].minutes
             else:
@@ -101,7 +104,7 @@ class Referee:
                     self._violate("periodic_on_schedule", f"a periodic bolus was granted at {t / 1000:.3f} s, "
                                   "no periodic time in force")
                     continue
-            out.append((t, b["ng"], minutes, b["kind"]))
+            out.append((t, b["ng"], minutes, b["kind"], order))
         return out
 
     # -- physics: reservoir, path, tip masses, from the actual strokes ---------------------------
@@ -176,11 +179,14 @@ class Referee:
         for t, rate in self._basal_changes():
             changes.append((t, rate - prev))
             prev = rate
-        cancels = sorted({t for t, a, _ in self.inputs if a in ("cancel", "prime")} | set(self.empty_onsets))
-        for start, ng, minutes, _kind in self.granted:
+        # A cancel or prime stops the boluses decided before it (even in the same ms); the pump
+        # running empty stops those started before.
+        cancels = [(t, d["after"]) for t, a, d in self.inputs if a in ("cancel", "prime")]
+        cancels += [(t, 1 << 60) for t in self.empty_onsets]
+        for start, ng, minutes, _kind, order in self.granted:
             q, r = divmod(ng * 1440, minutes)
             end = start + minutes * MIN
-            cut = [c for c in cancels if start < c < end]
+            cut = sorted(c for c, after in cancels if start <= c < end and after > order and (c > start or after < 1 << 60))
             stop = cut[0] if cut else end
             phases = [(start, q + (1 if r else 0))]
             if r:

@@ -20,7 +20,8 @@ class Result:
     scenario: object
     events: list = field(default_factory=list)  # dicts, in time order
     boluses: list = field(default_factory=list)  # every bolus decision, granted or not
-    inputs: list = field(default_factory=list)  # inputs the firmware accepted: (t_ms, action, details)
+    # Inputs the firmware accepted: (t_ms, action, details); "after" counts the bolus decisions before it.
+    inputs: list = field(default_factory=list)
     stroke_times: object = None  # int64 numpy array, ms since the start
     strokes: int = 0
     final_reservoir_nl: int = 0
@@ -107,7 +108,7 @@ class Run:
             ctl.request_ptm()
         elif ev.action == "cancel_bolus":
             if ctl.cancel_bolus() == A.OK:
-                self.result.inputs.append((ev.t_ms, "cancel", {}))
+                self.result.inputs.append((ev.t_ms, "cancel", {"after": len(self.result.boluses)}))
             else:
                 self._note(ev.t_ms, "cancel_rejected", reason="no_active_bolus")
         elif ev.action == "refill":
@@ -124,7 +125,8 @@ class Run:
                 self._note(ev.t_ms, "program_rejected", reason=str(e))
         elif ev.action == "prime":
             if ctl.prime(ev.catheter_cm) == A.OK:
-                self.result.inputs.append((ev.t_ms, "prime", {"catheter_cm": ev.catheter_cm}))
+                self.result.inputs.append((ev.t_ms, "prime", {"catheter_cm": ev.catheter_cm,
+                                                              "after": len(self.result.boluses)}))
 
     def _wake_at(self, deadline):
         """When the firmware actually wakes for a deadline: on time, or late by up to the jitter."""
