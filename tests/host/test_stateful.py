@@ -76,7 +76,8 @@ max_daily_mcg = {self.limit}
 
     def _add(self, body):
         t = self.tod0 + self.now
-        ev = f'\n[[event]]\nday = {t // DAY}\ntime = "{t % DAY // 3_600_000:02d}:{t % 3_600_000 // MIN:02d}:{t % MIN // 1000:02d}"\n{body}\n'
+        clock = f"{t % DAY // 3_600_000:02d}:{t % 3_600_000 // MIN:02d}:{t % MIN // 1000:02d}"
+        ev = f'\n[[event]]\nday = {t // DAY}\ntime = "{clock}"\n{body}\n'
         self.events.append(ev)
         try:
             scenario.parse(self._text(), "machine.toml")
