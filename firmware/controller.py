@@ -503,21 +503,22 @@ class Controller:
         if not self.path.can_change():
             return PATH_FULL
         rx = self.rx
+        try:
+            rx.check_concentration(concentration)
+        except ValueError:
+            return CONCENTRATION
+        if self._rate_room(rx, concentration) < 0:
+            return CONCENTRATION
+        margin = stroke_margin_ng(self.pump.stroke_nl, self.path.max_concentration(concentration))
+        if rx.max_daily_ng - margin - self.basal_cap_ng() - self.boluses.ledger_ng(self.day, self.ms) < 0:
+            return LIMIT
         old = rx.concentration
         try:
             rx.concentration = concentration
-            rx.check_concentration(concentration)
-            rx.check_pump(self.pump)
+            rx.check_pump(self.pump)  # bolus sizes and rates at the new drug
         except ValueError:
             rx.concentration = old
             return CONCENTRATION
-        margin = stroke_margin_ng(self.pump.stroke_nl, self.path.max_concentration(concentration))
-        if self._rate_room(rx, concentration) < 0:
-            rx.concentration = old
-            return CONCENTRATION
-        if rx.max_daily_ng - margin - self.basal_cap_ng() - self.boluses.ledger_ng(self.day, self.ms) < 0:
-            rx.concentration = old
-            return LIMIT
         self.conc = concentration
         self.path.push(0, concentration)
         self.reservoir.volume_nl = volume_nl

@@ -265,13 +265,17 @@ class Oracle:
         self.periodic_next = (midnight, new.periodic)
         return "ok"
 
-    def _fits(self, conc):
-        """The prescription can run at conc (steps, its own limit, its boluses)."""
-        rx, sc = self.rx, self.sc
-        for _starts, rates in rx.profiles:
+    def _steps_fit(self, conc):
+        """Every basal step can run at conc: 24 mL/day at most, 0.048 mL/day at least."""
+        for _starts, rates in self.rx.profiles:
             for r in rates:
                 if r > 24_000 * conc or (r and r * 1000 // conc < 48_000):
                     return False
+        return True
+
+    def _fits(self, conc):
+        """The prescription's own limit and its boluses at conc."""
+        rx, sc = self.rx, self.sc
         if self.worst(rx) + _ceil(self.s * conc, 1000) > rx.limit:
             return False
         boluses = [(ng, m) for _, ng, m in rx.periodic] + ([rx.ptm[:2]] if rx.ptm else [])
@@ -290,10 +294,12 @@ class Oracle:
         else:
             if len(self.path) >= 6 and self.path[-1][0]:
                 return "path_full"
-            if not self._fits(conc) or self.rate_room(self.rx, conc) < 0:
+            if not self._steps_fit(conc) or self.rate_room(self.rx, conc) < 0:
                 return "concentration_incompatible"
             if self.rx.limit - self.margin(conc) - self.basal_cap(self.t) - self.ledger_ng(self.t) < 0:
                 return "limit"
+            if not self._fits(conc):
+                return "concentration_incompatible"
             self.conc = conc
             self.volume = volume
         if self.empty and self.volume - self.empty_nl >= self.s:
