@@ -1,5 +1,7 @@
 """Property-based: random prescriptions and request sequences against the rule and the limits."""
 
+import os
+
 import numpy as np
 import oracle
 from hypothesis import given, settings
@@ -101,7 +103,7 @@ def check_run(text, wake_jitter_ms=0, seed=0):
     return r
 
 
-@settings(max_examples=25)
+@settings(max_examples=1000 if os.environ.get("HYPOTHESIS_PROFILE") == "soak" else 25)
 @given(scenarios(), st.sampled_from([0, 0, 1, 999]), st.integers(0, 3))
 def test_rule_lockout_limit_and_int_range_hold(text, jitter, seed):
     check_run(text, jitter, seed)

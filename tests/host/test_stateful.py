@@ -6,6 +6,8 @@ far through the firmware (with the machine's wake latency) and judges it. `make 
 large profile (tests/conftest.py).
 """
 
+import os
+
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -15,6 +17,7 @@ from sim import scenario
 
 DAY = 86_400_000
 MIN = 60_000
+SOAK = os.environ.get("HYPOTHESIS_PROFILE") == "soak"
 
 
 def _steps(draw_rates, starts):
@@ -130,5 +133,8 @@ max_daily_mcg = {self.limit}
         check_run(self._text(), self.jitter, self.seed)
 
 
-PumpMachine.TestCase.settings = settings(max_examples=6, stateful_step_count=8, deadline=None)
+# The small default keeps `make test` fast; `make soak` (HYPOTHESIS_PROFILE=soak) runs 500 examples of
+# up to 60 steps, each step a scenario of up to weeks of service.
+PumpMachine.TestCase.settings = settings(max_examples=500 if SOAK else 6, stateful_step_count=60 if SOAK else 8,
+                                         deadline=None)
 TestPumpMachine = PumpMachine.TestCase
