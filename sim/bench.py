@@ -2,7 +2,7 @@
 
 import time
 
-from sim import runner, scenario
+from sim import report, runner, scenario
 
 DAYS = 2557
 
@@ -45,11 +45,17 @@ def main():
         r = runner.simulate(sc)
         wall = time.perf_counter() - t0
         best = wall if best is None else min(best, wall)
+    t0 = time.perf_counter()
+    inv = report.judge(r)
+    judge_s = time.perf_counter() - t0
+    f = r.figures
     print(f"bench-7y: {sc.days} days, {r.strokes:,} strokes, {r.wakes:,} controller wakes")
-    print(f"  wall (best of 5): {best:.3f} s")
+    print(f"  wall (best of 5): {best:.3f} s   (the referee's judgement, once: {judge_s:.3f} s)")
     print(f"  simulated days per wall second: {sc.days / best:,.0f}")
     print(f"  strokes per wall second:        {r.strokes / best:,.0f}")
-    print(f"  max lag {r.max_lag_nl:.4f} nL, delivered {r.delivered_mcg:.1f} mcg of {r.prescribed_mcg:.1f} prescribed")
+    print(f"  max lag {f['max_lag_nl']:.4f} nL; to the patient {f['patient_mcg']:.3f} mcg of {f['prescribed_mcg']:.3f}"
+          " prescribed (exact)")
+    print("  invariants: " + ", ".join(f"{k} {'ok' if v['pass'] else 'VIOLATED'}" for k, v in inv.items()))
 
 
 if __name__ == "__main__":

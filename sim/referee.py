@@ -470,23 +470,22 @@ class Referee:
         (below one stroke when every stroke is on its ms)."""
         T = self.T
         n = min(len(T), self.strokes_judged)
-        idx = np.nonzero(~self.is_prime[:n])[0]
+        idx = np.nonzero(~self.is_prime[:n] & (self.tip_pg[:n] > 0))[0]
         if not len(idx) or not self.segs:
             return 0.0
         starts = np.array([g[0] for g in self.segs], dtype=np.int64)
         seg = np.searchsorted(starts, T[idx] - 1, side="right") - 1
-        best = 0.0
-        for g in np.unique(seg):
-            if g < 0:
-                continue
-            t0, acc, rate, base = self.segs[g]
-            sel = idx[seg == g]
-            owed = (acc + rate * (T[sel] - 1 - t0).astype(object)) / SUB_PER_PG - (self.cum_tip_pg[sel] - base)
-            tip = self.tip_pg[sel]
-            ok = tip > 0
-            if ok.any():
-                best = max(best, float(max(o / m for o, m in zip(owed[ok], tip[ok]))) * self.s)
-        return round(best, 6)
+        keep = seg >= 0
+        idx, seg = idx[keep], seg[keep]
+        # Per segment: the ideal since its epoch as whole pg + remainder (Python ints made int64-safe).
+        acc_pg = np.array([g[1] // SUB_PER_PG + g[3] for g in self.segs], dtype=np.int64)
+        acc_rem = np.array([g[1] % SUB_PER_PG for g in self.segs], dtype=np.int64)
+        rate = np.array([g[2] for g in self.segs], dtype=np.int64)
+        t0 = starts
+        owed_sub = ((acc_pg[seg] - self.cum_tip_pg[idx]) * SUB_PER_PG + acc_rem[seg]
+                    + rate[seg] * (T[idx] - 1 - t0[seg]))
+        frac = owed_sub / (self.tip_pg[idx] * float(SUB_PER_PG))
+        return round(float(frac.max()) * self.s, 6)
 
     def daily(self):
         """Per pump day (from the start): prescribed mcg (exact ideal) and patient mcg (tip)."""
