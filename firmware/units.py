@@ -19,10 +19,14 @@ def muldivmod(a, b, d, qr):
     """Stores q, r with a*b == q*d + r, 0 <= r < d into qr[0], qr[1] and returns q.
 
     Never forms a*b, and allocates nothing (qr is the caller's preallocated pair; a returned
-    tuple would be a heap object on MicroPython). Needs 0 <= a, 0 <= b < 2**30, 0 < d < 2**27,
-    and q must itself be a small int. Two bits of b per step keep every intermediate below
-    7*d < 2**30.
+    tuple would be a heap object on MicroPython). Needs 0 <= a, b < 2**30, 0 < d < 2**27, and q
+    must itself be a small int. Two bits of the smaller factor per step keep every intermediate
+    below 7*d < 2**30.
     """
+    if b > a:  # the loop runs per 2 bits of b: walk the smaller factor
+        q = a
+        a = b
+        b = q
     q = a // d
     a -= q * d
     qr[0] = q * b

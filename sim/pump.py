@@ -24,6 +24,7 @@ class SimPump:
         self._origin_ms = 0
         self._n = 0  # strokes in the train
         self._done = 0  # strokes of the train fired (or skipped) so far
+        self._recorded = 0  # ... of which the times are recorded
         self._first = 0  # tau_1 * den (may be negative: overdue)
         self._period = 0  # period * den
         self._den = 1
@@ -31,7 +32,7 @@ class SimPump:
     # -- hal Motor interface --------------------------------------------------------------
 
     def strokes(self):
-        self._settle(self.clock.now_ms)
+        self._count_to(self.clock.now_ms)
         return self.count
 
     def start(self, train):
@@ -42,6 +43,7 @@ class SimPump:
         self._first = train.first_ms * train.den + train.first_rem
         self._period = train.period_ms * train.den + train.period_rem
         self._done = min(self._n, (self.count - train.base) & COUNT_MASK)
+        self._recorded = self._done
 
     def stop(self):
         self._settle(self.clock.now_ms)
@@ -60,18 +62,24 @@ class SimPump:
             return max(self._done, 1) if self._n else 0
         return max(self._done, min(self._n, 1 + budget // self._period))
 
-    def _settle(self, t_ms):
+    def _count_to(self, t_ms):
+        """Fire (count) the train's strokes due by t_ms; their times are recorded at _settle."""
         n = self._fired_by(t_ms)
         new = n - self._done
-        if new <= 0:
-            return
-        k = np.arange(self._done, n, dtype=np.int64)  # 0-based stroke index in the train
-        num = self._first + k * self._period
-        self._times.append(self._origin_ms + np.maximum(-(-num // self._den), 0))
-        self._done = n
-        self.strokes_total += new
-        self.count = (self.count + new) & COUNT_MASK
-        self.volume_nl -= new * self.stroke_nl
+        if new > 0:
+            self._done = n
+            self.strokes_total += new
+            self.count = (self.count + new) & COUNT_MASK
+            self.volume_nl -= new * self.stroke_nl
+
+    def _settle(self, t_ms):
+        """Count up to t_ms, and record the times of every stroke of the train fired so far."""
+        self._count_to(t_ms)
+        if self._done > self._recorded:
+            k = np.arange(self._recorded, self._done, dtype=np.int64)  # 0-based stroke index in the train
+            num = self._first + k * self._period
+            self._times.append(self._origin_ms + np.maximum(-(-num // self._den), 0))
+            self._recorded = self._done
 
     def finish(self):
         self._settle(self.clock.now_ms)
