@@ -10,6 +10,7 @@ from firmware.units import (
     NL_PER_ML,
     add_mass,
     max_rate_ng_per_day,
+    muldiv,
     muldivmod,
     nl_from_ng,
 )
@@ -229,10 +230,9 @@ class Prescription:
 
     def _check_bolus(self, bolus, key, pump):
         c = self.concentration
-        nl = nl_from_ng(bolus.amount_ng, c)
-        if nl > pump.capacity_nl:
+        if bolus.amount_ng > muldiv(pump.capacity_nl, c, 1000):  # compared in mass: no rounding
             raise ValueError(key + ".mcg: more than the reservoir holds at this concentration")
-        if nl < pump.stroke_nl:
+        if nl_from_ng(bolus.amount_ng, c) < pump.stroke_nl:
             raise ValueError(key + ".mcg: less than one %d nL stroke at this concentration" % pump.stroke_nl)
         room = max_rate_ng_per_day(c) - self.max_basal_ng_per_day
         if room < 0 or bolus_too_fast(bolus.amount_ng, bolus.minutes, room):

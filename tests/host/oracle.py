@@ -280,8 +280,8 @@ class Oracle:
             return False
         boluses = [(ng, m) for _, ng, m in rx.periodic] + ([rx.ptm[:2]] if rx.ptm else [])
         for ng, m in boluses:
-            nl = ng * 1000 // conc
-            if nl > self.capacity or nl < self.s or 24_000 * conc - rx.max_basal < self._top(ng, m):
+            if ng * 1000 > self.capacity * conc or ng * 1000 // conc < self.s or \
+                    24_000 * conc - rx.max_basal < self._top(ng, m):
                 return False
         del sc
         return True
