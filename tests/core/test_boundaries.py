@@ -1,0 +1,132 @@
+# The safety rules at their exact edges, to the millisecond and the ng (found by mutation testing:
+# each pins a comparison that a < / <= swap would otherwise pass).
+
+from support import Events, FakeClock, FakeMotor
+
+from firmware import alarms as A
+from firmware.controller import Controller
+from firmware.limits import WINDOW_MS
+from firmware.prescription import Bolus, Prescription, Profile, PumpParams
+
+DAY = 86_400_000
+HOUR = 3_600_000
+MIN = 60_000
+
+
+def _ctl(rates=(600_000,), starts=(0,), ptm=None, limit=2_000_000, periodic=()):
+    rx = Prescription(2000, [Profile(list(starts), list(rates), "basal.steps")] * 7, periodic, ptm, limit)
+    clock = FakeClock()
+    events = Events()
+    ctl = Controller(clock, FakeMotor(clock, record=False), PumpParams(40_000_000), rx, events)
+    return ctl, clock, events
+
+
+def _at(ctl, clock, t_ms):
+    """Advance the clock to t_ms (ms since the start), serving every wake on the way."""
+    while True:
+        due = clock.now_ms + clock.ticks_diff(ctl.deadline(), clock.tick)
+        if due >= t_ms:
+            clock.advance(t_ms - clock.now_ms)
+            ctl.service()  # the pump clock moves on a wake
+            return
+        clock.advance(due - clock.now_ms)
+        ctl.service()
+
+
+def test_ptm_lockout_ends_exactly_at_its_minute():
+    ctl, clock, _ = _ctl(ptm=(Bolus(1_000, 1, "ptm"), 15, 24))
+    assert ctl.request_ptm() == A.OK
+    _at(ctl, clock, 15 * MIN - 1)
+    assert ctl.request_ptm() == A.LOCKOUT
+    _at(ctl, clock, 15 * MIN)
+    assert ctl.request_ptm() == A.OK
+
+
+def test_ptm_count_forgets_a_grant_exactly_24_h_later():
+    ctl, clock, _ = _ctl(ptm=(Bolus(1_000, 1, "ptm"), 15, 2))
+    assert ctl.request_ptm() == A.OK
+    _at(ctl, clock, HOUR)
+    assert ctl.request_ptm() == A.OK
+    _at(ctl, clock, DAY - 1)
+    assert ctl.request_ptm() == A.MAX_PER_DAY
+    _at(ctl, clock, DAY)
+    assert ctl.request_ptm() == A.OK
+
+
+def test_a_bolus_exactly_the_room_left_is_granted_whole_and_one_ng_more_is_truncated():
+    ctl, clock, events = _ctl(limit=700_000)
+    room = ctl.headroom_ng()
+    assert room == 700_000 - 500 - 600_007
+    assert ctl.request_bolus(room, 10) == A.OK
+    assert (A.EV_BOLUS, A.CLINICIAN, A.OK, room) in events.log
+    assert A.EV_LIMIT_TRUNCATED not in events.codes()
+    ctl, clock, events = _ctl(limit=700_000)
+    assert ctl.request_bolus(room + 1, 10) == A.OK
+    assert (A.EV_LIMIT_TRUNCATED, A.CLINICIAN, room + 1, room) in events.log
+
+
+def test_truncation_to_exactly_one_stroke_is_granted_and_less_is_denied():
+    # One 250 nL stroke at 2000 mcg/mL is 500 ng.
+    ctl, clock, events = _ctl(limit=600_007 + 500 + 500)
+    assert ctl.headroom_ng() == 500 and ctl.request_bolus(5_000, 10) == A.OK
+    assert (A.EV_LIMIT_TRUNCATED, A.CLINICIAN, 5_000, 500) in events.log
+    ctl, clock, events = _ctl(limit=600_007 + 500 + 499)
+    assert ctl.request_bolus(5_000, 10) == A.LIMIT
+
+
+def test_a_granted_bolus_counts_until_exactly_one_window_after_its_end():
+    ctl, clock, _ = _ctl(limit=700_000)
+    before = ctl.headroom_ng()
+    assert ctl.request_bolus(20_000, 10) == A.OK
+    end = 10 * MIN
+    _at(ctl, clock, end + WINDOW_MS - 1)
+    assert ctl.headroom_ng() == before - 20_000
+    _at(ctl, clock, end + WINDOW_MS)
+    assert ctl.headroom_ng() == before
+
+
+def test_the_transition_bound_holds_for_exactly_one_window_after_a_program():
+    # Old: 0 until noon, 1000 mcg/day after; new: 1000 until noon, 0 after. Windows spanning the
+    # change at midnight hold 1000 mcg (500 + 500) until one window after it.
+    old = (0, 1_000_000)
+    ctl, clock, _ = _ctl(rates=old, starts=(0, 12 * HOUR), limit=1_100_000)
+    new = Prescription(2000, [Profile([0, 12 * HOUR], [1_000_000, 0], "n")] * 7, (), None, 1_100_000)
+    _at(ctl, clock, DAY)
+    own = new.worst_window_ng()
+    assert ctl.program(new) == A.OK
+    assert ctl.basal_cap_ng() == 1_000_000 > own
+    _at(ctl, clock, DAY + WINDOW_MS - 1)
+    assert ctl.basal_cap_ng() == 1_000_000
+    _at(ctl, clock, DAY + WINDOW_MS)
+    assert ctl.basal_cap_ng() == own
+
+
+def test_low_alarm_at_exactly_the_stroke_that_reaches_the_threshold():
+    # 2.0005 mL: the 2nd 250 nL stroke leaves exactly... 2.0005 - 0.0005 = 2.0 mL after 2 strokes.
+    rx = Prescription(2000, [Profile([0], [600_000], "b")] * 7, (), None, 2_000_000)
+    clock = FakeClock()
+    events = Events()
+    motor = FakeMotor(clock)
+    ctl = Controller(clock, motor, PumpParams(), rx, events, volume_nl=2_000_500)
+    _at(ctl, clock, 144_000 - 1)
+    ctl.service()
+    assert A.EV_LOW_RESERVOIR not in events.codes() and len(motor.times) == 1
+    _at(ctl, clock, 144_000)
+    ctl.service()
+    assert (A.EV_LOW_RESERVOIR, 2_000_000, 0, 0) in events.log
+    assert ctl.reservoir.strokes_to_low() == 0
+
+
+def test_the_pump_stops_exactly_when_less_than_a_stroke_is_left_above_empty():
+    rx = Prescription(2000, [Profile([0], [600_000], "b")] * 7, (), None, 2_000_000)
+    clock = FakeClock()
+    events = Events()
+    motor = FakeMotor(clock)
+    # 0.5 mL empty threshold + 2 strokes + 249 nL: the 2nd stroke leaves 249 nL above it: stop there.
+    ctl = Controller(clock, motor, PumpParams(), rx, events, volume_nl=500_000 + 500 + 249)
+    assert ctl.reservoir.strokes_available() == 2
+    _at(ctl, clock, DAY)
+    ctl.service()
+    assert len(motor.times) == 2 and A.EV_EMPTY_RESERVOIR in events.codes()
+    ctl2 = Controller(clock, FakeMotor(clock), PumpParams(), rx, Events(), volume_nl=500_000 + 500)
+    assert ctl2.reservoir.strokes_available() == 2
