@@ -132,6 +132,15 @@ max_daily_mcg = {self.limit}
     def every_invariant_holds_against_the_oracle(self):
         check_run(self._text(), self.jitter, self.seed)
 
+    def teardown(self):
+        if SOAK and hasattr(self, "head"):  # progress for long soaks (make soak runs pytest -s)
+            PumpMachine.done += 1
+            print(f"soak example {PumpMachine.done}: {len(self.events)} inputs over {self.now / DAY:.1f} days, "
+                  f"jitter {self.jitter} ms", flush=True)
+
+
+PumpMachine.done = 0
+
 
 # The small default keeps `make test` fast; `make soak` (HYPOTHESIS_PROFILE=soak) runs 500 examples of
 # up to 60 steps, each step a scenario of up to weeks of service.
