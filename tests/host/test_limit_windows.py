@@ -17,8 +17,9 @@ profiles = st.lists(st.tuples(st.integers(0, 1439), st.sampled_from([0, 1, 999, 
 
 def _scenario(weekday):
     start = f"2026-01-{5 + weekday:02d}T00:00"
-    text = f'start = "{start}"\n[drug]\nconcentration_mcg_ml = 2000\n[basal]\nsteps = [{{start = "00:00", mcg_per_day = 100}}]\n'
-    return scenario.parse(text + "[limits]\nmax_daily_mcg = 200000\n", "w.toml")
+    text = f'start = "{start}"\n[drug]\nconcentration_mcg_ml = 2000\n[basal]\n'
+    text += 'steps = [{start = "00:00", mcg_per_day = 100}]\n[limits]\nmax_daily_mcg = 200000\n'
+    return scenario.parse(text, "w.toml")
 
 
 class _Rx:
