@@ -130,3 +130,57 @@ def test_the_pump_stops_exactly_when_less_than_a_stroke_is_left_above_empty():
     assert len(motor.times) == 2 and A.EV_EMPTY_RESERVOIR in events.codes()
     ctl2 = Controller(clock, FakeMotor(clock), PumpParams(), rx, Events(), volume_nl=500_000 + 500)
     assert ctl2.reservoir.strokes_available() == 2
+
+
+def _prime_ctl(catheter_cm=50, volume_nl=20_000_000):
+    rx = Prescription(2000, [Profile([0], [600_000], "b")] * 7, (), None, 2_000_000)
+    clock = FakeClock()
+    events = Events()
+    motor = FakeMotor(clock)
+    pump = PumpParams(20_000_000, 250, 2_000_000, 500_000, 200_000, catheter_cm, 2600)
+    return Controller(clock, motor, pump, rx, events, volume_nl=volume_nl), clock, motor, events
+
+
+def test_a_whole_path_prime_with_a_partial_stroke_left_paces_that_stroke_by_its_drug():
+    # 0.2 mL + 47 cm x 2.6 uL = 322.2 uL: 1288 prime strokes (322 uL), 200 nL still empty. The
+    # next stroke pushes 200 nL of nothing and 50 nL of drug (100 ng): due after 14.4 s at 600 mcg/day.
+    ctl, clock, motor, events = _prime_ctl(catheter_cm=47)
+    assert ctl.prime() == A.OK and (A.EV_PRIME, 322_000, 0, 0) in events.log
+    _at(ctl, clock, DAY)
+    done = 1288 * 900
+    assert motor.times[1287] == done and (A.EV_PRIME_DONE, 322_000, 0, 0) in events.log
+    assert motor.times[1288] == done + 14_400 and motor.times[1289] == done + 14_400 + 72_000
+
+
+def test_a_catheter_revision_primes_only_the_new_piece_and_keeps_the_drug_behind_it():
+    # 11 cm x 2.6 uL = 28.6 uL: 114 strokes (28.5 uL), 100 nL empty left; the next stroke pushes
+    # 100 nL of nothing and 150 nL of the drug still in the path (300 ng): 43.2 s.
+    ctl, clock, motor, events = _prime_ctl()
+    _at(ctl, clock, HOUR)
+    n = len(motor.times)
+    assert ctl.prime(11) == A.OK and (A.EV_PRIME, 28_500, 0, 0) in events.log
+    assert ctl.path.vol[0] == 28_600 and ctl.path.conc[0] == 0 and ctl.path.conc[1] == 2000
+    _at(ctl, clock, DAY)
+    done = HOUR + 114 * 900
+    assert motor.times[n + 113] == done and motor.times[n + 114] == done + 43_200
+    assert motor.times[n + 115] == done + 43_200 + 72_000
+
+
+def test_a_prime_is_refused_while_priming_or_without_the_volume_and_changes_nothing():
+    ctl, clock, motor, events = _prime_ctl(volume_nl=500_000 + 330_000 - 1)  # one nL short of 1320 strokes
+    assert ctl.prime() == A.EMPTY and (A.EV_PRIME_REJECTED, A.EMPTY, 0, 0) in events.log
+    assert not ctl.priming() and ctl.path.conc[0] == 2000 and ctl.path.n == 1
+    ctl, clock, motor, events = _prime_ctl(volume_nl=500_000 + 330_000)  # exactly enough
+    assert ctl.prime() == A.OK
+    assert ctl.prime(5) == A.PRIMING and (A.EV_PRIME_REJECTED, A.PRIMING, 0, 0) in events.log
+    # Nothing asked during a prime is given: boluses are denied with the reason.
+    assert ctl.request_bolus(10_000, 10) == A.PRIMING
+    assert (A.EV_BOLUS, A.CLINICIAN, A.PRIMING, 0) in events.log
+
+
+def test_a_prime_cancels_the_boluses_in_progress():
+    ctl, clock, motor, events = _prime_ctl()
+    assert ctl.request_bolus(20_000, 30) == A.OK
+    _at(ctl, clock, 10 * MIN)
+    assert ctl.prime() == A.OK
+    assert (A.EV_BOLUS_CANCELLED, A.CLINICIAN, 0, 0) in events.log and ctl.boluses.rate_sum == 0

@@ -96,3 +96,30 @@ def test_path_is_plug_flow_first_in_first_out():
     # A new catheter piece at the tip: empty, and the rest keeps its drug.
     assert path.empty_tip(300)
     assert path.tip_pg(250) == 0 and path.tip_pg(400) == 100 * 1000
+
+
+def test_a_new_catheter_piece_replaces_exactly_its_volume_at_the_tip():
+    path = Path(1000, 10)
+    path.push(0, 20)
+    path.flow(200, [0, 0])  # tip: 800 of 10, then 200 of 20
+    path.push(0, 30)
+    path.flow(100, [0, 0])  # 700 of 10, 200 of 20, 100 of 30
+    assert path.n == 3 and path.vol[:3] == [700, 200, 100]
+    assert path.empty_tip(750)  # all of the first segment and 50 of the second
+    assert path.n == 3 and path.vol[:3] == [750, 150, 100] and path.conc[:3] == [0, 20, 30]
+    assert path.empty_tip(1000) and path.n == 1 and path.vol[0] == 1000 and path.conc[0] == 0
+    assert path.max_concentration(5) == 5 and path.min_concentration(40) == 40
+
+
+def test_a_path_with_no_segment_free_refuses_a_new_piece_and_changes_nothing():
+    path = Path(600, 1)
+    for c in (2, 3, 4, 5, 6):
+        path.push(0, c)
+        path.flow(100, [0, 0])
+    assert path.n == 6 and not path.can_change()
+    before = (list(path.vol), list(path.conc))
+    assert not path.empty_tip(50)  # would need a seventh segment
+    assert (path.vol, path.conc) == before
+    assert path.empty_tip(100)  # replaces the whole first segment: fits
+    assert path.conc[:6] == [0, 2, 3, 4, 5, 6] and path.vol[0] == 100
+    assert path.min_concentration(9) == 2 and path.max_concentration(1) == 6
