@@ -184,3 +184,51 @@ def test_a_prime_cancels_the_boluses_in_progress():
     _at(ctl, clock, 10 * MIN)
     assert ctl.prime() == A.OK
     assert (A.EV_BOLUS_CANCELLED, A.CLINICIAN, 0, 0) in events.log and ctl.boluses.rate_sum == 0
+
+
+class TimedEvents(Events):
+    def __init__(self, clock):
+        Events.__init__(self)
+        self.clock = clock
+        self.times = []
+
+    def __call__(self, code, a, b, c):
+        Events.__call__(self, code, a, b, c)
+        self.times.append(self.clock.now_ms)
+
+    def first(self, code):
+        return self.times[self.codes().index(code)]
+
+
+def _deadlines_only(ctl, clock, end_ms):
+    while clock.now_ms < end_ms:
+        clock.until(ctl.deadline())
+        ctl.service()
+
+
+def test_low_and_empty_alarms_sound_at_the_exact_stroke_with_the_pump_waking_only_at_its_deadlines():
+    # 6000 mcg/day at 2000 mcg/mL is 3 mL/day: a 250 nL stroke every 7.2 s. From 2.6 mL, the low
+    # alarm (2.0 mL) comes with stroke 2400 and the pump stops at stroke 8400 (0.5 mL left).
+    for start in (2_600_000, 2_600_001, 2_000_251):
+        rx = Prescription(2000, [Profile([0], [6_000_000], "b")] * 7, (), None, 7_000_000)
+        clock = FakeClock()
+        events = TimedEvents(clock)
+        motor = FakeMotor(clock)
+        ctl = Controller(clock, motor, PumpParams(), rx, events, volume_nl=start)
+        _deadlines_only(ctl, clock, DAY)
+        to_low = -(-(start - 2_000_000) // 250)
+        assert events.first(A.EV_LOW_RESERVOIR) == motor.times[to_low - 1] == 7200 * to_low
+        n = (start - 500_000) // 250
+        assert len(motor.times) == n and events.first(A.EV_EMPTY_RESERVOIR) == motor.times[-1]
+        assert A.EV_UNDER_DELIVERY not in events.codes()
+
+
+def test_more_than_24_patient_boluses_in_all_keep_the_rolling_count_right():
+    ctl, clock, events = _ctl(ptm=(Bolus(1_000, 1, "ptm"), 15, 24), limit=200_000_000)
+    results = []
+    for h in range(50):  # one an hour for two days: exactly 24 in every 24 h
+        _at(ctl, clock, h * HOUR)
+        results.append(ctl.request_ptm())
+    assert results == [A.OK] * 50
+    _at(ctl, clock, 50 * HOUR - 15 * MIN)
+    assert ctl.request_ptm() == A.MAX_PER_DAY

@@ -272,9 +272,11 @@ def test_a_stroke_completing_between_count_read_and_start_is_counted_once():
     ptm = (Bolus(1_000, 15, "ptm"), 15, 24)
     ctl, clock, motor, events = _make(_rx([(0, 600)], ptm=ptm, limit_mcg=700), motor=RacyMotor)
     asks = [72_000 * k for k in range(1, 25, 3)] + [HOUR + 72_000 * k for k in range(1, 4)]
-    _run(ctl, clock, DAY, [(t, ctl.cancel_bolus) for t in asks] + [(2 * HOUR, ctl.request_ptm)])
+    # Two days: the stroke at midnight, a change point, races its count read too.
+    _run(ctl, clock, 2 * DAY, [(t, ctl.cancel_bolus) for t in asks] + [(2 * HOUR, ctl.request_ptm)])
     changes = [(0, 600_000)] + bolus_segments(2 * HOUR, 1_000, 15)
-    assert motor.times == oracle_stroke_times(timeline(changes, DAY), 500_000, DAY)
+    assert motor.times == oracle_stroke_times(timeline(changes, 2 * DAY), 500_000, 2 * DAY)
+    assert A.EV_UNDER_DELIVERY not in events.codes()
     assert ctl.reservoir.volume_nl == 20_000_000 - 250 * len(motor.times)
 
 
