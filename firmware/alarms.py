@@ -63,6 +63,7 @@ CONCENTRATION = const(9)
 NO_BOLUS = const(10)
 PRIMING = const(11)
 PATH_FULL = const(12)
+PROGRAMS_FULL = const(13)  # a fifth program within a limit window
 REASON_NAMES = (
     "",
     "lockout",
@@ -77,6 +78,7 @@ REASON_NAMES = (
     "no_active_bolus",
     "priming",
     "path_full",
+    "busy",
 )
 
 # Alarm bits

@@ -31,6 +31,7 @@ from firmware.alarms import (
     PATH_FULL,
     PERIODIC,
     PRIMING,
+    PROGRAMS_FULL,
     PTM,
     RATE,
     Alarms,
@@ -132,6 +133,9 @@ class Controller:
         self._trans_day = -2  # ... valid until WINDOW_MS after it
         self._trans_ms = 0
         self._hist = []  # programs replaced: (profiles, end day, end ms), oldest first
+        self._gone_conc = 0  # the strongest drug that left the tip within a window ...
+        self._gone_day = -2  # ... and when a drug last left it
+        self._gone_ms = 0
         self._seen = motor.strokes()
         self._tick = clock.ticks_ms()
         self._deadline = self._tick
@@ -230,14 +234,9 @@ class Controller:
             self.path.flow(volume_nl, self.due)
 
     def _changes(self):
-        """Everything due at this instant: midnight, bolus phases, periodic starts, thresholds."""
-        if self.ms != self._done_ms or self.day != self._done_day:  # once per instant
-            self._done_ms = self.ms
-            self._done_day = self.day
-            if self.ms == 0:
-                self.rx_periodic = self.rx
-            self.boluses.at(self._emit)
-            self._periodic()
+        """Everything due at this instant. The strokes come first: what they did (the reservoir's
+        thresholds, the end of priming, drug leaving the tip), then midnight, bolus phases and
+        ends, and periodic starts."""
         self._check_reservoir()
         if self._priming and self.priming_left <= 0:
             # Primed: the prescription starts now, owing nothing.
@@ -245,6 +244,15 @@ class Controller:
             self.due[0] = 0
             self.due[1] = 0
             self._emit(EV_PRIME_DONE, self._prime_nl, 0, 0)
+        if self.path.gone:
+            self._gone()
+        if self.ms != self._done_ms or self.day != self._done_day:  # once per instant
+            self._done_ms = self.ms
+            self._done_day = self.day
+            if self.ms == 0:
+                self.rx_periodic = self.rx
+            self.boluses.at(self._emit)
+            self._periodic()
         self._set_rate()
         self._to_change = self.boluses.next_change_ms(
             next_change_ms(self.rx, self.rx_periodic.periodic, self.weekday(), self.ms))
@@ -374,9 +382,25 @@ class Controller:
 
     # -- the limit ---------------------------------------------------------------------------
 
+    def _gone(self):
+        # A drug's last part left the tip now (a train always ends on that stroke, so this is its
+        # exact time). Its strokes stay in windows for WINDOW_MS: so does its margin.
+        if since_ms(self._gone_day, self._gone_ms, self.day, self.ms) >= WINDOW_MS or self.path.gone > self._gone_conc:
+            self._gone_conc = self.path.gone
+        self._gone_day = self.day
+        self._gone_ms = self.ms
+        self.path.gone = 0
+
+    def _strongest(self, concentration):
+        """The strongest drug that can be in a window from now: reservoir, path, or recently gone."""
+        c = self.path.max_concentration(concentration)
+        if self._gone_conc > c and since_ms(self._gone_day, self._gone_ms, self.day, self.ms) < WINDOW_MS:
+            c = self._gone_conc
+        return c
+
     def margin_ng(self):
-        """One stroke of the strongest drug the pump can still push out of the tip."""
-        return stroke_margin_ng(self.pump.stroke_nl, self.path.max_concentration(self.conc))
+        """One stroke of the strongest drug that can be in a limit window from now on."""
+        return stroke_margin_ng(self.pump.stroke_nl, self._strongest(self.conc))
 
     def basal_cap_ng(self):
         """Largest basal mass in any limit window from now on (docs/delivery.md)."""
@@ -509,7 +533,7 @@ class Controller:
             return CONCENTRATION
         if self._rate_room(rx, concentration) < 0:
             return CONCENTRATION
-        margin = stroke_margin_ng(self.pump.stroke_nl, self.path.max_concentration(concentration))
+        margin = stroke_margin_ng(self.pump.stroke_nl, self._strongest(concentration))
         if rx.max_daily_ng - margin - self.basal_cap_ng() - self.boluses.ledger_ng(self.day, self.ms) < 0:
             return LIMIT
         old = rx.concentration
@@ -545,7 +569,7 @@ class Controller:
     def _program(self, rx):
         hist = [h for h in self._hist if since_ms(h[1], h[2], self.day, self.ms) < WINDOW_MS]
         if len(hist) >= _MAX_HISTORY:
-            return BUSY
+            return PROGRAMS_FULL
         if self._rate_room(rx, self.conc) < 0:
             return RATE
         past = [(h[0], (h[1] - self.day) * MS_PER_DAY + h[2]) for h in hist]

@@ -21,6 +21,7 @@ class Path:
         self.conc[0] = concentration
         self._reservoir = concentration
         self._qr = [0, 0]
+        self.gone = 0  # strongest drug whose last part left the tip since the controller last looked
 
     def push(self, volume_nl, concentration):
         """volume_nl of reservoir drug in at the inlet, as much out at the tip (no drug is counted)."""
@@ -52,6 +53,8 @@ class Path:
         c = self._reservoir
         if i < self.n:
             c = self.conc[i]
+            if self.vol[i] <= left and i + 1 < self.n and c > self.gone:
+                self.gone = c  # all of this segment leaves the tip: its drug may still be in a window
             if self.vol[i] < left:
                 left = self.vol[i]
         muldivmod(left, c, 1000, self._qr)
