@@ -20,7 +20,7 @@ class SimPump:
         self.volume_nl = volume_nl  # ground truth in the reservoir
         self.strokes_total = 0
         self.count = 0  # what strokes() reports: masked like a board's counter
-        self._times = []  # int64 arrays of stroke times (ms since start)
+        self._runs = []  # (origin, first, period, den, from k, to k) of every train's fired strokes
         self._origin_ms = 0
         self._n = 0  # strokes in the train
         self._done = 0  # strokes of the train fired (or skipped) so far
@@ -73,19 +73,25 @@ class SimPump:
             self.volume_nl -= new * self.stroke_nl
 
     def _settle(self, t_ms):
-        """Count up to t_ms, and record the times of every stroke of the train fired so far."""
+        """Count up to t_ms, and note the train's strokes fired so far (times expanded at the end)."""
         self._count_to(t_ms)
         if self._done > self._recorded:
-            k = np.arange(self._recorded, self._done, dtype=np.int64)  # 0-based stroke index in the train
-            num = self._first + k * self._period
-            self._times.append(self._origin_ms + np.maximum(-(-num // self._den), 0))
+            self._runs.append((self._origin_ms, self._first, self._period, self._den, self._recorded, self._done))
             self._recorded = self._done
 
     def finish(self):
         self._settle(self.clock.now_ms)
 
     def stroke_times(self):
-        return np.concatenate(self._times) if self._times else np.zeros(0, dtype=np.int64)
+        """Every stroke time, ms since the start: ceil(tau_k) of each train, vectorised in one pass."""
+        if not self._runs:
+            return np.zeros(0, dtype=np.int64)
+        runs = np.array(self._runs, dtype=np.int64)
+        counts = runs[:, 5] - runs[:, 4]
+        which = np.repeat(np.arange(len(runs)), counts)
+        k = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts) + runs[which, 4]
+        num = runs[which, 1] + k * runs[which, 2]
+        return runs[which, 0] + np.maximum(-(-num // runs[which, 3]), 0)
 
     def refill(self, volume_nl, new_drug):
         """Call after the firmware accepted the refill."""
