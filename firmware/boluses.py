@@ -36,6 +36,7 @@ class Boluses:
         self.hi_left = [0] * MAX_ACTIVE  # ms until the q+1 phase ends ...
         self.end_left = [0] * MAX_ACTIVE  # ... and until the bolus ends
         self.rate_sum = 0  # ng/day of every active bolus
+        self.n_active = 0  # most wakes have none: the slot loops are skipped
         self._ptm_day = [0] * _PTM_SLOTS
         self._ptm_ms = [0] * _PTM_SLOTS
         self._ptm_n = 0  # grants recorded, newest at index (_ptm_n - 1) % _PTM_SLOTS
@@ -54,6 +55,8 @@ class Boluses:
 
     def next_change_ms(self, horizon_ms):
         """ms until the next phase change or end of an active bolus, or horizon_ms if none is sooner."""
+        if not self.n_active:
+            return horizon_ms
         for i in range(MAX_ACTIVE):
             if self.kind[i] != _FREE:
                 if self.extra[i] and self.hi_left[i] < horizon_ms:
@@ -64,6 +67,8 @@ class Boluses:
 
     def elapse(self, ms):
         """ms of pump time passed (never beyond the next change: the controller stops there)."""
+        if not self.n_active:
+            return
         for i in range(MAX_ACTIVE):
             if self.kind[i] != _FREE:
                 self.hi_left[i] -= ms
@@ -71,6 +76,8 @@ class Boluses:
 
     def at(self, emit):
         """Phase changes and ends due now."""
+        if not self.n_active:
+            return
         for i in range(MAX_ACTIVE):
             if self.kind[i] != _FREE:
                 if self.extra[i] and self.hi_left[i] <= 0:
@@ -81,6 +88,7 @@ class Boluses:
 
     def _stop(self, i, code, emit):
         self.rate_sum -= self.base[i] + self.extra[i]
+        self.n_active -= 1
         kind = self.kind[i]
         self.kind[i] = _FREE
         self.extra[i] = 0
@@ -141,6 +149,7 @@ class Boluses:
         """Starts a bolus now; the caller has checked its top rate and the limit, and records it."""
         r_minutes = _phase_minutes(amount_ng, minutes, self._qr)
         self.kind[slot] = kind
+        self.n_active += 1
         self.base[slot] = self._qr[0]
         self.extra[slot] = 1 if r_minutes else 0
         self.hi_left[slot] = r_minutes * MS_PER_MINUTE

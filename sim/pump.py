@@ -64,6 +64,8 @@ class SimPump:
 
     def _count_to(self, t_ms):
         """Fire (count) the train's strokes due by t_ms; their times are recorded at _settle."""
+        if self._done >= self._n:
+            return
         n = self._fired_by(t_ms)
         new = n - self._done
         if new > 0:
@@ -88,10 +90,11 @@ class SimPump:
             return np.zeros(0, dtype=np.int64)
         runs = np.array(self._runs, dtype=np.int64)
         counts = runs[:, 5] - runs[:, 4]
-        which = np.repeat(np.arange(len(runs)), counts)
-        k = np.arange(counts.sum(), dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts) + runs[which, 4]
-        num = runs[which, 1] + k * runs[which, 2]
-        return runs[which, 0] + np.maximum(-(-num // runs[which, 3]), 0)
+        k = np.arange(counts.sum(), dtype=np.int64) + np.repeat(runs[:, 4] - (np.cumsum(counts) - counts), counts)
+        num = np.repeat(runs[:, 1], counts) + k * np.repeat(runs[:, 2], counts)
+        num = -(-num // np.repeat(runs[:, 3], counts))
+        np.maximum(num, 0, out=num)
+        return num + np.repeat(runs[:, 0], counts)
 
     def refill(self, volume_nl, new_drug):
         """Call after the firmware accepted the refill."""

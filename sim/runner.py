@@ -22,7 +22,7 @@ class Result:
     boluses: list = field(default_factory=list)  # every bolus decision, granted or not
     # Inputs the firmware accepted: (t_ms, action, details); "after" counts the bolus decisions before it.
     inputs: list = field(default_factory=list)
-    stroke_times: object = None  # int64 numpy array, ms since the start
+    pump: object = None  # the simulated motor, ground truth of every stroke
     strokes: int = 0
     final_reservoir_nl: int = 0
     firmware_reservoir_nl: int = 0
@@ -31,6 +31,14 @@ class Result:
     wakes: int = 0
     wake_jitter_ms: int = 0
     seed: int = 0
+    _stroke_times: object = None
+
+    @property
+    def stroke_times(self):
+        """Every stroke time (int64 numpy array, ms since the start), expanded on first use."""
+        if self._stroke_times is None:
+            self._stroke_times = self.pump.stroke_times()
+        return self._stroke_times
 
 
 class Run:
@@ -165,7 +173,7 @@ class Run:
         ctl.service()
         pump.finish()
         r = self.result
-        r.stroke_times = pump.stroke_times()
+        r.pump = pump
         r.strokes = pump.strokes_total
         r.final_reservoir_nl = pump.volume_nl
         r.firmware_reservoir_nl = ctl.reservoir.volume_nl
