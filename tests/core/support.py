@@ -100,6 +100,10 @@ class FakeMotor:
 
     def start(self, train):
         self.strokes()
+        self._adopt(train)
+
+    def _adopt(self, train):
+        """Walk the new train, skipping the strokes numbered up to what this motor already fired."""
         self.train = train
         train.rewind()
         self._next = train.next_offset()

@@ -258,13 +258,7 @@ class RacyMotor(FakeMotor):
             while 0 <= self._next <= age:  # the in-flight stroke lands before the new train starts
                 self._fire(self.clock.now_ms - age + self._next)
                 self._next = old.next_offset()
-        self.train = train
-        train.rewind()
-        self._next = train.next_offset()
-        for _ in range((self.count - train.base) & self.MASK):
-            if self._next < 0:
-                break
-            self._next = train.next_offset()
+        self._adopt(train)
 
 
 def test_a_stroke_completing_between_count_read_and_start_is_counted_once():
