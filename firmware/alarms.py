@@ -22,6 +22,21 @@ EV_UNDER_DELIVERY = const(13)  # a=ng written off (motor behind, or a wake over 
 EV_PRIME = const(14)  # a=volume_nl the prime will deliver
 EV_PRIME_DONE = const(15)  # a=volume_nl delivered
 EV_PRIME_REJECTED = const(16)  # a=reason
+EV_ALARM = const(17)  # a=alarm id, b=1 raised / 0 cleared
+EV_TONE = const(18)  # a=alarm id it sounds for, b=class (CRITICAL or NON_CRITICAL), c=active alarm bits
+EV_SILENCED = const(19)  # a=non-critical alarm bits silenced until their next repeat
+EV_COMMAND_REJECTED = const(20)  # a=command (COMMAND_NAMES), b=reason
+EV_SUSPENDED = const(21)
+EV_RESUMED = const(22)
+EV_STALL = const(23)  # a stroke did not complete: delivery held, retried with backoff
+EV_STALL_RECOVERED = const(24)  # a=stall s, b=missed mg, c=+ng (never made up)
+EV_OCCLUSION = const(25)  # a=load reading that crossed the threshold
+EV_OCCLUSION_RELEASED = const(26)  # a=nL pushed against the block, counted against the limit now
+EV_RUNAWAY = const(27)  # a=uncommanded strokes counted: motor power cut for good
+EV_ERI = const(28)  # a=cause (BATTERY_CAUSES)
+EV_EOS = const(29)  # a=cause: delivery stopped for good
+EV_PROJECTION = const(30)  # the dates in the status were recalculated
+EV_CRITICAL_FAULT = const(31)  # a=what failed (FAULT_NAMES)
 
 EVENT_NAMES = (
     "",
@@ -41,6 +56,21 @@ EVENT_NAMES = (
     "prime",
     "prime_done",
     "prime_rejected",
+    "alarm",
+    "tone",
+    "silenced",
+    "command_rejected",
+    "suspended",
+    "resumed",
+    "motor_stall_detected",
+    "motor_stall_recovered",
+    "occlusion_detected",
+    "occlusion_released",
+    "motor_runaway",
+    "eri",
+    "eos",
+    "projection",
+    "critical_fault",
 )
 
 # Bolus kinds
@@ -64,6 +94,10 @@ NO_BOLUS = const(10)
 PRIMING = const(11)
 PATH_FULL = const(12)
 PROGRAMS_FULL = const(13)  # a fifth program within a limit window
+STOPPED = const(14)  # delivery is held: suspended, stalled, occluded, end of service or motor fault
+NOT_SUSPENDED = const(15)
+NOTHING_TO_SILENCE = const(16)
+ALREADY_SUSPENDED = const(17)
 REASON_NAMES = (
     "",
     "lockout",
@@ -79,28 +113,168 @@ REASON_NAMES = (
     "priming",
     "path_full",
     "busy",
+    "delivery_stopped",
+    "not_suspended",
+    "no_silenceable_alarm",
+    "already_suspended",
 )
 
-# Alarm bits
-ALARM_LOW_RESERVOIR = const(1)  # non-critical
-ALARM_EMPTY_RESERVOIR = const(2)  # critical: medication no longer flowing
-CRITICAL_ALARMS = const(2)
+# Programmer commands (for EV_COMMAND_REJECTED)
+COMMAND_NAMES = ("refill", "bolus", "program", "prime", "silence", "suspend", "resume", "cancel_bolus")
+
+# What made the battery level change (EV_ERI, EV_EOS)
+BATTERY_CAUSES = ("", "projection", "voltage", "after_eri", "service_limit")
+
+FAULT_NAMES = ("", "memory", "self_check")
+
+# Alarms: ids, and one bit each. Critical alarms mean medication is no longer flowing.
+AL_EMPTY_RESERVOIR = const(0)
+AL_END_OF_SERVICE = const(1)
+AL_MOTOR_STALL = const(2)
+AL_OCCLUSION = const(3)
+AL_MOTOR_RUNAWAY = const(4)
+AL_CRITICAL_FAULT = const(5)
+AL_LOW_RESERVOIR = const(6)
+AL_ELECTIVE_REPLACEMENT = const(7)
+AL_SUSPENDED = const(8)
+N_ALARMS = const(9)
+ALARM_NAMES = (
+    "empty_reservoir",
+    "end_of_service",
+    "motor_stall",
+    "occlusion",
+    "motor_runaway",
+    "critical_fault",
+    "low_reservoir",
+    "elective_replacement",
+    "suspended",
+)
+ALARM_EMPTY_RESERVOIR = const(1)
+ALARM_END_OF_SERVICE = const(2)
+ALARM_MOTOR_STALL = const(4)
+ALARM_OCCLUSION = const(8)
+ALARM_MOTOR_RUNAWAY = const(16)
+ALARM_CRITICAL_FAULT = const(32)
+ALARM_LOW_RESERVOIR = const(64)
+ALARM_ELECTIVE_REPLACEMENT = const(128)
+ALARM_SUSPENDED = const(256)
+CRITICAL_ALARMS = const(63)
+NON_CRITICAL_ALARMS = const(448)
+
+# Tone classes
+NON_CRITICAL = const(1)  # one tone, 1 s, every NON_CRITICAL_REPEAT_MS
+CRITICAL = const(2)  # two-tone, 3 s, every critical repeat interval; nothing silences it
+CLASS_NAMES = ("", "non_critical", "critical")
+NON_CRITICAL_REPEAT_MS = const(3_600_000)
+CRITICAL_TONE_S = const(3)
+NON_CRITICAL_TONE_S = const(1)
 
 
 class Alarms:
-    def __init__(self, emit):
+    """Latched alarms and when they sound.
+
+    An alarm latches while its cause holds (raise_/clear, called by whoever owns the cause) and
+    sounds its first tone at the next sound(): at once, in the loop. Repeats: while any critical
+    alarm is active, the critical tone every critical_repeat_ms; otherwise one non-critical tone
+    every hour, unless silenced (silence lasts until that class's next repeat). Tones are played
+    through the annunciator (hal.interfaces Annunciator) and reported as EV_TONE.
+    """
+
+    def __init__(self, emit, clock=None, annunciator=None, critical_repeat_ms=600_000):
+        if not 60_000 <= critical_repeat_ms <= 3_600_000 or critical_repeat_ms % 60_000:
+            raise ValueError("alarms.critical_repeat_minutes: must be 1..60")
         self._emit = emit
+        self._clock = clock
+        self._buzzer = annunciator
         self.active = 0
+        self.fresh = 0  # raised since the last sound(): their first tone is due
+        self.silenced = 0
+        self.critical_repeat_ms = critical_repeat_ms
+        self._next_critical = 0  # tick of the next critical repeat (while one is active)
+        self._next_non = 0  # tick of the next non-critical repeat
+        self.tones = 0  # lifetime count
+        self.tone_s = 0  # seconds of the last sound() (for the battery gauge)
 
     def raise_(self, bit, code, a):
         if not self.active & bit:
             self.active |= bit
-            self._emit(code, a, 0, 0)
+            self.fresh |= bit
+            if code:
+                self._emit(code, a, 0, 0)
+            self._emit(EV_ALARM, _id(bit), 1, 0)
 
     def clear(self, bit, code, a):
         if self.active & bit:
             self.active &= ~bit
-            self._emit(code, a, 0, 0)
+            self.fresh &= ~bit
+            self.silenced &= ~bit
+            if code:
+                self._emit(code, a, 0, 0)
+            self._emit(EV_ALARM, _id(bit), 0, 0)
 
     def critical(self):
         return bool(self.active & CRITICAL_ALARMS)
+
+    def silence(self):
+        """Silences the active non-critical alarms until their next repeat: OK, or the reason not."""
+        bits = self.active & NON_CRITICAL_ALARMS
+        if not bits:
+            return NOTHING_TO_SILENCE
+        self.silenced = bits
+        self.fresh &= ~bits
+        self._next_non = self._clock.ticks_add(self._clock.ticks_ms(), NON_CRITICAL_REPEAT_MS)
+        self._emit(EV_SILENCED, bits, 0, 0)
+        return OK
+
+    def sound(self):
+        """Plays what is due now (first tones, then repeats); returns the seconds of tone played."""
+        self.tone_s = 0
+        now = self._clock.ticks_ms()
+        fresh = self.fresh
+        if fresh:
+            self.fresh = 0
+            if fresh & CRITICAL_ALARMS:
+                self._tone(_id(fresh & CRITICAL_ALARMS), CRITICAL, now)
+            if fresh & NON_CRITICAL_ALARMS:
+                self._tone(_id(fresh & NON_CRITICAL_ALARMS), NON_CRITICAL, now)
+        if self.active & CRITICAL_ALARMS:
+            if self._clock.ticks_diff(now, self._next_critical) >= 0:
+                self._tone(_id(self.active & CRITICAL_ALARMS), CRITICAL, now)
+        elif self.active & NON_CRITICAL_ALARMS:
+            if self._clock.ticks_diff(now, self._next_non) >= 0:
+                self.silenced = 0
+                self._tone(_id(self.active & NON_CRITICAL_ALARMS), NON_CRITICAL, now)
+        return self.tone_s
+
+    def _tone(self, alarm, cls, now):
+        if cls == CRITICAL:
+            self._next_critical = self._clock.ticks_add(now, self.critical_repeat_ms)
+            self.tone_s += CRITICAL_TONE_S
+        else:
+            self.tone_s += NON_CRITICAL_TONE_S
+        # Any tone restarts the hourly non-critical interval: it is heard as often as it repeats.
+        self._next_non = self._clock.ticks_add(now, NON_CRITICAL_REPEAT_MS)
+        self.tones += 1
+        self._buzzer.tone(cls, alarm)
+        self._emit(EV_TONE, alarm, cls, self.active)
+
+    def ms_to_next(self, now):
+        """ms from the tick now to the next tone due, or -1 if none will sound."""
+        if self.fresh:
+            return 0
+        if self.active & CRITICAL_ALARMS:
+            t = self._clock.ticks_diff(self._next_critical, now)
+        elif self.active & NON_CRITICAL_ALARMS:
+            t = self._clock.ticks_diff(self._next_non, now)
+        else:
+            return -1
+        return t if t > 0 else 0
+
+
+def _id(bits):
+    """The id of the lowest set bit: the most urgent alarm among bits."""
+    i = 0
+    while not bits & 1:
+        bits >>= 1
+        i += 1
+    return i

@@ -167,6 +167,24 @@ class Boluses:
                 return
         raise RuntimeError("ledger full")  # free_slot() is checked first
 
+    def charge(self, amount_ng, day, ms):
+        """Mass reaching the patient now outside any bolus (a released block): the limit counts it
+        for a window from now. With the ledger full it joins the entry that lasts longest, kept
+        at least as long as this one needs."""
+        best = 0
+        for j in range(_LEDGER_SLOTS):
+            if not self._led_ng[j]:
+                self._led_day[j] = day
+                self._led_ms[j] = ms
+                self._led_ng[j] = amount_ng
+                return
+            if since_ms(self._led_day[best], self._led_ms[best], self._led_day[j], self._led_ms[j]) > 0:
+                best = j
+        if since_ms(self._led_day[best], self._led_ms[best], day, ms) > 0:
+            self._led_day[best] = day
+            self._led_ms[best] = ms
+        self._led_ng[best] += amount_ng
+
 
 def _phase_minutes(amount_ng, minutes, qr):
     """q (into qr[0]) and r: amount*1440 = q*minutes + r; returns r, the minutes at q+1 ng/day."""

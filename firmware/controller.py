@@ -34,6 +34,7 @@ from firmware.alarms import (
     PROGRAMS_FULL,
     PTM,
     RATE,
+    STOPPED,
     Alarms,
 )
 from firmware.boluses import Boluses, since_ms
@@ -58,6 +59,15 @@ from micropython import const
 
 _MAX_HISTORY = const(4)  # programs replaced within a limit window that the limit still counts
 
+# Why delivery is held (Controller.held, a bit each): no stroke is planned and nothing accrues
+# while any is set; what would have accrued is written off as missed, never made up.
+HOLD_EMPTY = const(1)  # the reservoir is at its empty threshold (until a refill)
+HOLD_SUSPENDED = const(2)  # a clinician's suspend (until resume)
+HOLD_STALL = const(4)  # a stroke did not complete (until a retry completes one)
+HOLD_OCCLUSION = const(8)  # the load crossed the occlusion threshold (until the block releases)
+HOLD_EOS = const(16)  # end of service: for good
+HOLD_RUNAWAY = const(32)  # the motor moved uncommanded: power cut, for good
+
 
 class Totals:
     """A lifetime amount as whole units of 10**6 + the rest: years of it fit small ints."""
@@ -81,7 +91,7 @@ class Controller:
     """Hardware comes in as arguments: clock (hal.interfaces Clock), motor (Motor), and emit, the
     event sink emit(code, a, b, c). weekday (0 = Monday) and time_of_day_ms set the pump clock."""
 
-    def __init__(self, clock, motor, pump, rx, emit, volume_nl=-1, weekday=0, time_of_day_ms=0):
+    def __init__(self, clock, motor, pump, rx, emit, volume_nl=-1, weekday=0, time_of_day_ms=0, alarms=None):
         rx.check_pump(pump)
         if not 0 <= weekday < 7:
             raise ValueError("weekday: must be 0..6")
@@ -94,7 +104,9 @@ class Controller:
         self.rx = rx  # basal, PTM and limit in force
         self.rx_periodic = rx  # whose periodic list applies today (a program's applies from midnight)
         self.conc = rx.concentration  # drug in the reservoir
-        self.alarms = Alarms(emit)
+        self.alarms = alarms if alarms is not None else Alarms(emit)
+        self.held = 0  # HOLD_* bits
+        self.started = 0  # boluses started (wraps): the main loop recalculates its dates on a change
         self.reservoir = Reservoir(pump, pump.capacity_nl if volume_nl < 0 else volume_nl, self.alarms)
         self.path = Path(pump.path_nl, self.conc)
         self.boluses = Boluses()
@@ -158,7 +170,8 @@ class Controller:
         return (self.weekday0 + self.day) % 7
 
     def suspended(self):
-        return self.alarms.active & ALARM_EMPTY_RESERVOIR
+        """Delivery held because the reservoir is empty."""
+        return self.held & HOLD_EMPTY
 
     def priming(self):
         return self._priming
@@ -185,7 +198,7 @@ class Controller:
             self._writeoff -= step
             self._accrue(step, True)
         else:
-            self._accrue(step, self.suspended())
+            self._accrue(step, self.held)
         self._to_change -= step
         self.boluses.elapse(step)
         self.ms += step
@@ -204,7 +217,7 @@ class Controller:
                 add_mass(self.due, self._qr[0], self._qr[1])
             elif not self._priming:  # written off, never made up (sub-ng parts are not totalled)
                 self.missed.add(self._qr[0])
-                if not self.suspended():
+                if not self.held:
                     self._lost_ng += self._qr[0]
 
     def _end_of_train(self):
@@ -273,12 +286,21 @@ class Controller:
             self.rate = basal_ng_per_day(self.rx, self.weekday(), self.ms) + self.boluses.rate_sum
 
     def _check_reservoir(self):
-        was = self.suspended()
         self.reservoir.check()
-        if self.suspended() and not was:
-            # Stopped: what was owed is written off, and never made up after a refill.
-            self._write_off_due()
+        if self.alarms.active & ALARM_EMPTY_RESERVOIR:
+            if not self.held & HOLD_EMPTY:
+                self._hold(HOLD_EMPTY, False)
+        else:
+            self.held &= ~HOLD_EMPTY
+
+    def _hold(self, bit, keep_owed):
+        if not self.held:
+            # Stopped: what was owed is written off (a stalled stroke stays owed: it is retried),
+            # boluses in progress end, and nothing is made up on resuming.
+            if not keep_owed:
+                self._write_off_due()
             self.boluses.cancel(self._emit)
+        self.held |= bit
 
     def _write_off_due(self):
         if self.due[0] > 0 and not self._priming:
@@ -295,7 +317,7 @@ class Controller:
         train = self._spare
         self._spare = self.train
         self.train = train
-        if self.rate and not (self.suspended() and not self._priming) and self._target():
+        if self.rate and not self.held and self._target():
             self._planned = self._count(span)
             if self._planned:
                 span = self._train(self._planned)
@@ -439,8 +461,8 @@ class Controller:
         """OK, or why the bolus asked for is denied; sets the dose to grant (maybe truncated)."""
         if self._priming:
             return PRIMING
-        if self.suspended():
-            return EMPTY
+        if self.held:
+            return EMPTY if self.held & HOLD_EMPTY else STOPPED
         self._slot = self.boluses.free_slot()
         if self._slot < 0:
             return BUSY
@@ -457,6 +479,7 @@ class Controller:
         return OK
 
     def _start(self):
+        self.started = (self.started + 1) & COUNT_MASK
         self.boluses.add(self._slot, self._kind, self._granted_ng, self._minutes)
         self.boluses.record(self._granted_ng, self._minutes, self.day, self.ms)
         if self._granted_ng != self._ask_ng:
@@ -600,6 +623,8 @@ class Controller:
         reason = OK
         if self._priming:
             reason = PRIMING
+        elif self.held & ~HOLD_EMPTY:
+            reason = STOPPED
         elif self.reservoir.strokes_available() < strokes:
             reason = EMPTY
         elif not self.path.empty_tip(empty_nl):
@@ -619,3 +644,27 @@ class Controller:
             self._set_rate()
         self._plan()
         return reason
+
+    # -- holds ----------------------------------------------------------------------------------
+
+    def hold(self, bit, keep_owed=False):
+        """Stop delivery for a cause (a HOLD_* bit) from now. Strokes the motor completed up to now
+        are counted first. keep_owed: the stroke owed now stays owed (a stalled stroke, retried)."""
+        self._sync()
+        self._hold(bit, keep_owed)
+        self._set_rate()
+        self._plan()
+
+    def release(self, bit):
+        """The cause is gone: delivery restarts from now once no hold is left."""
+        self._sync()
+        self.held &= ~bit
+        self._set_rate()
+        self._plan()
+
+    def charge_limit(self, volume_nl):
+        """Counts volume_nl reaching the patient from now (drug held back by a block) against the
+        hard limit, at the strongest drug it can be; it never changes what is delivered."""
+        ng = stroke_margin_ng(volume_nl, self._strongest(self.conc))
+        self.boluses.charge(ng, self.day, self.ms)
+        return ng

@@ -1,19 +1,58 @@
-# The hardware the firmware needs, as duck-typed interfaces (no abc on MicroPython).
+# The hardware the firmware needs, as duck-typed interfaces (no abc on MicroPython), and the
+# constants they share. Backends: sim/ (the desktop simulator) and hal/machine_*.py (boards).
 #
 # Clock
 #   ticks_ms() -> int            wrapping millisecond ticks (period 2**30 on the boards)
-#   ticks_add(t, delta) -> int   the only way to move a tick value
+#   ticks_add(t, delta) -> int   the only way to move a tick value (OverflowError beyond +-2**29)
 #   ticks_diff(a, b) -> int      signed a - b, valid within +-2**29
+#   wait(deadline, ready) -> bool
+#                                return once ticks_ms() reaches the tick `deadline`, or earlier
+#                                as soon as ready() is true (an input or a motor fault is
+#                                pending). False means the backend is shutting down (the end of
+#                                a simulation); a board never returns False.
 #
 # Motor
-#   strokes() -> int             monotonic count of every stroke the motor ever completed, modulo
-#                                2**29 (hal.train.COUNT_MASK); the controller reads differences
+#   strokes() -> int             monotonic count of every stroke the motor ever completed,
+#                                commanded or not, modulo 2**29 (hal.train.COUNT_MASK)
 #   start(train)                 replace any running train by `train` (a hal.train.StrokeTrain);
 #                                the motor owns it until the next start() or stop(). Stroke k of
 #                                the train is stroke number train.base + k: one already fired
 #                                (by the previous train, after the controller read strokes()) is
 #                                skipped, never fired twice
 #   stop()                       no further strokes
+#   faults() -> int              MOTOR_* bits latched since the last call (the call clears them)
+#   load() -> int                the last completed stroke's load (motor current or back-EMF)
+#                                as a percentage of the free-running load: LOAD_NORMAL = 100;
+#                                at rest, the load the line pressure puts on the rotor
+#   set_load_limit(percent)      a completed stroke at or above this load latches
+#                                MOTOR_OVERLOAD and ends the train (the firmware owns the limit)
+#   enable(on)                   motor power (the driver's enable output). Off: nothing moves
+#   on_fault(handler)            handler(bits) is called as a fault happens, in interrupt context
+#                                on a board: it must not allocate
 #
-# A backend must never fire a stroke of a train before its time, and must count every stroke it
-# completed; the controller does all dose arithmetic from strokes().
+# A backend must never fire a stroke of a train before its time, must count every stroke it
+# completed, and reports each uncommanded stroke as it happens; the controller does all dose
+# arithmetic from strokes().
+#
+# Annunciator
+#   tone(cls, alarm)             start the pattern of alarm class cls (for alarm id `alarm`)
+#                                without blocking:
+#                                CRITICAL (firmware.alarms) two tones over 3 s, NON_CRITICAL one
+#                                1 s tone
+#
+# Button (the patient's PTM button)
+#   pending() -> int             presses not yet taken (debounced by the backend)
+#   presses() -> int             take them: presses since the last call
+#
+# Programmer (clinician commands; hal.channel.Channel in process for now)
+#   pending() -> int, receive() -> command tuple or None, reply(command, result)
+#
+# Battery ADC
+#   read_mv() -> int             the cell voltage in mV
+
+from micropython import const
+
+MOTOR_STALL = const(1)  # a commanded stroke did not complete (no rotor feedback, or a stall flag)
+MOTOR_UNCOMMANDED = const(2)  # the rotor made a stroke nobody commanded (it is in strokes())
+MOTOR_OVERLOAD = const(4)  # a completed stroke's load reached the load limit
+LOAD_NORMAL = const(100)

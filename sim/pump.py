@@ -10,12 +10,25 @@ COUNT_MASK, and a train's strokes numbered from train.base, so strokes already f
 
 import numpy as np
 
+from hal.interfaces import LOAD_NORMAL, MOTOR_OVERLOAD, MOTOR_STALL, MOTOR_UNCOMMANDED
 from hal.train import COUNT_MASK
+
+TOP_SPEED_MS = 200  # a runaway motor's stroke period (the mechanism's fastest)
 
 
 class SimPump:
-    def __init__(self, clock, stroke_nl, volume_nl):
+    def __init__(self, clock, stroke_nl, volume_nl, compliance_nl=2000):
         self.clock = clock
+        # Faults the simulator stages (sim/runner.py sets them at the scenario's times):
+        self.stalled = False  # the rotor cannot turn: a stroke due fails, and ends its train
+        self.blocked = False  # the catheter is blocked: strokes go into the line's compliance
+        self.compliance_nl = compliance_nl  # volume that raises the load by LOAD_NORMAL against a block
+        self.block_strokes = 0  # strokes pushed against the current block
+        self.powered = True
+        self.uncommanded_ms = []  # times of strokes nobody commanded
+        self._faults = 0
+        self._handler = None
+        self._load_limit = 1 << 30
         self.stroke_nl = stroke_nl
         self.volume_nl = volume_nl  # ground truth in the reservoir
         self.strokes_total = 0
@@ -35,6 +48,38 @@ class SimPump:
         self._count_to(self.clock.now_ms)
         return self.count
 
+    def faults(self):
+        self._count_to(self.clock.now_ms)
+        f = self._faults
+        self._faults = 0
+        return f
+
+    def load(self):
+        self._count_to(self.clock.now_ms)
+        return self._load(self.block_strokes)
+
+    def _load(self, strokes):
+        if not self.blocked:
+            return LOAD_NORMAL
+        return LOAD_NORMAL + strokes * self.stroke_nl * LOAD_NORMAL // self.compliance_nl
+
+    def set_load_limit(self, percent):
+        self._load_limit = percent
+
+    def enable(self, on):
+        self._settle(self.clock.now_ms)
+        if not on:
+            self._n = self._done
+        self.powered = on
+
+    def on_fault(self, handler):
+        self._handler = handler
+
+    def _raise(self, bits):
+        self._faults |= bits
+        if self._handler is not None:
+            self._handler(bits)
+
     def start(self, train):
         self._settle(self.clock.now_ms)
         self._origin_ms = self.clock.to_ms(train.origin)
@@ -44,6 +89,9 @@ class SimPump:
         self._period = train.period_ms * train.den + train.period_rem
         self._done = min(self._n, (self.count - train.base) & COUNT_MASK)
         self._recorded = self._done
+        if not self.powered:
+            self._n = self._done
+        self._count_to(self.clock.now_ms)  # an overdue stroke is attempted at once
 
     def stop(self):
         self._settle(self.clock.now_ms)
@@ -67,34 +115,98 @@ class SimPump:
         if self._done >= self._n:
             return
         n = self._fired_by(t_ms)
+        if n <= self._done:
+            return
+        if self.stalled:  # the next stroke is attempted and does not complete: the train ends
+            self._settle_fired()
+            self._n = self._done
+            self._raise(MOTOR_STALL)
+            return
+        over = False
+        if self.blocked:
+            k = self._done + self._strokes_to_overload()
+            if n >= k:
+                n, over = k, True
         new = n - self._done
-        if new > 0:
-            self._done = n
-            self.strokes_total += new
-            self.count = (self.count + new) & COUNT_MASK
-            self.volume_nl -= new * self.stroke_nl
+        self._done = n
+        self.strokes_total += new
+        self.count = (self.count + new) & COUNT_MASK
+        self.volume_nl -= new * self.stroke_nl
+        if self.blocked:
+            self.block_strokes += new
+        if over:
+            self._settle_fired()
+            self._n = self._done
+            self._raise(MOTOR_OVERLOAD)
+
+    def _strokes_to_overload(self):
+        """More strokes until one completes at or above the load limit (at least 1)."""
+        m = 1
+        while self._load(self.block_strokes + m) < self._load_limit:
+            m += 1
+        return m
+
+    def _time_of(self, k):
+        """The ms stroke k (1-based) of the train fires."""
+        t = -(-(self._first + (k - 1) * self._period) // self._den)
+        return self._origin_ms + max(t, 0)
+
+    def next_event_ms(self):
+        """When the motor will next report a fault by itself (a stroke failing or overloading), or None."""
+        if self._done >= self._n:
+            return None
+        if self.stalled:
+            return max(self._time_of(self._done + 1), self.clock.now_ms)
+        if self.blocked:
+            k = self._done + self._strokes_to_overload()
+            if k <= self._n and (self._period or k == 1):
+                return max(self._time_of(k), self.clock.now_ms)
+        return None
+
+    def poke(self):
+        """Bring the motor to now (the simulator's clock reached one of its event times)."""
+        self._count_to(self.clock.now_ms)
+
+    def uncommanded_stroke(self):
+        """The rotor turns by itself (a runaway): counted like any stroke, reported at once."""
+        self._settle(self.clock.now_ms)
+        if not self.powered:
+            return False
+        self.strokes_total += 1
+        self.count = (self.count + 1) & COUNT_MASK
+        self.volume_nl -= self.stroke_nl
+        self.uncommanded_ms.append(self.clock.now_ms)
+        if self.blocked:
+            self.block_strokes += 1
+        self._raise(MOTOR_UNCOMMANDED)
+        return True
+
+    def _settle_fired(self):
+        if self._done > self._recorded:
+            self._runs.append((self._origin_ms, self._first, self._period, self._den, self._recorded, self._done))
+            self._recorded = self._done
 
     def _settle(self, t_ms):
         """Count up to t_ms, and note the train's strokes fired so far (times expanded at the end)."""
         self._count_to(t_ms)
-        if self._done > self._recorded:
-            self._runs.append((self._origin_ms, self._first, self._period, self._den, self._recorded, self._done))
-            self._recorded = self._done
+        self._settle_fired()
 
     def finish(self):
         self._settle(self.clock.now_ms)
 
     def stroke_times(self):
         """Every stroke time, ms since the start: ceil(tau_k) of each train, vectorised in one pass."""
+        extra = np.array(self.uncommanded_ms, dtype=np.int64)
         if not self._runs:
-            return np.zeros(0, dtype=np.int64)
+            return extra
         runs = np.array(self._runs, dtype=np.int64)
         counts = runs[:, 5] - runs[:, 4]
         k = np.arange(counts.sum(), dtype=np.int64) + np.repeat(runs[:, 4] - (np.cumsum(counts) - counts), counts)
         num = np.repeat(runs[:, 1], counts) + k * np.repeat(runs[:, 2], counts)
         num = -(-num // np.repeat(runs[:, 3], counts))
         np.maximum(num, 0, out=num)
-        return num + np.repeat(runs[:, 0], counts)
+        times = num + np.repeat(runs[:, 0], counts)
+        return np.sort(np.concatenate([times, extra]), kind="stable") if len(extra) else times
 
     def refill(self, volume_nl, new_drug):
         """Call after the firmware accepted the refill."""

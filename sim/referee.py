@@ -183,6 +183,7 @@ class Referee:
         # running empty stops those started before.
         cancels = [(t, d["after"]) for t, a, d in self.inputs if a in ("cancel", "prime")]
         cancels += [(t, 1 << 60) for t in self.empty_onsets]
+        cancels += [(h["start_ms"], h["after"]) for h in self.r.holds]
         for start, ng, minutes, _kind, order in self.granted:
             q, r = divmod(ng * 1440, minutes)
             end = start + minutes * MIN
@@ -212,26 +213,57 @@ class Referee:
         self.missed_sub = 0
         self.segs = []
         self.missing_before_prime = 0
+        self.hold_missed = []  # (start, end, missed sub) of every hold span
         prime_rate = self.sc.pump.prime_nl_per_hour * 24  # nL/day
+        holds = self.held
         k = 0
         t = 0
+        carry = 0  # owed (sub) kept through a stall: the stroke that failed is retried, not dropped
         while t < self.end:
             nxt = min(((tp, kp) for tp, kp, _ in self.primes if tp >= t and kp >= k), default=(self.end, None))
             next_prime, k_prime = nxt
-            k, t_stop, emptied = self._dose_epoch(t, k, next_prime, k_prime)
+            hold = next((h for h in holds if h[0] >= t), None)
+            if hold is not None and hold[0] < next_prime:
+                k, t_stop, emptied, carry = self._dose_epoch(t, k, hold[0], None, carry, hold[2])
+            else:
+                k, t_stop, emptied, carry = self._dose_epoch(t, k, next_prime, k_prime, carry)
             if emptied:
                 self.empty_onsets.append(t_stop)
                 later = [tr for tr, kr, v in self.refill_marks if tr >= t_stop and v - self.sc.pump.empty_nl >= self.s]
-                t_resume = min(later + [next_prime, self.end])
+                t_resume = self._unheld(min(later + [next_prime, self.end]))
                 self._accrue_missed(t_stop, t_resume)
                 t = t_resume
                 if t == next_prime and t < self.end:
                     k, t = self._prime_epoch(t, k, prime_rate)
+            elif hold is not None and t_stop == hold[0] and hold[0] < next_prime:
+                t_end = min(hold[1], self.end)
+                before = self.missed_sub
+                self._accrue_missed(t_stop, t_end)
+                self.hold_missed.append((t_stop, t_end, self.missed_sub - before))
+                t = t_end
             elif t_stop < self.end:
                 k, t = self._prime_epoch(t_stop, k, prime_rate)
             else:
                 t = self.end
         self.strokes_judged = k
+
+    def _holds(self):
+        """The firmware's delivery holds as disjoint spans (start, end, keep_owed), in time order."""
+        spans = sorted((h["start_ms"], h["end_ms"] if h["end_ms"] is not None else self.end + 1, h["keep_owed"])
+                       for h in self.r.holds)
+        merged = []
+        for a, b, keep in spans:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b), merged[-1][2])
+            else:
+                merged.append((a, b, keep))
+        return merged
+
+    def _unheld(self, t):
+        for a, b, _ in self.held:
+            if a <= t < b:
+                t = b
+        return t
 
     def _prime_epoch(self, tp, k, prime_rate):
         """Prime strokes from tp: stroke j at the first ms with j * stroke_nl accrued at the prime rate."""
@@ -243,17 +275,18 @@ class Referee:
         self.is_prime[k:k + m] = True
         return k + p, (int(times[-1]) if p else tp)
 
-    def _dose_epoch(self, e, k0, t_limit, k_limit=None):
-        """Ideal stroke times from e (owing nothing) until t_limit or the stroke that empties the pump.
+    def _dose_epoch(self, e, k0, t_limit, k_limit=None, acc0=0, keep=False):
+        """Ideal stroke times from e (owing acc0 sub) until t_limit or the stroke that empties the pump.
+        keep: t_limit starts a stall, whose stroke due at that ms failed and stays owed.
 
-        Returns (next stroke index, end time, emptied)."""
+        Returns (next stroke index, end time, emptied, owed sub carried on)."""
         s = self.s
         empty_nl = self.sc.pump.empty_nl
         changes = self.changes
         cum = self.cum_tip_pg
         rate = self._rate_at(e)
         i = bisect_right([c[0] for c in changes], e)
-        acc = 0  # ideal mass since e, in sub
+        acc = acc0  # ideal mass since e, in sub
         t = e
         k = k0
         base = int(cum[k0])
@@ -278,15 +311,20 @@ class Referee:
                     if len(dry):
                         t_dry = int(times[-1])
                         at_dry = acc + rate * (t_dry - t)
-                        self.prescribed_sub += at_dry
+                        self.prescribed_sub += at_dry - acc0
                         self.missed_sub += at_dry - (int(cum[k]) - base) * SUB_PER_PG  # owed, written off
-                        return k, t_dry, True
+                        return k, t_dry, True, 0
             acc += rate * (t1 - t)
             t = t1
             if i < len(changes) and changes[i][0] == t:
                 rate += changes[i][1]
                 i += 1
-        self.prescribed_sub += acc
+        self.prescribed_sub += acc - acc0
+        if keep:
+            while k > k0 and self.ideal_t[k - 1] >= t_limit:  # the stroke that failed: still owed
+                k -= 1
+                self.ideal_t[k] = -1
+            return k, t, False, acc - (int(cum[k]) - base) * SUB_PER_PG
         if k_limit is not None:  # a prime writes off what was owed: less than the next stroke, or one is missing
             owed = acc - (int(cum[k]) - base) * SUB_PER_PG
             over = owed - self.pre_prime_pg.get(k, 1 << 62) * SUB_PER_PG
@@ -294,7 +332,9 @@ class Referee:
             if k == k_limit and over >= 0 and (not rate or over > rate * self.jitter):
                 self.missing_before_prime += 1
             self.missed_sub += max(owed, 0)
-        return k, t, False
+        elif t < self.end:  # a hold writes off what was owed
+            self.missed_sub += max(acc - (int(cum[k]) - base) * SUB_PER_PG, 0)
+        return k, t, False, 0
 
     def _rate_at(self, t):
         rate = 0
@@ -329,6 +369,7 @@ class Referee:
         self.programs = self._programs()
         self.periodic_lists = self._periodic_lists()
         self.granted = self._granted()
+        self.held = self._holds()
         self._physics()
         # Empty onsets depend on ideal times and cancel boluses: iterate to a fixed point (twice suffices:
         # an onset only ever cancels boluses after it).
@@ -346,6 +387,10 @@ class Referee:
         inv["ptm_lockout_and_count"] = self._ptm()
         inv["periodic_once_each"] = self._periodic()
         inv["priming_volume_and_rate"] = self._priming()
+        inv["no_stroke_while_stopped"] = self._stopped()
+        inv["critical_alarm_audible"] = self._audible()
+        inv["eri_precedes_eos"] = self._eri_eos()
+        inv["runaway_contained"] = self._runaway()
         for name, line in self.violations:
             inv.setdefault(name, {"pass": False, "worst": None})
             inv[name]["pass"] = False
@@ -361,7 +406,8 @@ class Referee:
         T, ideal = self._judged()
         early = ideal - T
         worst = int(early.max()) if len(early) else 0
-        extra = len(self.T) - self.strokes_judged  # strokes the rule never called for
+        # Strokes the rule never called for (a runaway's uncommanded strokes are judged apart).
+        extra = len(self.T) - self.strokes_judged - len(self.r.pump.uncommanded_ms)
         ok = worst <= 0 and extra <= 0
         return {"pass": bool(ok), "worst_early_ms": max(worst, 0), "extra_strokes": max(extra, 0)}
 
@@ -376,11 +422,21 @@ class Referee:
         ok = worst <= self.jitter and missing == 0
         return {"pass": bool(ok), "worst_late_ms": max(worst, 0), "allowed_ms": self.jitter, "missing_strokes": missing}
 
+    def arrivals(self):
+        """When each stroke's drug reached the patient: at its stroke, or, pushed against a blocked
+        catheter, when the block released (the scenario's fault); and the strokes in that order."""
+        T = self.T.copy()
+        for f in self.sc.faults:
+            if f.kind == "occlusion":
+                T[(T >= f.t_ms) & (T < f.end_ms)] = f.end_ms
+        order = np.argsort(T, kind="stable")
+        return T[order], order
+
     def _rolling_limit(self):
-        T = self.T
+        T, order = self.arrivals()
         if not len(T):
             return {"pass": True, "worst_mcg": 0.0}
-        cum = self.cum_tip_pg[1:len(T) + 1]
+        cum = np.cumsum(self.tip_pg[:len(T)][order])
         first = np.searchsorted(T, T - DAY, side="right")  # strokes in (t - 24 h, t]
         window = cum - np.where(first > 0, cum[np.maximum(first - 1, 0)], 0)
         prog_t = np.array([t for t, _ in self.programs], dtype=np.int64)
@@ -444,6 +500,89 @@ class Referee:
         ok &= worst <= 0
         volume = sum(p for _, _, p in self.primes) * s
         return {"pass": bool(ok), "primes": len(self.primes), "volume_ml": volume / 1e6, "worst_early_ms": max(worst, 0)}
+
+    def _stopped(self):
+        """No stroke inside a hold (strokes at its first ms came first; a stall's retried stroke
+        ends it), and none at all after a runaway but the uncommanded ones."""
+        T = self.T
+        bad = 0
+        unc = set(self.r.pump.uncommanded_ms)
+        for a, b, _keep in self.held:
+            inside = T[(T > a) & (T < b)]
+            bad += sum(1 for t in inside.tolist() if t not in unc)
+        return {"pass": bad == 0, "strokes_while_stopped": bad, "holds": len(self.r.holds)}
+
+    def _audible(self):
+        """Every critical alarm sounds at its raising and at least every critical interval while it
+        is active (the wake latency allowed), as long as the cell can sound it; and the pump running
+        empty (computed here) always raised the empty-reservoir alarm at that ms."""
+        interval = self.sc.critical_repeat_minutes * MIN + self.jitter
+        tones = np.array(sorted(t for t, _a, cls in self.r.tones if cls == "critical"), dtype=np.int64)
+        dead = self.r.cell_dead_ms if self.r.cell_dead_ms is not None else self.end + 1
+        spans = [(int(round(a["raised_s"] * 1000)), int(round(a["cleared_s"] * 1000)) if a["cleared_s"] is not None
+                  else self.end) for a in self.r.alarms if a["class"] == "critical"]
+        worst = 0
+        ok = True
+        for a, b in _union(spans):
+            b = min(b, dead)
+            if a >= b:
+                continue
+            inside = tones[(tones >= a) & (tones <= b)]
+            marks = [a] + inside.tolist() + [b]
+            if not len(inside) or inside[0] - a > self.jitter:
+                ok = False
+            gaps = np.diff(marks[1:]) if len(inside) > 1 else []
+            if len(gaps):
+                worst = max(worst, int(max(gaps)))
+            worst = max(worst, marks[-1] - marks[-2])
+        ok &= worst <= interval
+        raised = {int(round(a["raised_s"] * 1000)) for a in self.r.alarms if a["kind"] == "empty_reservoir"}
+        unannounced = [t for t in self.empty_onsets if not any(t <= r <= t + self.jitter for r in raised)]
+        ok &= not unannounced
+        return {"pass": bool(ok), "longest_silence_s": worst / 1000, "allowed_s": interval / 1000,
+                "critical_tones": len(tones), "empty_unannounced": len(unannounced)}
+
+    def _eri_eos(self):
+        eri, eos = self.r.battery.get("eri_s"), self.r.battery.get("eos_s")
+        ok = True
+        if eos is not None:
+            ok = eri is not None and 0 <= round((eos - eri) * 1000) <= 90 * DAY
+        ok &= eos is None or round(eos * 1000) <= 2557 * DAY
+        ok &= eri is None or eos is not None or self.end - round(eri * 1000) < 90 * DAY
+        gap = None if eri is None or eos is None else round(eos - eri, 3) / 86400
+        return {"pass": bool(ok), "eri_to_eos_days": gap}
+
+    def _runaway(self):
+        excess = len(self.r.pump.uncommanded_ms)
+        faults = sum(1 for f in self.sc.faults if f.kind == "runaway")
+        ok = excess <= faults  # the first uncommanded stroke cuts the power: one stroke at most
+        return {"pass": ok, "excess_strokes": excess, "excess_ul": excess * self.s / 1000}
+
+    def faults(self):
+        """Per scenario fault: when the firmware alarmed, what it missed, what a released block let through."""
+        out = []
+        T, _ = self.arrivals()
+        alarms = self.r.alarms
+        for f in self.sc.faults:
+            entry = {"kind": f.kind, "start_s": f.t_ms / 1000, "end_s": f.end_ms / 1000 if f.minutes else None,
+                     "alarm_s": None, "missed_mcg": None, "after_release_ul": None}
+            want = {"motor_stall": "motor_stall", "magnetic_field": "motor_stall", "occlusion": "occlusion",
+                    "runaway": "motor_runaway", "battery_drain": "elective_replacement"}[f.kind]
+            spans = [(a, b, m) for a, b, m in self.hold_missed if a >= f.t_ms and (not f.minutes or a <= f.end_ms)]
+            until = spans[0][1] if spans and f.minutes else self.end
+            hit = [a["raised_s"] for a in alarms if a["kind"] == want and f.t_ms <= a["raised_s"] * 1000 <= until]
+            entry["alarm_s"] = hit[0] if hit else None
+            if f.kind in ("motor_stall", "magnetic_field", "occlusion") and spans:
+                a, b, m = spans[0]
+                entry["held_s"] = [a / 1000, b / 1000]
+                entry["missed_mcg"] = float(Fraction(m, DAY * 1000))
+            if f.kind == "occlusion":
+                t1 = f.end_ms
+                entry["after_release_ul"] = int(np.count_nonzero((T >= t1) & (T < t1 + 60 * MIN))) * self.s / 1000
+            if f.kind == "runaway":
+                entry["excess_ul"] = len(self.r.pump.uncommanded_ms) * self.s / 1000
+            out.append(entry)
+        return out
 
     # -- figures ------------------------------------------------------------------------------------
 
@@ -551,6 +690,16 @@ def _overwrite(pieces, a, b, c):
     if not any(x == b for x, _ in out):
         out.append((b, at(b)))
     return _normalise(out)
+
+
+def _union(spans):
+    out = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def judge(scenario, result):

@@ -17,6 +17,7 @@ def judge(result):
     result.invariants = invariants
     result.figures = ref.figures()
     result.daily = ref.daily()
+    result.faults = ref.faults()
     return invariants
 
 
@@ -49,6 +50,10 @@ def summary(result):
             for e in result.events
             if e["kind"] not in ("bolus", "bolus_end")
         ],
+        "alarms": result.alarms,
+        "battery": result.battery,
+        "faults": result.faults,
+        "projections": {**_latest(result.projections), "history": result.projections},
         "final": {
             "reservoir_ml": result.final_reservoir_nl / 1e6,
             "firmware_reservoir_ml": result.firmware_reservoir_nl / 1e6,
@@ -61,6 +66,47 @@ def summary(result):
     }
 
 
+def _latest(history):
+    last = history[-1] if history else {}
+    return {k: last.get(k) for k in ("low_reservoir_s", "empty_s", "eri_s", "eos_s")}
+
+
+def _when(sc_start, t_s):
+    """A time since the start as 'day N (YYYY-MM-DD HH:MM)'."""
+    import datetime as dt
+
+    if t_s is None:
+        return "-"
+    at = dt.datetime.strptime(sc_start, "%Y-%m-%dT%H:%M") + dt.timedelta(seconds=t_s)
+    return f"day {t_s / 86400:.1f} ({at:%Y-%m-%d %H:%M})"
+
+
+def alarm_table(s):
+    """The alarms of a run, one line each, and the dates the clinician plans by."""
+    lines = [f"{'alarm':<22} {'class':<13} {'raised':<30} {'cleared':<30} tones"]
+    for a in s["alarms"]:
+        cleared = _when(s["start"], a["cleared_s"]) if a["cleared_s"] is not None else "active"
+        lines.append(f"{a['kind']:<22} {a['class']:<13} {_when(s['start'], a['raised_s']):<30} {cleared:<30} "
+                     f"{a['tones']}")
+    if not s["alarms"]:
+        lines.append("(none)")
+    p = s["projections"]
+    b = s["battery"]
+    lines.append("")
+    lines.append("dates (as of the last recalculation)")
+    for key, label in (("low_reservoir_s", "low reservoir"), ("empty_s", "empty"), ("eri_s", "ERI"),
+                       ("eos_s", "end of service")):
+        lines.append(f"  {label:<16} {_when(s['start'], p.get(key))}")
+    lines.append(f"battery: ERI {_when(s['start'], b.get('eri_s'))}, EOS {_when(s['start'], b.get('eos_s'))}, "
+                 f"{b.get('final_pct')} % left, {b.get('final_v')} V")
+    for f in s["faults"]:
+        lines.append(f"fault {f['kind']} at {_when(s['start'], f['start_s'])}: alarm {_when(s['start'], f['alarm_s'])}, "
+                     f"missed {f['missed_mcg'] if f['missed_mcg'] is not None else '-'} mcg"
+                     + (f", {f['after_release_ul']} uL in the hour after release" if f["after_release_ul"] is not None
+                        else ""))
+    return "\n".join(lines)
+
+
 def table(s):
     granted = sum(1 for b in s["boluses"] if b["granted"])
     rows = [
@@ -70,7 +116,7 @@ def table(s):
         ("prescribed", f"{s['prescribed_mcg']:.3f} mcg (exact ideal, computed by the simulator)"),
         ("to the patient", f"{s['patient_mcg']:.3f} mcg (left the catheter tip)"),
         ("from reservoir", f"{s['delivered_ml']:.4f} mL = {s['delivered_mcg']:.3f} mcg"),
-        ("missed (empty)", f"{s['missed_mcg']:.3f} mcg"),
+        ("missed", f"{s['missed_mcg']:.3f} mcg (while empty or stopped)"),
         ("max lag", f"{s['max_lag_nl']:.6f} nL (below one {s['stroke_nl']} nL stroke when strokes are on time)"),
         ("invariants", ", ".join(f"{k} {'ok' if v['pass'] else 'VIOLATED'}" for k, v in s["invariants"].items())),
         ("boluses", f"{granted} granted, {len(s['boluses']) - granted} denied"),
@@ -79,7 +125,7 @@ def table(s):
         ("wall time", f"{s['wall_s']:.3f} s ({s['wakes']:,} controller wakes)"),
     ]
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows) + "\n\n" + alarm_table(s)
 
 
 def write(result, out_dir, plot=True, strokes=False):

@@ -1,7 +1,10 @@
-"""Runs a scenario: the real firmware controller on the virtual clock and the simulated pump.
+"""Runs a scenario: the firmware's own main loop (firmware/loop.py) on simulated hardware.
 
-sim/ keeps no dosing or alarm logic: it supplies the clock, the motor and the scenario's inputs,
-records what the firmware reports, and leaves judging the run to sim/referee.py.
+sim/ keeps no dosing or alarm logic. It supplies the HAL backends (the virtual clock whose wait
+jumps to the earlier of the firmware's deadline and the next scenario input or fault, the motor,
+the annunciator, the patient button, the programmer channel, the battery cell's ADC), feeds the
+scenario's inputs and faults in at their times, records what the firmware reports, and leaves
+judging the run to sim/referee.py.
 """
 
 import random
@@ -9,10 +12,18 @@ import time
 from dataclasses import dataclass, field
 
 from firmware import alarms as A
-from firmware.controller import Controller
+from firmware.loop import STATE_NAMES, PumpLoop
+from hal import channel as C
+from sim.battery import SimCell
 from sim.clock import SimClock
-from sim.pump import SimPump
+from sim.pump import TOP_SPEED_MS, SimPump
 from sim.scenario import copy_prescription
+
+DAY = 86_400_000
+
+_COMMANDS = {"bolus": C.CMD_BOLUS, "refill": C.CMD_REFILL, "program": C.CMD_PROGRAM, "prime": C.CMD_PRIME,
+             "silence": C.CMD_SILENCE, "suspend": C.CMD_SUSPEND, "resume": C.CMD_RESUME,
+             "cancel_bolus": C.CMD_CANCEL_BOLUS}
 
 
 @dataclass
@@ -22,7 +33,16 @@ class Result:
     boluses: list = field(default_factory=list)  # every bolus decision, granted or not
     # Inputs the firmware accepted: (t_ms, action, details); "after" counts the bolus decisions before it.
     inputs: list = field(default_factory=list)
+    holds: list = field(default_factory=list)  # the firmware's delivery holds: dicts kind/start_ms/end_ms/keep_owed
+    alarms: list = field(default_factory=list)  # {kind, class, raised_s, cleared_s, tones}
+    tones: list = field(default_factory=list)  # (t_ms, alarm, class) of every tone that sounded
+    muted_tones: int = 0  # tones the firmware asked for that the exhausted cell could not sound
+    cell_dead_ms: int | None = None  # the first of them
+    releases: list = field(default_factory=list)  # (t_ms, nL) a released block let through at once
+    projections: list = field(default_factory=list)
+    battery: dict = field(default_factory=dict)
     pump: object = None  # the simulated motor, ground truth of every stroke
+    cell: object = None
     strokes: int = 0
     final_reservoir_nl: int = 0
     firmware_reservoir_nl: int = 0
@@ -41,42 +61,253 @@ class Result:
         return self._stroke_times
 
 
+class SimButton:
+    """The patient's PTM button."""
+
+    def __init__(self):
+        self._presses = 0
+
+    def press(self):
+        self._presses += 1
+
+    def pending(self):
+        return self._presses
+
+    def presses(self):
+        n = self._presses
+        self._presses = 0
+        return n
+
+
+class SimAnnunciator:
+    """The buzzer: records every tone that sounds, if the cell can still supply it."""
+
+    def __init__(self, run):
+        self._run = run
+
+    def tone(self, cls, alarm):
+        run = self._run
+        cell = run.cell
+        if not cell.can_supply_tone():
+            if run.result.cell_dead_ms is None:
+                run.result.cell_dead_ms = run.clock.now_ms
+            run.result.muted_tones += 1
+            return
+        cell.tone(A.CRITICAL_TONE_S if cls == A.CRITICAL else A.NON_CRITICAL_TONE_S)
+        t = run.clock.now_ms
+        run.result.tones.append((t, A.ALARM_NAMES[alarm], A.CLASS_NAMES[cls]))
+        run.result.events.append({"kind": "tone", "alarm": A.ALARM_NAMES[alarm], "class": A.CLASS_NAMES[cls],
+                                  "t_s": t / 1000})
+
+
+class SimProgrammer(C.Channel):
+    """The programmer channel, remembering which scenario event each command came from."""
+
+    def __init__(self, run):
+        super().__init__(16)
+        self._run = run
+        self._origin = {}
+
+    def send_event(self, ev, command):
+        self._origin[id(command)] = ev
+        self._run.cell.command()
+        if not self.send(command):
+            raise RuntimeError("programmer channel full")
+
+    def reply(self, command, result):
+        super().reply(command, result)
+        self._run.replied(self._origin.pop(id(command)), result)
+
+
+class _Clock(SimClock):
+    def __init__(self, run):
+        super().__init__()
+        self._run = run
+
+    def wait(self, deadline, ready):
+        return self._run.wait(deadline, ready)
+
+
 class Run:
     def __init__(self, scenario, wake_jitter_ms=0, seed=0):
         if not 0 <= wake_jitter_ms <= 1000:
             raise ValueError("--wake-jitter-ms: must be 0..1000")
         self.scenario = scenario
         self.result = Result(scenario, wake_jitter_ms=wake_jitter_ms, seed=seed)
-        self.clock = SimClock()
-        self.pump = SimPump(self.clock, scenario.pump.stroke_nl, scenario.volume_nl)
+        self.clock = _Clock(self)
+        self.pump = SimPump(self.clock, scenario.pump.stroke_nl, scenario.volume_nl, scenario.compliance_nl)
+        self.cell = SimCell(self.clock, scenario.battery, lambda: self.pump.strokes_total)
+        self.result.cell = self.cell
+        self.button = SimButton()
+        self.programmer = SimProgrammer(self)
         self._jitter = wake_jitter_ms
         self._rng = random.Random(seed)
-        self._pending = {}  # kind -> requested t_ms, for the boluses list
-        self.ctl = Controller(
+        self._jit_deadline = None
+        self._jit = 0
+        self._conc = scenario.rx.concentration  # the drug in the simulated reservoir
+        self._pending = {}  # bolus kind -> requested t_ms, for the boluses list
+        self._open_alarms = {}
+        self._hold_open = {}
+        self.end_ms = scenario.days * DAY
+        self._ei = 0
+        self._edges = self._fault_edges()
+        self._runaway_left = 0
+        self._runaway_next = None
+        self._progress = None
+        self._next_day = DAY
+        self.loop = None
+        self.loop = PumpLoop(
             self.clock,
             self.pump,
+            SimAnnunciator(self),
+            self.button,
+            self.programmer,
+            self.cell,
             scenario.pump,
             copy_prescription(scenario.rx),
             self._emit,
             scenario.volume_nl,
             scenario.weekday,
             scenario.time_of_day_ms,
+            scenario.battery,
+            scenario.critical_repeat_minutes,
         )
+        self._note_projection()
 
-    # -- event sink (the firmware's emit) -------------------------------------------------
+    # -- the world outside the firmware -----------------------------------------------------------
+
+    def _fault_edges(self):
+        edges = []
+        for f in self.scenario.faults:
+            if f.kind in ("motor_stall", "magnetic_field"):
+                edges += [(f.t_ms, 0, "stall_on", f), (f.end_ms, 1, "stall_off", f)]
+            elif f.kind == "occlusion":
+                edges += [(f.t_ms, 0, "block_on", f), (f.end_ms, 1, "block_off", f)]
+            elif f.kind == "battery_drain":
+                edges.append((f.t_ms, 0, "drain", f))
+            else:
+                edges.append((f.t_ms, 0, "runaway", f))
+        edges.sort(key=lambda e: (e[0], e[1]))
+        return edges
+
+    def _next_external(self):
+        t = self.end_ms
+        events = self.scenario.events
+        if self._ei < len(events):
+            t = min(t, events[self._ei].t_ms)
+        if self._edges:
+            t = min(t, self._edges[0][0])
+        p = self.pump.next_event_ms()
+        if p is not None:
+            t = min(t, p)
+        if self._runaway_next is not None:
+            t = min(t, self._runaway_next)
+        return t
+
+    def _externals(self, t):
+        while self._edges and self._edges[0][0] == t:
+            self._fault_edge(*self._edges.pop(0)[2:])
+        events = self.scenario.events
+        if self._ei < len(events) and events[self._ei].t_ms == t:
+            # One input at a time: the firmware serves each before the next of the same ms, in file order.
+            self._input(events[self._ei])
+            self._ei += 1
+        if self._runaway_next == t:
+            if self._runaway_left and self.pump.uncommanded_stroke():
+                self._runaway_left -= 1
+                self._runaway_next = t + TOP_SPEED_MS if self._runaway_left else None
+            else:
+                self._runaway_next = None
+        self.pump.poke()
+
+    def _fault_edge(self, what, f):
+        pump = self.pump
+        t = self.clock.now_ms
+        self._note(t, "fault_" + what, fault=f.kind)
+        if what in ("stall_on", "block_on"):
+            pump._count_to(t - 1)  # strokes due before this ms are not affected
+            if what == "stall_on":
+                pump.stalled = True
+            else:
+                pump.blocked = True
+                pump.block_strokes = 0
+        elif what == "stall_off":
+            pump.stalled = False
+        elif what == "block_off":
+            pump._count_to(t - 1)
+            stored = pump.block_strokes * pump.stroke_nl
+            pump.blocked = False
+            pump.block_strokes = 0
+            self.result.releases.append((t, stored))
+        elif what == "drain":
+            pump._count_to(t - 1)  # strokes before this ms drew at the old factor
+            self.cell.set_factor(f.factor)
+        elif what == "runaway":
+            self._runaway_left = f.strokes
+            self._runaway_next = t
+
+    def _input(self, ev):
+        if ev.action == "ptm":
+            self._pending["ptm"] = ev.t_ms
+            self.button.press()
+            return
+        op = _COMMANDS[ev.action]
+        if ev.action == "bolus":
+            self._pending["clinician"] = ev.t_ms
+            command = (op, ev.amount_ng, ev.minutes)
+        elif ev.action == "refill":
+            command = (op, ev.volume_nl, ev.concentration)
+        elif ev.action == "program":
+            command = (op, copy_prescription(ev.rx))
+        elif ev.action == "prime":
+            command = (op, ev.catheter_cm)
+        else:
+            command = (op,)
+        self.programmer.send_event(ev, command)
+
+    def wait(self, deadline, ready):
+        """The HAL clock's wait: jump to the deadline (late by the wake jitter), or to the next
+        scenario input or fault the firmware would notice, whichever is first."""
+        if ready():
+            return True
+        t_wake = self._wake_at(deadline)
+        while True:
+            t_ext = self._next_external()
+            t = min(t_wake, t_ext)
+            self.clock.advance_to(t)
+            while self._progress and t >= self._next_day:
+                self._progress(1)
+                self._next_day += DAY
+            if t == t_ext:
+                self._externals(t)
+            if t >= self.end_ms:
+                return False
+            if t == t_wake or ready():
+                return True
+
+    def _wake_at(self, deadline):
+        """When the firmware actually wakes for a deadline: on time, or late by up to the jitter."""
+        if deadline != self._jit_deadline:
+            self._jit_deadline = deadline
+            self._jit = self._rng.randint(0, self._jitter) if self._jitter else 0
+        return max(self.clock.to_ms(deadline), self.clock.now_ms) + self._jit
+
+    # -- what the firmware reports ------------------------------------------------------------------
 
     def _pump_t_ms(self):
         """The pump-clock time of the firmware's decision (a wake may come after it), since the start."""
-        ctl = getattr(self, "ctl", None)
-        if ctl is None:  # emitted from the constructor: the start instant
+        if self.loop is None:  # emitted while starting up: the start instant
             return 0
-        return ctl.day * 86_400_000 + ctl.ms - self.scenario.time_of_day_ms
+        ctl = self.loop.ctl
+        return ctl.day * DAY + ctl.ms - self.scenario.time_of_day_ms
 
     def _emit(self, code, a, b, c):
         t_ms = self.clock.now_ms
         r = self.result
         name = A.EVENT_NAMES[code]
         ev = {"t_s": t_ms / 1000, "kind": name}
+        if code == A.EV_TONE or code == A.EV_PROJECTION and self.loop is None:
+            return
         if code == A.EV_BOLUS:
             kind = A.KIND_NAMES[a]
             reason = A.REASON_NAMES[b] or None
@@ -99,87 +330,135 @@ class Run:
             ev.update(mcg=a / 1000)
         elif code in (A.EV_PRIME, A.EV_PRIME_DONE):
             ev.update(volume_ml=a / 1e6)
+        elif code == A.EV_ALARM:
+            self._alarm(t_ms, a, b)
+            ev = {"t_s": t_ms / 1000, "kind": "alarm_raised" if b else "alarm_cleared", "alarm": A.ALARM_NAMES[a],
+                  "class": A.CLASS_NAMES[A.CRITICAL if (1 << a) & A.CRITICAL_ALARMS else A.NON_CRITICAL]}
+        elif code == A.EV_SILENCED:
+            ev.update(alarms=[A.ALARM_NAMES[i] for i in range(A.N_ALARMS) if a >> i & 1])
+        elif code == A.EV_COMMAND_REJECTED:
+            ev = {"t_s": t_ms / 1000, "kind": A.COMMAND_NAMES[a] + "_rejected", "reason": A.REASON_NAMES[b]}
+        elif code == A.EV_STALL:
+            self._hold_start(t_ms, "stall", True)
+        elif code == A.EV_STALL_RECOVERED:
+            ev.update(duration_s=a, missed_mcg=(b * 1_000_000 + c) / 1000)
+            self._hold_end(t_ms, "stall")
+        elif code == A.EV_OCCLUSION:
+            ev.update(load_pct=a)
+            self._hold_start(t_ms, "occlusion", False)
+        elif code == A.EV_OCCLUSION_RELEASED:
+            ev.update(counted_nl=a)
+            self._hold_end(t_ms, "occlusion")
+        elif code == A.EV_RUNAWAY:
+            ev.update(strokes=a)
+            self._hold_start(t_ms, "runaway", False)
+        elif code in (A.EV_ERI, A.EV_EOS):
+            r.battery["eri_s" if code == A.EV_ERI else "eos_s"] = t_ms / 1000
+            if code == A.EV_EOS:
+                self._hold_start(t_ms, "end_of_service", False)
+        elif code == A.EV_PROJECTION:
+            self._note_projection()
+            return
+        elif code == A.EV_SUSPENDED:
+            self._hold_start(t_ms, "suspended", False)
+        elif code == A.EV_RESUMED:
+            self._hold_end(t_ms, "suspended")
         r.events.append(ev)
+
+    def _alarm(self, t_ms, alarm, raised):
+        name = A.ALARM_NAMES[alarm]
+        if raised:
+            cls = A.CRITICAL if (1 << alarm) & A.CRITICAL_ALARMS else A.NON_CRITICAL
+            entry = {"kind": name, "class": A.CLASS_NAMES[cls], "raised_s": t_ms / 1000, "cleared_s": None,
+                     "tones": 0}
+            self._open_alarms[name] = entry
+            self.result.alarms.append(entry)
+        else:
+            entry = self._open_alarms.pop(name, None)
+            if entry is not None:
+                entry["cleared_s"] = t_ms / 1000
+
+    def _hold_start(self, t_ms, kind, keep_owed):
+        h = {"kind": kind, "start_ms": t_ms, "end_ms": None, "keep_owed": keep_owed,
+             "after": len(self.result.boluses)}
+        self._hold_open[kind] = h
+        self.result.holds.append(h)
+
+    def _hold_end(self, t_ms, kind):
+        h = self._hold_open.pop(kind, None)
+        if h is not None:
+            h["end_ms"] = t_ms
+
+    def _note_projection(self):
+        loop = self.loop
+        t = self.clock.now_ms
+
+        def at(value, unit_ms):
+            return None if value < 0 else (t + value * unit_ms) / 1000
+
+        self.result.projections.append({
+            "t_s": t / 1000,
+            "low_reservoir_s": at(loop.low_reservoir_min, 60_000),
+            "empty_s": at(loop.empty_min, 60_000),
+            "eri_s": at(loop.eri_days, DAY),
+            "eos_s": at(loop.eos_days, DAY),
+        })
 
     def _note(self, t_ms, kind, **details):
         self.result.events.append({"t_s": t_ms / 1000, "kind": kind, **details})
 
-    # -- inputs ---------------------------------------------------------------------------------
-
-    def _apply(self, ev):
-        ctl = self.ctl
-        if ev.action == "bolus":
-            self._pending["clinician"] = ev.t_ms
-            ctl.request_bolus(ev.amount_ng, ev.minutes)
-        elif ev.action == "ptm":
-            self._pending["ptm"] = ev.t_ms
-            ctl.request_ptm()
-        elif ev.action == "cancel_bolus":
-            if ctl.cancel_bolus() == A.OK:
-                self.result.inputs.append((ev.t_ms, "cancel", {"after": len(self.result.boluses)}))
-            else:
-                self._note(ev.t_ms, "cancel_rejected", reason="no_active_bolus")
-        elif ev.action == "refill":
-            new_drug = ev.concentration != ctl.conc
-            if ctl.refill(ev.volume_nl, ev.concentration) == A.OK:
-                self.pump.refill(ev.volume_nl, new_drug)
-                self.result.inputs.append((ev.t_ms, "refill", {"volume_nl": ev.volume_nl,
-                                                              "concentration": ev.concentration}))
+    def replied(self, ev, result):
+        """The firmware's answer to a programmer command from scenario event ev."""
+        t = self.clock.now_ms
+        r = self.result
+        if isinstance(result, ValueError):
+            self._note(t, ev.action + "_rejected", reason=str(result))
+            return
+        if result != A.OK:
+            if ev.action == "cancel_bolus":
+                self._note(t, "cancel_rejected", reason=A.REASON_NAMES[result])
+            return
+        after = {"after": len(r.boluses)}
+        if ev.action == "refill":
+            self.pump.refill(ev.volume_nl, ev.concentration != self._conc)
+            self._conc = ev.concentration
+            r.inputs.append((t, "refill", {"volume_nl": ev.volume_nl, "concentration": ev.concentration}))
         elif ev.action == "program":
-            try:
-                if ctl.program(copy_prescription(ev.rx)) == A.OK:
-                    self.result.inputs.append((ev.t_ms, "program", {"rx": ev.rx}))
-            except ValueError as e:
-                self._note(ev.t_ms, "program_rejected", reason=str(e))
+            r.inputs.append((t, "program", {"rx": ev.rx}))
         elif ev.action == "prime":
-            if ctl.prime(ev.catheter_cm) == A.OK:
-                self.result.inputs.append((ev.t_ms, "prime", {"catheter_cm": ev.catheter_cm,
-                                                              "after": len(self.result.boluses)}))
+            r.inputs.append((t, "prime", {"catheter_cm": ev.catheter_cm, **after}))
+        elif ev.action == "cancel_bolus":
+            r.inputs.append((t, "cancel", after))
+        elif ev.action in ("suspend", "resume"):
+            r.inputs.append((t, ev.action, after))
 
-    def _wake_at(self, deadline):
-        """When the firmware actually wakes for a deadline: on time, or late by up to the jitter."""
-        if deadline != self._jit_deadline:
-            self._jit_deadline = deadline
-            self._jit = self._rng.randint(0, self._jitter) if self._jitter else 0
-        return self.clock.to_ms(deadline) + self._jit
+    # -- the run ------------------------------------------------------------------------------------------
 
     def run(self, progress=None):
         wall0 = time.perf_counter()
-        sc = self.scenario
-        clock, ctl, pump = self.clock, self.ctl, self.pump
-        end_ms = sc.days * 86_400_000
-        events = sc.events
-        ei = 0
-        wakes = 0
-        self._jit_deadline = None
-        self._jit = 0
-        next_day = 86_400_000
-        while True:
-            t_wake = self._wake_at(ctl.deadline())
-            t_event = events[ei].t_ms if ei < len(events) else end_ms
-            t = min(t_wake, t_event, end_ms)
-            clock.advance_to(t)
-            if t == t_wake:
-                ctl.service()
-                wakes += 1
-            while ei < len(events) and events[ei].t_ms == t:
-                self._apply(events[ei])
-                ei += 1
-            while progress and t >= next_day:
-                progress(1)
-                next_day += 86_400_000
-            if t >= end_ms:
-                break
-        ctl.service()
+        self._progress = progress
+        loop = self.loop
+        loop.run()
+        loop.service()  # the run's last instant
+        pump = self.pump
         pump.finish()
         r = self.result
         r.pump = pump
         r.strokes = pump.strokes_total
         r.final_reservoir_nl = pump.volume_nl
-        r.firmware_reservoir_nl = ctl.reservoir.volume_nl
-        r.state = "empty" if ctl.suspended() else ("priming" if ctl.priming() else (
-            "low_reservoir" if ctl.alarms.active else "delivering"))
-        r.wakes = wakes
+        r.firmware_reservoir_nl = loop.ctl.reservoir.volume_nl
+        r.state = STATE_NAMES[loop.state()]
+        r.wakes = loop.wakes
+        r.battery.setdefault("eri_s", None)
+        r.battery.setdefault("eos_s", None)
+        r.battery["final_pct"] = round(self.cell.percent_left(), 3)
+        r.battery["final_v"] = round(self.cell.read_mv() / 1000, 3)
+        for t, alarm, _cls in r.tones:
+            for entry in r.alarms:
+                if entry["kind"] == alarm and entry["raised_s"] * 1000 <= t and (
+                        entry["cleared_s"] is None or t <= entry["cleared_s"] * 1000):
+                    entry["tones"] += 1
+                    break
         r.wall_s = time.perf_counter() - wall0
         return r
 

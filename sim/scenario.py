@@ -18,7 +18,16 @@ from firmware.units import MS_PER_DAY, NL_PER_ML
 DEFAULT_START = "2026-01-01T00:00"
 MAX_DAYS = 20_000
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-ACTIONS = ("bolus", "ptm", "refill", "cancel_bolus", "program", "prime")
+ACTIONS = ("bolus", "ptm", "refill", "cancel_bolus", "program", "prime", "silence", "suspend", "resume")
+# [battery] keys and their ranges (the firmware's BatteryParams checks them again; docs/battery.md)
+BATTERY_KEYS = {
+    "capacity_mah": (100, 5000),
+    "quiescent_ua": (1, 100),
+    "uc_per_stroke": (1, 10_000),
+    "uc_per_tone_s": (0, 100_000),
+    "uc_per_command": (0, 100_000),
+}
+FAULT_KINDS = ("motor_stall", "magnetic_field", "occlusion", "battery_drain", "runaway")
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
 
@@ -42,6 +51,22 @@ class Event:
 
 
 @dataclass
+class Fault:
+    t_ms: int  # since the scenario's start
+    day: int
+    time: str
+    kind: str
+    minutes: int = 0  # motor_stall, magnetic_field, occlusion
+    factor: int = 1  # battery_drain
+    strokes: int = 0  # runaway
+    index: int = 0
+
+    @property
+    def end_ms(self):
+        return self.t_ms + self.minutes * 60_000
+
+
+@dataclass
 class Scenario:
     name: str
     days: int
@@ -51,6 +76,10 @@ class Scenario:
     rx: Prescription
     events: list[Event] = field(default_factory=list)
     source: str = "<built-in>"
+    faults: list[Fault] = field(default_factory=list)
+    battery: object = None  # firmware.battery.BatteryParams
+    critical_repeat_minutes: int = 10
+    compliance_nl: int = 2000  # the catheter line's compliance against a block
 
     @property
     def weekday(self):
@@ -235,7 +264,8 @@ def parse(text, source, days_override=None, name_default="scenario"):
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{source}: TOML syntax error: {e}") from None
     top = _Reader(source, data, "")
-    top.only("name", "days", "start", "pump", "catheter", "drug", "basal", "periodic_bolus", "ptm", "limits", "event")
+    top.only("name", "days", "start", "pump", "catheter", "drug", "basal", "periodic_bolus", "ptm", "limits", "event",
+             "alarms", "battery", "fault")
     name = top.string("name", default=name_default)
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
         top.fail("name", f"{name!r} must be 1-64 letters, digits, '.', '_' or '-'")
@@ -253,7 +283,7 @@ def parse(text, source, days_override=None, name_default="scenario"):
     if capacity_ml not in (20, 40):
         pump_r.fail("reservoir_ml", f"{capacity_ml} is not allowed (20 or 40)")
     cath_r = top.sub("catheter") or _Reader(source, {}, "catheter")
-    cath_r.only("length_cm", "ml_per_cm")
+    cath_r.only("length_cm", "ml_per_cm", "compliance_ul")
     pump = _firmware(
         pump_r,
         "pump",
@@ -287,12 +317,19 @@ def parse(text, source, days_override=None, name_default="scenario"):
     _firmware(top, "", lambda: rx.check_pump(pump))
 
     scenario = Scenario(name, days, start, pump, volume_nl, rx, source=source)
+    scenario.compliance_nl = cath_r.micro("compliance_ul", 0.5, 50, default=2.0, unit=" uL") // 1000
+    alarms_r = top.sub("alarms") or _Reader(source, {}, "alarms")
+    alarms_r.only("critical_repeat_minutes")
+    scenario.critical_repeat_minutes = alarms_r.integer("critical_repeat_minutes", 1, 60, default=10)
+    scenario.battery = _battery(top.sub("battery") or _Reader(source, {}, "battery"))
     scenario.events = _events(top, scenario)
+    scenario.faults = _faults(top, scenario)
     if days_override is not None:
         if not 1 <= days_override <= MAX_DAYS:
             raise ScenarioError(f"--days: {days_override} is out of range 1..{MAX_DAYS}")
         scenario.days = days_override
         scenario.events = [e for e in scenario.events if e.t_ms < days_override * MS_PER_DAY]
+        scenario.faults = [f for f in scenario.faults if f.t_ms < days_override * MS_PER_DAY]
     return scenario
 
 
@@ -305,6 +342,48 @@ def _periodic(reader):
         minutes = p.integer("minutes", 1, 1440)
         periodic.append((at, _firmware(p, "", lambda a=amount, m=minutes, k=p.path: Bolus(a, m, k))))
     return tuple(periodic)
+
+
+def _battery(reader):
+    from firmware.battery import BatteryParams
+
+    keys = BATTERY_KEYS
+    reader.only(*keys)
+    given = {}
+    for key, (lo, hi) in keys.items():
+        if reader.has(key):
+            given[key] = reader.integer(key, lo, hi)
+    return _firmware(reader, "battery", lambda: BatteryParams(**given))
+
+
+def _faults(top, scenario):
+    faults = []
+    for i, f in enumerate(top.tables("fault")):
+        kind = f.string("kind")
+        if kind not in FAULT_KINDS:
+            f.fail("kind", f"{kind!r} is not one of: " + ", ".join(FAULT_KINDS))
+        day = f.integer("day", 0, scenario.days - 1) if f.has("day") else f.fail("day", "missing")
+        t_ms = day * MS_PER_DAY + f.time_ms("time", seconds=True) - scenario.time_of_day_ms
+        if not 0 <= t_ms < scenario.days * MS_PER_DAY:
+            f.fail("time", f"day {day} {f.table['time']} is outside the run (it starts {scenario.start:%H:%M} on day 0)")
+        fault = Fault(t_ms, day, f.table["time"], kind, index=i)
+        common = ("day", "time", "kind")
+        if kind == "battery_drain":
+            f.only(*common, "factor")
+            fault.factor = f.integer("factor", 1, 100)
+        elif kind == "runaway":
+            f.only(*common, "strokes")
+            fault.strokes = f.integer("strokes", 1, 1000)
+        else:
+            f.only(*common, "minutes")
+            fault.minutes = f.integer("minutes", 1, 30 * 1440)
+        faults.append(fault)
+    faults.sort(key=lambda x: (x.t_ms, x.index))
+    for a, b in zip(faults, faults[1:]):
+        if a.minutes and b.minutes and b.t_ms < a.end_ms:
+            top.fail(f"fault[{b.index}]", f"overlaps fault[{a.index}] ({a.kind} until {a.end_ms / 60_000:g} min); "
+                     "mechanism faults must not overlap")
+    return faults
 
 
 def _events(top, scenario):

@@ -41,7 +41,13 @@ def test_default_run_writes_every_output(tmp_path, capsys):
         assert key in s
     assert s["scenario"] == "default" and s["days"] == 10 and len(s["daily"]) == 10
     assert 0 < s["max_lag_nl"] < 250
-    assert all(v["pass"] for v in s["invariants"].values()) and len(s["invariants"]) == 6
+    assert all(v["pass"] for v in s["invariants"].values()) and len(s["invariants"]) == 10
+    for key in ("alarms", "battery", "faults", "projections"):
+        assert key in s
+    assert set(s["projections"]) == {"low_reservoir_s", "empty_s", "eri_s", "eos_s", "history"}
+    assert set(s["battery"]) == {"eri_s", "eos_s", "final_pct", "final_v"}
+    assert s["final"]["state"] == "delivering"
+    assert "dates (as of the last recalculation)" in stdout
     assert 0 <= s["prescribed_mcg"] - s["patient_mcg"] < 0.5  # behind by less than one 0.5 mcg stroke
     rows = list(csv.reader((out / "strokes.csv").open()))
     assert rows[0] == ["t_ms", "delivered_nl", "tip_pg"] and len(rows) == s["strokes"] + 1

@@ -19,6 +19,9 @@ def seven_year_default():
     for day in range(90, 2557, 90):
         # At ~0.28 mL/day the 20 mL pump is at its 0.5 mL empty threshold well before each quarter.
         text += f'\n[[event]]\nday = {day}\ntime = "10:00"\naction = "refill"\nvolume_ml = 19.5\n'
+    # This test is about dosing drift: a cell big enough that the battery never stops the pump
+    # (tests/host/test_service_life.py runs the default battery).
+    text += "\n[battery]\ncapacity_mah = 5000\n"
     return scenario.parse(text, "<default, 7 years>")
 
 

@@ -1,0 +1,269 @@
+# The pump's main loop: the one loop the simulator and every board run.
+#
+# It owns the controller (dosing), the alarm manager (what sounds, and when), the battery gauge
+# and the mechanism watch (stall, occlusion, runaway). Hardware comes in as arguments (see
+# hal/interfaces.py): each iteration waits on the clock until the next deadline or an input,
+# services whatever is due, then sounds what must sound. Nothing here allocates on the steady
+# path; commands from the programmer may (they are rare).
+
+from firmware.alarms import (
+    ALARM_ELECTIVE_REPLACEMENT,
+    ALARM_END_OF_SERVICE,
+    ALARM_LOW_RESERVOIR,
+    ALARM_SUSPENDED,
+    ALREADY_SUSPENDED,
+    EV_COMMAND_REJECTED,
+    EV_EOS,
+    EV_ERI,
+    EV_PROJECTION,
+    EV_RESUMED,
+    EV_SUSPENDED,
+    NOT_SUSPENDED,
+    OK,
+    Alarms,
+)
+from firmware.battery import EOS, ERI, BatteryParams, Gauge
+from firmware.controller import (
+    HOLD_EMPTY,
+    HOLD_EOS,
+    HOLD_OCCLUSION,
+    HOLD_STALL,
+    HOLD_SUSPENDED,
+    Controller,
+)
+from firmware.dates import minutes_until
+from firmware.mechanism import MotorWatch
+from firmware.prescription import Prescription
+from hal.channel import (
+    CMD_BOLUS,
+    CMD_CANCEL_BOLUS,
+    CMD_PRIME,
+    CMD_PROGRAM,
+    CMD_REFILL,
+    CMD_RESUME,
+    CMD_SILENCE,
+    CMD_SUSPEND,
+)
+from hal.train import COUNT_MASK
+from micropython import const
+
+HOUSEKEEPING_MS = const(3_600_000)  # the battery is checked at least hourly
+
+# Pump states, most severe first (PumpLoop.state())
+DELIVERING = const(0)
+LOW_RESERVOIR = const(1)
+EMPTY = const(2)
+SUSPENDED = const(3)
+STALLED = const(4)
+OCCLUDED = const(5)
+MOTOR_FAULT = const(6)
+END_OF_SERVICE = const(7)
+STATE_NAMES = ("delivering", "low_reservoir", "empty", "suspended", "stalled", "occluded", "motor_fault",
+               "end_of_service")
+
+_ARITY = (3, 3, 2, 2, 1, 1, 1, 1)  # tuple length of each command (hal/channel.py)
+
+
+class PumpLoop:
+    """clock, motor, annunciator, button, programmer, adc: hal/interfaces.py backends. pump, rx,
+    volume_nl, weekday and time_of_day_ms as for the Controller; battery: BatteryParams (the
+    gauge's nominal draws); critical_repeat_minutes: 1..60."""
+
+    def __init__(self, clock, motor, annunciator, button, programmer, adc, pump, rx, emit, volume_nl=-1,
+                 weekday=0, time_of_day_ms=0, battery=None, critical_repeat_minutes=10):
+        if isinstance(critical_repeat_minutes, bool) or not isinstance(critical_repeat_minutes, int) \
+                or not 1 <= critical_repeat_minutes <= 60:
+            raise ValueError("alarms.critical_repeat_minutes: must be an integer 1..60")
+        self._clock = clock
+        self._motor = motor
+        self._button = button
+        self._programmer = programmer
+        self._emit = emit
+        self.alarms = Alarms(emit, clock, annunciator, critical_repeat_minutes * 60_000)
+        self.gauge = Gauge(adc, battery if battery is not None else BatteryParams())
+        self.ctl = Controller(clock, motor, pump, rx, emit, volume_nl, weekday, time_of_day_ms, self.alarms)
+        self.watch = MotorWatch(clock, motor, self.ctl, self.alarms, emit)
+        self.ready = self._ready  # bound once: the clock's wait polls it
+        self._qr = [0, 0]
+        self._last = clock.ticks_ms()
+        self._strokes = motor.strokes()
+        self._started = self.ctl.started
+        # The dates (section "Dates" in docs/alarms.md), as of the last recalculation: minutes
+        # (reservoir) and days (battery) from then; -1 where never or unknown.
+        self.low_reservoir_min = -1
+        self.empty_min = -1
+        self.eri_days = -1
+        self.eos_days = -1
+        self.wakes = 0
+        self._next = self._last
+        self._project()
+        self.service()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self):
+        """Runs until the clock's backend stops (a board: for ever)."""
+        wait = self._clock.wait
+        while wait(self._next, self.ready):
+            self.service()
+
+    def deadline(self):
+        return self._next
+
+    def _ready(self):
+        return self.watch.bits or self._button.pending() or self._programmer.pending()
+
+    def service(self):
+        """One iteration after the wait: account, act on faults and inputs, sound, plan the next wake."""
+        self.wakes += 1
+        now = self._clock.ticks_ms()
+        self.ctl.service()
+        self.watch.service(now)
+        self._battery(now)
+        if self._button.pending() or self._programmer.pending():
+            self._inputs()
+        if self.ctl.started != self._started:  # a bolus started: the low-reservoir date moved
+            self._started = self.ctl.started
+            self._project()
+        tone_s = self.alarms.sound()
+        if tone_s:
+            self.gauge.tone(tone_s)
+        self._next = self._clock.ticks_add(now, self._ms_to_next(now))
+
+    def _ms_to_next(self, now):
+        t = self._clock.ticks_diff(self.ctl.deadline(), now)
+        if t > HOUSEKEEPING_MS:
+            t = HOUSEKEEPING_MS
+        a = self.alarms.ms_to_next(now)
+        if 0 <= a < t:
+            t = a
+        a = self.watch.ms_to_next(now)
+        if 0 <= a < t:
+            t = a
+        a = self.gauge.ms_to_next_event()
+        if 0 <= a < t:
+            t = a
+        return t if t > 0 else 0
+
+    # -- battery ---------------------------------------------------------------------------------
+
+    def _battery(self, now):
+        g = self.gauge
+        g.elapse(self._clock.ticks_diff(now, self._last))
+        self._last = now
+        n = (self._motor.strokes() - self._strokes) & COUNT_MASK
+        if n:
+            self._strokes = (self._strokes + n) & COUNT_MASK
+            g.strokes(n)
+        was = g.level
+        if g.check() != was:
+            self._battery_level(was)
+
+    def _battery_level(self, was):
+        level = self.gauge.level
+        if level >= ERI and was < ERI:
+            self.alarms.raise_(ALARM_ELECTIVE_REPLACEMENT, EV_ERI, self.gauge.eri_cause)
+        if level >= EOS and was < EOS:
+            # Delivery stops for good: strokes up to this ms were counted first.
+            self.ctl.hold(HOLD_EOS)
+            self.alarms.raise_(ALARM_END_OF_SERVICE, EV_EOS, self.gauge.eos_cause)
+        self._project()
+
+    # -- inputs -----------------------------------------------------------------------------------
+
+    def _inputs(self):
+        for _ in range(self._button.presses()):
+            self.ctl.request_ptm()
+        programmer = self._programmer
+        while programmer.pending():
+            command = programmer.receive()
+            self.gauge.command()
+            try:
+                result = self._command(command)
+            except ValueError as e:  # names the bad field; nothing changed
+                result = e
+            programmer.reply(command, result)
+
+    def _command(self, command):
+        if not isinstance(command, tuple) or not command or not isinstance(command[0], int) \
+                or not 0 <= command[0] < len(_ARITY):
+            raise ValueError("programmer: unknown command " + repr(command)[:40])
+        op = command[0]
+        if len(command) != _ARITY[op]:
+            raise ValueError("programmer: command %d takes %d arguments, not %d" % (op, _ARITY[op] - 1, len(command) - 1))
+        for arg in command[1:]:
+            if op != CMD_PROGRAM and (isinstance(arg, bool) or not isinstance(arg, int)):
+                raise ValueError("programmer: command %d: arguments must be integers" % op)
+        ctl = self.ctl
+        if op == CMD_REFILL:
+            result = ctl.refill(command[1], command[2])
+        elif op == CMD_BOLUS:
+            result = ctl.request_bolus(command[1], command[2])
+        elif op == CMD_PROGRAM:
+            if not isinstance(command[1], Prescription):
+                raise ValueError("program: must be a Prescription")
+            result = ctl.program(command[1])
+        elif op == CMD_PRIME:
+            result = ctl.prime(command[1])
+        elif op == CMD_SILENCE:
+            result = self.alarms.silence()
+        elif op == CMD_SUSPEND:
+            result = self._suspend()
+        elif op == CMD_RESUME:
+            result = self._resume()
+        else:
+            assert op == CMD_CANCEL_BOLUS
+            result = ctl.cancel_bolus()
+        if result != OK and op >= CMD_SILENCE:
+            self._emit(EV_COMMAND_REJECTED, op, result, 0)
+        if result == OK:
+            self._project()
+        return result
+
+    def _suspend(self):
+        if self.ctl.held & HOLD_SUSPENDED:
+            return ALREADY_SUSPENDED
+        self.ctl.hold(HOLD_SUSPENDED)
+        self.alarms.raise_(ALARM_SUSPENDED, EV_SUSPENDED, 0)
+        return OK
+
+    def _resume(self):
+        if not self.ctl.held & HOLD_SUSPENDED:
+            return NOT_SUSPENDED
+        self.ctl.release(HOLD_SUSPENDED)
+        self.alarms.clear(ALARM_SUSPENDED, EV_RESUMED, 0)
+        return OK
+
+    # -- status -----------------------------------------------------------------------------------
+
+    def _project(self):
+        """Recalculates the dates: at start, refill, bolus start, program and battery changes."""
+        ctl = self.ctl
+        pump = ctl.pump
+        volume = ctl.reservoir.volume_nl
+        wd = ctl.weekday()
+        self.low_reservoir_min = minutes_until(volume - pump.low_nl, ctl.rx, ctl.conc, wd, ctl.ms, True, self._qr)
+        self.empty_min = minutes_until(ctl.reservoir.strokes_available() * pump.stroke_nl, ctl.rx, ctl.conc, wd,
+                                       ctl.ms, False, self._qr)
+        self.eri_days = self.gauge.eri_in_days()
+        self.eos_days = self.gauge.eos_in_days()
+        self._emit(EV_PROJECTION, 0, 0, 0)
+
+    def state(self):
+        """The pump's state, most severe first (STATE_NAMES)."""
+        held = self.ctl.held
+        if self.watch.runaway:
+            return MOTOR_FAULT
+        if held & HOLD_EOS:
+            return END_OF_SERVICE
+        if held & HOLD_OCCLUSION:
+            return OCCLUDED
+        if held & HOLD_STALL or self.watch.stall:
+            return STALLED
+        if held & HOLD_EMPTY:
+            return EMPTY
+        if held & HOLD_SUSPENDED:
+            return SUSPENDED
+        if self.alarms.active & ALARM_LOW_RESERVOIR:
+            return LOW_RESERVOIR
+        return DELIVERING
