@@ -10,7 +10,7 @@
 # Occlusion: the motor latches an overload when a stroke's load reaches OCCLUSION_LOAD (the line
 # pressure rising against a blocked catheter). Delivery is held and occlusion (critical) raised;
 # the load at rest is polled every minute, and below RELEASE_LOAD the block has released. The
-# volume pushed against the block (strokes completed while the load was above PRESSURE_LOAD)
+# volume pushed against the block (strokes the motor reports completed above PRESSURE_LOAD)
 # then reaches the patient: it is counted against the hard limit from that instant, and nothing
 # is added to make up for the held time.
 #
@@ -75,6 +75,7 @@ class MotorWatch:
         self._n = 0
         self._handler = self.on_fault  # bound once: the handler runs in interrupt context
         motor.set_load_limit(OCCLUSION_LOAD)
+        motor.set_pressure_load(PRESSURE_LOAD)
         motor.on_fault(self._handler)
 
     def on_fault(self, bits):
@@ -98,10 +99,9 @@ class MotorWatch:
             self._runaway()
             return
         if self._n:
-            if self._motor.load() > PRESSURE_LOAD:
-                self.pressed_nl += self._n * self._ctl.pump.stroke_nl
-            else:
-                self.pressed_nl = 0
+            self.pressed_nl += self._motor.pressed() * self._ctl.pump.stroke_nl
+            if not self.occluded and self._motor.load() <= PRESSURE_LOAD:
+                self.pressed_nl = 0  # the line is at rest: what was pressed has flowed on
         if bits & MOTOR_OVERLOAD and not self.occluded:
             self._occlusion()
         if bits & MOTOR_STALL:

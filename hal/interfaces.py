@@ -26,6 +26,8 @@
 #                                at rest, the load the line pressure puts on the rotor
 #   set_load_limit(percent)      a completed stroke at or above this load latches
 #                                MOTOR_OVERLOAD and ends the train (the firmware owns the limit)
+#   set_pressure_load(percent)   strokes completed above this load are counted ...
+#   pressed() -> int             ... and taken here: the count since the last call
 #   enable(on)                   motor power (the driver's enable output). Off: nothing moves
 #   on_fault(handler)            handler(bits) is called as a fault happens, in interrupt context
 #                                on a board: it must not allocate

@@ -29,6 +29,8 @@ class SimPump:
         self._faults = 0
         self._handler = None
         self._load_limit = 1 << 30
+        self._pressure_load = 1 << 30
+        self._pressed = 0  # strokes completed above the pressure load, not yet taken
         self.stroke_nl = stroke_nl
         self.volume_nl = volume_nl  # ground truth in the reservoir
         self.strokes_total = 0
@@ -65,6 +67,21 @@ class SimPump:
 
     def set_load_limit(self, percent):
         self._load_limit = percent
+
+    def set_pressure_load(self, percent):
+        self._pressure_load = percent
+
+    def pressed(self):
+        self._count_to(self.clock.now_ms)
+        n = self._pressed
+        self._pressed = 0
+        return n
+
+    def _count_pressed(self, before, after):
+        """Strokes before+1..after into the current block whose load is above the pressure load."""
+        for j in range(before + 1, after + 1):
+            if self._load(j) > self._pressure_load:
+                self._pressed += 1
 
     def enable(self, on):
         self._settle(self.clock.now_ms)
@@ -133,6 +150,7 @@ class SimPump:
         self.count = (self.count + new) & COUNT_MASK
         self.volume_nl -= new * self.stroke_nl
         if self.blocked:
+            self._count_pressed(self.block_strokes, self.block_strokes + new)
             self.block_strokes += new
         if over:
             self._settle_fired()
@@ -177,6 +195,7 @@ class SimPump:
         self.volume_nl -= self.stroke_nl
         self.uncommanded_ms.append(self.clock.now_ms)
         if self.blocked:
+            self._count_pressed(self.block_strokes, self.block_strokes + 1)
             self.block_strokes += 1
         self._raise(MOTOR_UNCOMMANDED)
         return True
