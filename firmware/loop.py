@@ -47,7 +47,7 @@ from hal.channel import (
 from hal.train import COUNT_MASK
 from micropython import const
 
-HOUSEKEEPING_MS = const(3_600_000)  # the battery is checked at least hourly
+HOUSEKEEPING_MS = const(21_600_000)  # the battery is checked at every wake, and at least every 6 hours
 
 # Pump states, most severe first (PumpLoop.state())
 DELIVERING = const(0)

@@ -13,6 +13,7 @@ NL_PER_ML = const(1_000_000)
 SUB_PER_PG = const(86_400)  # MS_PER_DAY / 1000: a pg in 1/MS_PER_DAY ng
 MAX_ML_PER_DAY = const(24)  # stroke volume, basal plus active boluses
 MIN_BASAL_NL_PER_DAY = const(48_000)  # 0.048 mL/day for a non-zero basal step
+_SMALL_MAX = const(0x3FFFFFFF)  # 2**30 - 1, the largest small int on a 32-bit port
 
 
 def muldivmod(a, b, d, qr):
@@ -23,6 +24,11 @@ def muldivmod(a, b, d, qr):
     must itself be a small int. Two bits of the smaller factor per step keep every intermediate
     below 7*d < 2**30.
     """
+    if b <= _SMALL_MAX // (a if a else 1):  # a*b is itself a small int: divide it directly
+        q = a * b
+        qr[0] = q // d
+        qr[1] = q - qr[0] * d
+        return qr[0]
     if b > a:  # the loop runs per 2 bits of b: walk the smaller factor
         q = a
         a = b
