@@ -2,6 +2,7 @@
 
 TICKS_PERIOD = 1 << 30
 _HALF = TICKS_PERIOD // 2
+_MASK = TICKS_PERIOD - 1
 START_BEFORE_WRAP_MS = 5 * 60_000
 
 
@@ -19,9 +20,15 @@ class SimClock:
     def ticks_ms(self):
         return (self._start_ticks + self.now_ms) % TICKS_PERIOD
 
+    # As the ports (extmod/modtime.c): tick values are taken modulo the period; ticks_add raises
+    # OverflowError unless -2**29 < delta < 2**29, so ticks_diff(ticks_add(t, d), t) == d and
+    # ticks_diff(t, ticks_add(t, d)) == -d always hold; ticks_diff never raises.
     @staticmethod
     def ticks_add(ticks, delta):
-        return (ticks + delta) % TICKS_PERIOD
+        if -_HALF < delta < _HALF:
+            return (ticks + delta) & _MASK  # & not %: a float delta raises TypeError
+        delta & 0  # noqa: B018 -- a float delta: TypeError, the port converts it before the check
+        raise OverflowError("ticks interval overflow")
 
     @staticmethod
     def ticks_diff(a, b):

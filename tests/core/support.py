@@ -57,17 +57,18 @@ class FakeClock:
         return self.tick
 
     # Written so no intermediate leaves the 32-bit small-int range, as C does on a board.
+    # As the ports (extmod/modtime.c): tick values are taken modulo 2**30; ticks_add raises
+    # OverflowError unless -2**29 < delta < 2**29; ticks_diff never raises.
     def ticks_add(self, t, delta):
-        t = t - _MASK + delta - 1
-        return t + _MASK + 1 if t < 0 else t
+        if -_HALF < delta < _HALF:
+            # Offset by half a period so the sum stays within +-2**30; the xor adds it back.
+            return (((t & _MASK) - _HALF + delta) & _MASK) ^ _HALF
+        delta & 0  # a float delta: TypeError, as the port converts it before the check
+        raise OverflowError("ticks interval overflow")
 
     def ticks_diff(self, a, b):
-        d = a - b
-        if d >= _HALF:
-            return d - _MASK - 1
-        if d < -_HALF:
-            return d + _MASK + 1
-        return d
+        # The xor adds half a period modulo 2**30: ((a - b + 2**29) mod 2**30) - 2**29.
+        return ((((a & _MASK) - (b & _MASK)) & _MASK) ^ _HALF) - _HALF
 
     def advance(self, ms):
         self.tick = self.ticks_add(self.tick, ms)
