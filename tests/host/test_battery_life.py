@@ -7,6 +7,7 @@ the 3 s critical tone every 10 minutes for as long as the cell can supply it; fo
 commands at each refill, every 90 days. `pytest -s` prints the figures.
 """
 
+import math
 from fractions import Fraction
 
 import pytest
@@ -195,15 +196,30 @@ def test_the_cell_integrates_a_factor_change_exactly():
     cell.tone(2)
     cell.command()
     clock.now_ms = 10_000
-    cell.set_factor(Fraction(5, 2))
+    cell.set_factor(7)
     clock.now_ms = 12_345
     fired[0] = 33
     nc = 7 * 5_001 + 20 * 53_000 + 3 * (7 * 4_002 + 11 * 53_000 + 2 * 2_999_000 + 4_001_000 + 7 * 997)
-    nc += Fraction(5, 2) * (7 * 2_345 + 2 * 53_000)
-    assert cell.charge_used_uc == nc / 1000
-    assert cell.factor_changes == [(5_001, 3), (10_000, Fraction(5, 2))]
-    with pytest.raises(ValueError, match="fault.factor: must be 1..100"):
-        cell.set_factor(101)
+    nc += 7 * (7 * 2_345 + 2 * 53_000)
+    assert cell.charge_used_uc == Fraction(nc, 1000)
+    assert cell.factor_changes == [(5_001, 3), (10_000, 7)]
+    for bad in (101, 0, Fraction(5, 2), 2.5, True):  # the scenario's factor is an integer 1..100
+        with pytest.raises(ValueError, match="fault.factor: must be an integer 1..100"):
+            cell.set_factor(bad)
+    assert cell.factor == 7 and len(cell.factor_changes) == 2  # a rejected factor changes nothing
+
+
+def test_the_cells_adc_is_the_exact_curve_floored():
+    # read_mv interpolates in integers; the oracle is voltage_mv's exact Fraction, floored.
+    clock = Clock()
+    p = BatteryParams()
+    cell = SimCell(clock, p, lambda: 0)
+    cap_nc = p.capacity_mah * 3_600_000_000
+    for nc in [0, 1, cap_nc // 10, cap_nc // 10 + 1, cap_nc * 9 // 10 - 7, cap_nc * 97 // 100 + 13, cap_nc - 1,
+               cap_nc, cap_nc + 5] + [cap_nc * k // 997 for k in range(0, 1000, 37)]:
+        cell._nc = nc
+        assert cell.read_mv() == math.floor(voltage_mv(Fraction(nc, p.capacity_mah * 3_600_000))), nc
+        assert cell.exhausted() == (nc >= cap_nc or voltage_mv(Fraction(nc, p.capacity_mah * 3_600_000)) < BROWNOUT_MV)
 
 
 def test_the_voltage_curve_and_the_thresholds_in_its_knee():
