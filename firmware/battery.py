@@ -213,29 +213,22 @@ class Gauge:
 
     def days_left(self):
         """Whole days until the charge counted reaches the usable capacity at the usage of the last
-        WINDOW_DAYS whole days (all whole days so far before that; the time so far on day 0); 0 once
-        reached; -1 while no usage is known."""
+        WINDOW_DAYS whole days (all whole days so far before that); 0 once reached; -1 while no
+        usage is known: on day 0, whose fraction of a day (the implant's prime, the first tones)
+        would project a service life of minutes, and while nothing was counted in the window."""
         day = self.service_day
+        if not day:
+            return -1
         if day >= WINDOW_DAYS:
             self._qr[0] = self._marks[day % _RING] - self._marks[(day - WINDOW_DAYS) % _RING]
             day = WINDOW_DAYS
-        elif day:
-            self._qr[0] = self._marks[day]
         else:
-            return self._day0_left()
+            self._qr[0] = self._marks[day]
         if self._qr[0] <= 0:
             return -1
         if self._mc >= self._usable_mc:
             return 0
         return (self._usable_mc - self._mc) * day // self._qr[0]
-
-    def _day0_left(self):
-        if self._mc <= 0 or self.service_ms <= 0:
-            return -1
-        if self._mc >= self._usable_mc:
-            return 0
-        # floor(floor(left x ms / MS_PER_DAY) / used) == floor(left x ms / (MS_PER_DAY x used))
-        return muldivmod(self._usable_mc - self._mc, self.service_ms, MS_PER_DAY, self._qr) // self._mc
 
     def eri_in_days(self):
         """Whole days from now to the projected ERI; 0 once reached; -1 while unknown."""

@@ -104,7 +104,7 @@ class Controller:
         self.rx = rx  # basal, PTM and limit in force
         self.rx_periodic = rx  # whose periodic list applies today (a program's applies from midnight)
         self.conc = rx.concentration  # drug in the reservoir
-        self.alarms = alarms if alarms is not None else Alarms(emit)
+        self.alarms = alarms if alarms is not None else Alarms(emit, clock)
         self.held = 0  # HOLD_* bits
         self.started = 0  # boluses started (wraps): the main loop recalculates its dates on a change
         self.reservoir = Reservoir(pump, pump.capacity_nl if volume_nl < 0 else volume_nl, self.alarms)
@@ -163,6 +163,16 @@ class Controller:
     def service(self):
         """Account for what happened since the last wake, apply due changes, plan the next train."""
         self._sync()
+        self._plan()
+        return self._deadline
+
+    def sync(self):
+        """service() in two halves: account up to now (the main loop's fault watch then acts on a
+        synced controller, before any stroke is planned) ..."""
+        self._sync()
+
+    def plan(self):
+        """... then apply due changes and plan the next train; returns the deadline."""
         self._plan()
         return self._deadline
 

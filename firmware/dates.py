@@ -7,11 +7,12 @@
 # prescription allows (the prudent rule: Prometra projects its refill date this way). A day's
 # mass is capped at the hard limit, and its volume at the pump's 24 mL/day.
 
-from firmware.units import MS_PER_DAY, muldivmod
+from firmware.units import MS_PER_DAY, MS_PER_MINUTE, muldivmod
 from micropython import const
 
 _MAX_NL_PER_DAY = const(24_000_000)
 _MINUTES_PER_DAY = const(1440)
+_MINUTES_PER_WEEK = const(10_080)
 _MAX_WEEKS = const(400)  # beyond any service life: "not within service" (-1)
 
 
@@ -41,31 +42,70 @@ def _capped(ng, cap):
     return ng if ng < cap else cap
 
 
+def fill_week(week, rx, concentration, with_ptm, qr):
+    """Stores day_nl for each weekday 0..6 into week (the caller's list of 7) and returns the total."""
+    total = 0
+    for d in range(7):
+        week[d] = day_nl(rx, concentration, d, with_ptm, qr)
+        total += week[d]
+    return total
+
+
 def minutes_until(left_nl, rx, concentration, weekday, ms_of_day, with_ptm, qr):
     """Minutes from now until left_nl more has left the reservoir; 0 if left_nl <= 0, -1 if never."""
+    week = [0] * 7
+    fill_week(week, rx, concentration, with_ptm, qr)
+    return minutes_in_week(left_nl, week, weekday, ms_of_day, qr)
+
+
+# minutes_in_week runs at every bolus start, on the steady path. MicroPython puts a call frame on
+# the heap when its locals plus its value stack exceed 11 words (py/objfun.c,
+# VM_MAX_STATE_ON_STACK), so the work is split into three small frames; measured in
+# tests/core/test_dates.py.
+
+
+def minutes_in_week(left_nl, week, weekday, ms_of_day, qr):
+    """minutes_until, from a week table fill_week() made (the main loop keeps one per prescription)."""
     if left_nl <= 0:
         return 0
-    dn = day_nl(rx, concentration, weekday, with_ptm, qr)
-    rest = muldivmod(dn, MS_PER_DAY - ms_of_day, MS_PER_DAY, qr)
+    rest = muldivmod(week[weekday], MS_PER_DAY - ms_of_day, MS_PER_DAY, qr)  # what today still takes
     if left_nl <= rest:
-        return muldivmod(left_nl, _MINUTES_PER_DAY, dn, qr)
+        return muldivmod(left_nl, _MINUTES_PER_DAY, week[weekday], qr)
     left_nl -= rest
-    minutes = (MS_PER_DAY - ms_of_day) // 60_000
-    week = 0
-    for d in range(7):
-        week += day_nl(rx, concentration, d, with_ptm, qr)
-    if not week:
+    rest = _after_today(left_nl, week, weekday, qr)
+    if rest < 0:
         return -1
-    weeks = left_nl // week
+    return rest + (MS_PER_DAY - ms_of_day) // MS_PER_MINUTE
+
+
+def _after_today(left_nl, week, weekday, qr):
+    """Minutes from the midnight after weekday until left_nl has left; -1 if never."""
+    total = 0
+    weeks = 0
+    while weeks < 7:
+        total += week[weeks]
+        weeks += 1
+    if not total:
+        return -1
+    weeks = left_nl // total
     if weeks > _MAX_WEEKS:
         return -1
-    left_nl -= weeks * week
-    minutes += weeks * 7 * _MINUTES_PER_DAY
-    for _ in range(8):
-        weekday = (weekday + 1) % 7
-        dn = day_nl(rx, concentration, weekday, with_ptm, qr)
-        if left_nl <= dn:
-            return minutes + (muldivmod(left_nl, _MINUTES_PER_DAY, dn, qr) if dn else 0)
-        left_nl -= dn
+    left_nl -= weeks * total
+    total = _within_a_week(left_nl, week, weekday, qr)
+    return total + weeks * _MINUTES_PER_WEEK if total >= 0 else -1
+
+
+def _within_a_week(left_nl, week, weekday, qr):
+    """Minutes from the midnight after weekday until left_nl (at most a week's nL) has left."""
+    minutes = 0
+    days = 8
+    while days:
+        weekday = weekday + 1 if weekday < 6 else 0
+        if left_nl <= week[weekday]:
+            if not week[weekday]:
+                return minutes
+            return muldivmod(left_nl, _MINUTES_PER_DAY, week[weekday], qr) + minutes
+        left_nl -= week[weekday]
         minutes += _MINUTES_PER_DAY
+        days -= 1
     return -1

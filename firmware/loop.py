@@ -31,7 +31,7 @@ from firmware.controller import (
     HOLD_SUSPENDED,
     Controller,
 )
-from firmware.dates import minutes_until
+from firmware.dates import fill_week, minutes_in_week
 from firmware.mechanism import MotorWatch
 from firmware.prescription import Prescription
 from hal.channel import (
@@ -85,6 +85,12 @@ class PumpLoop:
         self.watch = MotorWatch(clock, motor, self.ctl, self.alarms, emit)
         self.ready = self._ready  # bound once: the clock's wait polls it
         self._qr = [0, 0]
+        # nL per weekday at the prescription in force, with and without every allowed patient
+        # bolus; refilled only when the prescription or the concentration changes.
+        self._week_ptm = [0] * 7
+        self._week = [0] * 7
+        self._week_rx = None
+        self._week_conc = 0
         self._last = clock.ticks_ms()
         self._strokes = motor.strokes()
         self._started = self.ctl.started
@@ -117,8 +123,12 @@ class PumpLoop:
         """One iteration after the wait: account, act on faults and inputs, sound, plan the next wake."""
         self.wakes += 1
         now = self._clock.ticks_ms()
-        self.ctl.service()
+        # The watch acts between accounting and planning, so a stroke that just stalled is held
+        # before it could be commanded again in the same millisecond.
+        self.ctl.sync()
         self.watch.service(now)
+        if not self.watch.bits:  # a fault reported meanwhile (a retry that stalled): act on it first
+            self.ctl.plan()
         self._battery(now)
         if self._button.pending() or self._programmer.pending():
             self._inputs()
@@ -242,9 +252,14 @@ class PumpLoop:
         pump = ctl.pump
         volume = ctl.reservoir.volume_nl
         wd = ctl.weekday()
-        self.low_reservoir_min = minutes_until(volume - pump.low_nl, ctl.rx, ctl.conc, wd, ctl.ms, True, self._qr)
-        self.empty_min = minutes_until(ctl.reservoir.strokes_available() * pump.stroke_nl, ctl.rx, ctl.conc, wd,
-                                       ctl.ms, False, self._qr)
+        if ctl.rx is not self._week_rx or ctl.conc != self._week_conc:
+            fill_week(self._week_ptm, ctl.rx, ctl.conc, True, self._qr)
+            fill_week(self._week, ctl.rx, ctl.conc, False, self._qr)
+            self._week_rx = ctl.rx
+            self._week_conc = ctl.conc
+        self.low_reservoir_min = minutes_in_week(volume - pump.low_nl, self._week_ptm, wd, ctl.ms, self._qr)
+        self.empty_min = minutes_in_week(ctl.reservoir.strokes_available() * pump.stroke_nl, self._week, wd, ctl.ms,
+                                         self._qr)
         self.eri_days = self.gauge.eri_in_days()
         self.eos_days = self.gauge.eos_in_days()
         self._emit(EV_PROJECTION, 0, 0, 0)

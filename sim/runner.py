@@ -350,7 +350,7 @@ class Run:
             ev.update(counted_nl=a)
             self._hold_end(t_ms, "occlusion")
         elif code == A.EV_RUNAWAY:
-            ev.update(strokes=a)
+            ev.update(strokes_counted=a)  # since the last wake, commanded or not: the excess is the referee's
             self._hold_start(t_ms, "runaway", False)
         elif code in (A.EV_ERI, A.EV_EOS):
             r.battery["eri_s" if code == A.EV_ERI else "eos_s"] = t_ms / 1000
