@@ -266,14 +266,38 @@ class Referee:
         return t
 
     def _prime_epoch(self, tp, k, prime_rate):
-        """Prime strokes from tp: stroke j at the first ms with j * stroke_nl accrued at the prime rate."""
+        """Prime strokes from tp: stroke j at the first ms with j * stroke_nl accrued at the prime rate,
+        over the time the pump is not held. A stall (keep_owed) pauses the accrual, and the stroke
+        that failed at its start fires when it ends; any other hold writes off what had accrued,
+        and the prime goes on from 0 at its end. A hold that never ends leaves the prime unfinished.
+
+        Returns (next stroke index, time of the last prime stroke, or the end if unfinished)."""
         p = next((pp for tt, kk, pp in self.primes if tt == tp and kk == k), 0)
-        j = np.arange(1, p + 1, dtype=np.int64)
-        times = tp + -(-(j * self.s * DAY) // prime_rate)
-        m = min(p, len(self.ideal_t) - k)
-        self.ideal_t[k:k + m] = times[:m]
-        self.is_prime[k:k + m] = True
-        return k + p, (int(times[-1]) if p else tp)
+        step = self.s * DAY
+        holds = [h for h in self.held if h[0] >= tp]
+        origin, j, fired, last = tp, 0, 0, tp
+        for a, b, keep in holds + [(None, None, False)]:
+            left = p - fired
+            if not left:
+                break
+            times = origin + -(-(np.arange(j + 1, j + left + 1, dtype=np.int64) * step) // prime_rate)
+            n = left if a is None else int(np.searchsorted(times, a, side="left" if keep else "right"))
+            m = max(0, min(n, len(self.ideal_t) - k - fired))
+            self.ideal_t[k + fired:k + fired + m] = times[:m]
+            self.is_prime[k + fired:k + fired + m] = True
+            if n:
+                last = int(times[n - 1])
+            fired += n
+            j += n
+            if fired == p:
+                break
+            if b > self.end:  # held to the end: the prime never finishes
+                return k + fired, self.end
+            if keep:
+                origin += b - a
+            else:
+                origin, j = b, 0
+        return k + fired, last
 
     def _dose_epoch(self, e, k0, t_limit, k_limit=None, acc0=0, keep=False):
         """Ideal stroke times from e (owing acc0 sub) until t_limit or the stroke that empties the pump.

@@ -68,6 +68,7 @@ max_daily_mcg = {self.limit}
             head += f'[[periodic_bolus]]\nat = "{at // 60:02d}:{at % 60:02d}"\nmcg = {mcg}\nminutes = {minutes}\n'
         self.head = head
         self.events = []
+        self.faults = []
         try:
             scenario.parse(self._text(), "machine.toml")
         except scenario.ScenarioError:
@@ -75,7 +76,7 @@ max_daily_mcg = {self.limit}
 
     def _text(self):
         days = (self.tod0 + self.now) // DAY + 1
-        return self.head.replace("days = 1", f"days = {days}", 1) + "".join(self.events)
+        return self.head.replace("days = 1", f"days = {days}", 1) + "".join(self.events) + "".join(self.faults)
 
     def _add(self, body):
         t = self.tod0 + self.now
@@ -122,6 +123,32 @@ max_daily_mcg = {self.limit}
             items = ", ".join(f'{{ at = "{a // 60:02d}:{a % 60:02d}", mcg = {m}, minutes = 15 }}' for a, m in periodic)
             body += f"\nperiodic_bolus = [ {items} ]"
         self._add(body)
+
+    @rule(action=st.sampled_from(["suspend", "resume", "silence"]))
+    def clinician(self, action):
+        self._add(f'action = "{action}"')
+
+    @rule(kind=st.sampled_from(["motor_stall", "magnetic_field", "occlusion"]), minutes=st.integers(1, 90))
+    def mechanism_fault(self, kind, minutes):
+        self._add_fault(f'kind = "{kind}"\nminutes = {minutes}')
+
+    @rule(strokes=st.integers(1, 5))
+    def runaway(self, strokes):
+        if not any("runaway" in f for f in self.faults):  # one per pump: it must be replaced after
+            self._add_fault(f'kind = "runaway"\nstrokes = {strokes}')
+
+    @rule(factor=st.integers(2, 100))
+    def battery_drain(self, factor):
+        self._add_fault(f'kind = "battery_drain"\nfactor = {factor}')
+
+    def _add_fault(self, body):
+        t = self.tod0 + self.now
+        clock = f"{t % DAY // 3_600_000:02d}:{t % 3_600_000 // MIN:02d}:{t % MIN // 1000:02d}"
+        self.faults.append(f'\n[[fault]]\nday = {t // DAY}\ntime = "{clock}"\n{body}\n')
+        try:
+            scenario.parse(self._text(), "machine.toml")
+        except scenario.ScenarioError:
+            self.faults.pop()  # overlapping faults are bad input
 
     @rule(cm=st.sampled_from([None, 5, 20, 50]))
     def prime(self, cm):
