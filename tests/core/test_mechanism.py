@@ -1,0 +1,234 @@
+# The mechanism watch (firmware/mechanism.py) through the main loop on the HAL fakes: a stall that
+# clears within 15 minutes recovers without an alarm, a longer one raises motor_stall at exactly 15
+# minutes; an occlusion stops delivery and alarms until the block releases; a runaway motor is cut
+# off at its first uncommanded stroke and stays stopped. Expectations follow docs/alarms.md: the
+# retry schedule, the 72 s stroke grid of the standard prescription, nothing made up.
+
+from fakes_hal import BASAL_NG_PER_DAY, CONCENTRATION, STROKE_MS, standard_rig
+
+from firmware.alarms import (
+    ALARM_NAMES,
+    CLASS_NAMES,
+    EV_ALARM,
+    EV_COMMAND_REJECTED,
+    EV_OCCLUSION,
+    EV_OCCLUSION_RELEASED,
+    EV_RUNAWAY,
+    EV_STALL,
+    EV_STALL_RECOVERED,
+    EV_TONE,
+    OK,
+    REASON_NAMES,
+)
+from firmware.loop import STATE_NAMES
+from hal.channel import CMD_BOLUS, CMD_REFILL, CMD_RESUME, CMD_SILENCE
+
+S = 1000
+MIN = 60 * S
+HOUR = 60 * MIN
+DAY = 24 * HOUR
+STROKE_NL = 250
+
+
+def _state(name):
+    return STATE_NAMES.index(name)
+
+
+def _alarm(name):
+    return ALARM_NAMES.index(name)
+
+
+def _reason(name):
+    return REASON_NAMES.index(name)
+
+
+def _grid(t0, t1):
+    """Strokes every 72 s after t0 (the ideal restarting from nothing at t0), up to t1."""
+    return list(range(t0 + STROKE_MS, t1 + 1, STROKE_MS))
+
+
+def retry_offsets_ms(n):
+    """docs/alarms.md: the first retry 15 s after the failed stroke, the gap doubling up to 4
+    minutes (15, 45, 105, 225, 465, 705 s, ...), and one retry at exactly 15 minutes."""
+    out = []
+    t = 0
+    gap = 15 * S
+    while len(out) < n:
+        nxt = t + gap
+        if t < 15 * MIN < nxt:
+            nxt = 15 * MIN
+        else:
+            gap = gap * 2 if gap * 2 < 4 * MIN else 4 * MIN
+        out.append(nxt)
+        t = nxt
+    return out
+
+
+def _ideal_ng(ms):
+    return BASAL_NG_PER_DAY * ms // DAY
+
+
+def test_retry_schedule_from_its_definition():
+    assert retry_offsets_ms(10) == [15 * S, 45 * S, 105 * S, 225 * S, 465 * S, 705 * S, 900 * S, 1140 * S,
+                                    1380 * S, 1620 * S]
+
+
+def _stall(minutes_stalled, critical_repeat_minutes=10):
+    rig = standard_rig(critical_repeat_minutes=critical_repeat_minutes)
+    t_stall = HOUR  # stroke 50 is due at exactly 3600 s, and fails
+    assert t_stall % STROKE_MS == 0
+    t_free = t_stall + minutes_stalled * MIN
+    states = []
+    rig.at(t_stall, lambda: setattr(rig.motor, "stalled", True))
+    rig.at(t_free, lambda: setattr(rig.motor, "stalled", False))
+    rig.at(t_stall + 10 * S, lambda: states.append(rig.loop.state()))
+    rig.run_until(3 * HOUR)
+    states.append(rig.loop.state())
+    # The first retry at or after the rotor is free completes the owed stroke.
+    offsets = retry_offsets_ms(40)
+    n_failed = 0
+    while t_stall + offsets[n_failed] < t_free:
+        n_failed += 1
+    t_back = t_stall + offsets[n_failed]
+    return rig, t_stall, t_back, [t_stall] + [t_stall + o for o in offsets[:n_failed]], states
+
+
+def _check_recovered(rig, t_stall, t_back, failures, states):
+    # Strokes: the grid up to the failed one; the owed stroke at the recovery, then the grid again
+    # from it: nothing made up for the time stalled.
+    assert rig.motor.times == _grid(0, t_stall - 1) + [t_back] + _grid(t_back, 3 * HOUR)
+    # The stroke failed at its time and at every retry before the rotor was free (each attempt
+    # once or more in its ms), and at no other time.
+    # One attempt each time: the watch holds a stalled stroke before it can be commanded again.
+    assert rig.motor.failed_ms == failures
+    assert states == [_state("stalled"), _state("delivering")]
+    assert rig.events.of(EV_STALL) == [(t_stall, 0, 0, 0)]
+    recovered = rig.events.of(EV_STALL_RECOVERED)
+    assert len(recovered) == 1
+    t, seconds, mg, ng = recovered[0]
+    assert t == t_back and seconds == (t_back - t_stall) // S
+    # The mcg missed: what the prescription asked for while stalled, written off in whole ng per
+    # accounting step (never more than the ideal, never made up).
+    missed = mg * 1_000_000 + ng
+    ideal = _ideal_ng(t_back - t_stall)
+    assert ideal - len(failures) - 2 <= missed <= ideal, (missed, ideal)
+
+
+def test_stall_that_clears_within_15_minutes_recovers_without_an_alarm():
+    # An MRI: the rotor stopped for 12 minutes; the retries at 15 .. 705 s fail, the one at 15 min works.
+    rig, t_stall, t_back, failures, states = _stall(12)
+    assert t_back == t_stall + 15 * MIN
+    assert failures == [t_stall + o * S for o in (0, 15, 45, 105, 225, 465, 705)]
+    _check_recovered(rig, t_stall, t_back, failures, states)
+    assert rig.events.of(EV_ALARM) == []
+    assert rig.ann.tones == []
+    assert rig.loop.watch.stall_alarms == 0
+
+
+def test_stall_that_clears_between_retries_recovers_at_the_next_retry():
+    rig, t_stall, t_back, failures, states = _stall(2)
+    assert t_back == t_stall + 225 * S
+    assert failures == [t_stall + o * S for o in (0, 15, 45, 105)]
+    _check_recovered(rig, t_stall, t_back, failures, states)
+    assert rig.events.of(EV_ALARM) == [] and rig.ann.tones == []
+
+
+def test_stall_longer_than_15_minutes_raises_motor_stall_at_exactly_15_minutes():
+    rig, t_stall, t_back, failures, states = _stall(40, critical_repeat_minutes=5)
+    assert t_back == t_stall + 2580 * S and len(failures) == 14
+    _check_recovered(rig, t_stall, t_back, failures, states)
+    stall = _alarm("motor_stall")
+    t_alarm = t_stall + 15 * MIN
+    assert rig.events.of(EV_ALARM) == [(t_alarm, stall, 1, 0), (t_back, stall, 0, 0)]
+    # The critical tone at the raising and every 5 minutes while the alarm holds; none after it clears.
+    crit = CLASS_NAMES.index("critical")
+    assert rig.ann.tones == [(t, crit, stall) for t in range(t_alarm, t_back, 5 * MIN)]
+    assert len(rig.ann.tones) == 6
+
+
+def test_occlusion_stops_delivery_alarms_and_releases():
+    rig = standard_rig()
+    t_block = HOUR + 1  # just after stroke 50
+    # Each stroke against the block raises the load by 25 %: 125, 150, 175, 200 %. The 4th reaches
+    # the occlusion load (200 %); all four went into a line above the pressure load (110 %).
+    t_occl = HOUR + 4 * STROKE_MS
+    t_release = t_occl + 25 * MIN + 30 * S
+    t_seen = t_occl + 26 * MIN  # the load at rest is polled every minute from the detection
+    states = []
+    headroom = []
+
+    def release():
+        rig.motor.blocked = False
+        rig.motor.line_load = 100
+
+    rig.at(t_block, lambda: setattr(rig.motor, "blocked", True))
+    rig.send(t_occl + 2 * MIN, (CMD_SILENCE,))
+    rig.at(t_occl + 3 * MIN, lambda: states.append(rig.loop.state()))
+    rig.at(t_release, release)
+    rig.at(t_seen - 1, lambda: headroom.append(rig.loop.ctl.headroom_ng()))
+    rig.at(t_seen + 1, lambda: headroom.append(rig.loop.ctl.headroom_ng()))
+    rig.run_until(3 * HOUR)
+    states.append(rig.loop.state())
+    assert rig.events.of(EV_OCCLUSION) == [(t_occl, 200, 0, 0)]
+    pressed_nl = 4 * STROKE_NL
+    assert rig.events.of(EV_OCCLUSION_RELEASED) == [(t_seen, pressed_nl, 0, 0)]
+    occl = _alarm("occlusion")
+    assert rig.events.of(EV_ALARM) == [(t_occl, occl, 1, 0), (t_seen, occl, 0, 0)]
+    # Delivery stopped at the overloaded stroke; after the release the grid restarts: nothing made up.
+    assert rig.motor.times == _grid(0, t_occl) + _grid(t_seen, 3 * HOUR)
+    assert states == [_state("occluded"), _state("delivering")]
+    # Nothing silences it: the critical tone every 10 minutes from the detection to the release.
+    assert rig.prog.replies[0][1] == _reason("no_silenceable_alarm")
+    assert rig.events.of(EV_COMMAND_REJECTED) == [(t_occl + 2 * MIN, CMD_SILENCE, _reason("no_silenceable_alarm"), 0)]
+    crit = CLASS_NAMES.index("critical")
+    assert rig.ann.tones == [(t, crit, occl) for t in (t_occl, t_occl + 10 * MIN, t_occl + 20 * MIN)]
+    # What was pressed into the line reaches the patient at the release: counted against the hard
+    # limit from then, at the drug's concentration (1 uL at 2000 mcg/mL = 2 mcg).
+    assert headroom[0] - headroom[1] == pressed_nl * CONCENTRATION // 1000
+
+
+def test_runaway_cuts_motor_power_at_the_first_uncommanded_stroke_and_holds_for_ever():
+    rig = standard_rig()
+    t_run = HOUR + 10 * S
+    seen = []
+
+    def runaway():
+        wakes = rig.loop.wakes
+        fired = rig.motor.uncommanded()
+        # Cut in the fault handler itself, before the loop's next iteration.
+        seen.append((fired, rig.motor.powered, list(rig.motor.enables), rig.loop.wakes == wakes))
+
+    def more():
+        seen.append(rig.motor.uncommanded())
+
+    rig.at(t_run, runaway)
+    for k in range(1, 50):
+        rig.at(t_run + 200 * k, more)
+    rig.send(t_run + HOUR, (CMD_RESUME,))
+    rig.send(t_run + HOUR, (CMD_BOLUS, 5000, 5))
+    rig.send(t_run + HOUR, (CMD_REFILL, 10_000, CONCENTRATION))
+    rig.run_until(2 * DAY)
+    assert seen[0] == (True, False, [(t_run, False)], True)
+    assert seen[1:] == [False] * 49  # no power: the rotor cannot turn again
+    assert rig.motor.uncommanded_total == 1
+    assert [on for (_, on) in rig.motor.enables] == [False] * len(rig.motor.enables)  # never powered again
+    # Every commanded stroke before it on the grid, the uncommanded one, and nothing after.
+    assert rig.motor.times == _grid(0, t_run) + [t_run]
+    commanded = len(_grid(0, t_run))
+    assert commanded == 50
+    # The uncommanded stroke is counted: it left the reservoir.
+    ctl = rig.loop.ctl
+    assert ctl.delivered.total() == (commanded + 1) * STROKE_NL
+    assert ctl.reservoir.volume_nl == 20_000_000 - (commanded + 1) * STROKE_NL + 10_000
+    runaway_id = _alarm("motor_runaway")
+    assert rig.events.of(EV_ALARM) == [(t_run, runaway_id, 1, 0)]
+    runaway_events = rig.events.of(EV_RUNAWAY)
+    assert [e[0] for e in runaway_events] == [t_run]
+    assert rig.loop.state() == _state("motor_fault")
+    # Nothing restarts it; a refill is taken but delivers nothing.
+    assert [r[1] for r in rig.prog.replies] == [_reason("not_suspended"), _reason("delivery_stopped"), OK]
+    # Critical tone from the cut, every 10 minutes, for as long as it lasts.
+    crit = CLASS_NAMES.index("critical")
+    assert rig.ann.tones == [(t, crit, runaway_id) for t in range(t_run, 2 * DAY, 10 * MIN)]
+    assert all(e[1] == runaway_id for e in rig.events.of(EV_TONE))
+
