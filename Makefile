@@ -75,7 +75,7 @@ test: lint test-py test-unix test-wasm typecheck mpy
 lint: $(VENV_STAMP)
 	$(BIN)/ruff check .
 
-test-py: $(VENV_STAMP)
+test-py: $(VENV_STAMP) $(NODE_STAMP)  # node: the ticks cases also run on the wasm port
 	$(BIN)/pytest --cov=firmware --cov=hal --cov-report=term
 
 test-unix: $(VENV_STAMP)
