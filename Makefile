@@ -3,6 +3,9 @@
 #   make test     lint, CPython tests + coverage, MicroPython unix port, MicroPython WebAssembly
 #                 port, pyright against MicroPython stubs, mpy-cross for three targets
 #   make run      the desktop simulator          make bench   the simulator benchmark
+#   make mpy BOARD=rpi_pico|esp32|pyboard        cross-compile one board into build/<board>/
+#   make deploy BOARD=... PORT=/dev/ttyACM0      copy it onto a board with mpremote, soft-reset
+#   make demo BOARD=...   the board's main.py on the MicroPython unix port, with simulated pins
 #   make soak     the property tests with a large hypothesis profile (>= 500 long examples)
 #   make mutants  mutation testing of firmware/ (mutmut); survivors are listed in docs/mutants.md
 #   make clean    remove build output (keeps .venv and node_modules; `make distclean` drops them)
@@ -26,8 +29,8 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
 # MicroPython type stubs, one folder per port (pip install --target), used by pyright.
-# rp2 = armv6m (RP2040), esp32 = xtensawin, stm32 = armv7emsp: the mpy-cross targets below.
-STUB_PORTS := rp2 esp32 stm32
+# rp2-rpi-pico = armv6m (RP2040), esp32 = xtensawin, stm32 = armv7emsp: the boards' mpy-cross targets.
+STUB_PORTS := rp2-rpi-pico esp32 stm32
 STUBS_VERSION := 1.29.0.post1
 STDLIB_STUBS_VERSION := 1.29.0.post2
 STUB_STAMPS := $(foreach p,$(STUB_PORTS),build/stubs/$(p)/.installed-$(STUBS_VERSION))
@@ -39,7 +42,12 @@ MP_HEAPSIZE ?= 2M
 WASM_HEAPSIZE ?= 2097152
 export MP_HEAPSIZE WASM_HEAPSIZE
 
-.PHONY: test lint test-py test-unix test-wasm typecheck mpy run bench soak mutants clean distclean \
+BOARDS := rpi_pico esp32 pyboard
+BOARD ?=
+PORT ?=
+
+.PHONY: test lint test-py test-unix test-wasm test-boards typecheck mpy deploy demo run bench soak mutants clean \
+        distclean \
         bootstrap venv .venv node node_modules stubs
 
 # ---------------------------------------------------------------- bootstrap
@@ -69,7 +77,7 @@ build/stubs/%/.installed-$(STUBS_VERSION): | $(VENV_STAMP)
 
 # ---------------------------------------------------------------- test (in this order)
 
-test: lint test-py test-unix test-wasm typecheck mpy
+test: lint test-py test-unix test-wasm test-boards typecheck mpy
 	@echo "make test: all suites passed"
 
 lint: $(VENV_STAMP)
@@ -84,11 +92,30 @@ test-unix: $(VENV_STAMP)
 test-wasm: $(NODE_STAMP)
 	node tools/run_wasm.mjs
 
-typecheck: $(VENV_STAMP) $(STUB_STAMPS)
-	tools/typecheck.sh $(STUB_PORTS)
+test-boards: $(VENV_STAMP)
+	tools/run_boards.sh
 
+typecheck: $(VENV_STAMP) $(STUB_STAMPS)
+	tools/typecheck.sh $(or $(BOARD),$(BOARDS))
+
+# make mpy: the core for three arches, then every board's build/<board>/; make mpy BOARD=x: that board.
 mpy: $(VENV_STAMP)
+ifeq ($(BOARD),)
 	tools/build_mpy.sh $(MPY_ARCHES)
+	@for b in $(BOARDS); do tools/build_board.sh $$b; done
+else
+	tools/build_board.sh $(BOARD)
+endif
+
+# ---------------------------------------------------------------- boards
+
+deploy: $(VENV_STAMP)
+	@if [[ -z "$(BOARD)" ]]; then echo "make deploy: say which board: BOARD=rpi_pico|esp32|pyboard PORT=/dev/ttyACM0" >&2; exit 2; fi
+	tools/build_board.sh $(BOARD)
+	tools/deploy.sh $(BOARD) $(PORT)
+
+demo: $(VENV_STAMP)
+	$(PY) tools/demo.py $(or $(BOARD),rpi_pico)
 
 # ---------------------------------------------------------------- run
 

@@ -51,6 +51,26 @@
 #
 # Battery ADC
 #   read_mv() -> int             the cell voltage in mV
+#
+# ---- Board backends (hal/machine_*.py, hal/steps_*.py; docs/boards.md) ----------------------
+#
+# Steps: a driver's pulse engine. Python sets a count and lets the port's hardware emit the
+# steps (RP2040 PIO, ESP32 RMT, pyboard timer); it never runs per step.
+#   start(n)                     emit n steps (1..65535) at the configured rate, from now, without
+#                                blocking or allocating; only called while not busy()
+#   busy() -> bool               a burst is running
+#   bursts() -> int              monotonic count of bursts completed (modulo 2**29)
+#   stop()                       abort a running burst (it is not counted as completed)
+#   DIR (STEP/DIR drivers) is set once at construction and stays stable.
+#   Constructors: steps_rp2.PioSteps(sm_id, step_pin, dir_pin, steps_per_s)
+#                 steps_rp2.PioPhases(sm_id, first_pin, steps_per_s)      ULN2003, 4 pins in a row
+#                 steps_esp32.RmtSteps(step_pin, dir_pin, steps_per_s)    both RMT APIs
+#                 steps_pyb.TimerSteps(timer_id, channel, step_pin, dir_pin, steps_per_s)
+#                 steps_timer.TimerPhases(pins, steps_per_s)              ULN2003 off the RP2040
+#
+# Poller: poll(now) -> None      called by the board clock's wait() at least once a ms with the
+#                                tick now: a motor fires due strokes, a buzzer or LED advances
+#                                its pattern. Must not allocate.
 
 from micropython import const
 

@@ -1,49 +1,53 @@
 #!/usr/bin/env bash
-# Type-check firmware/ and hal/ with pyright against MicroPython's own stubs, once per port.
+# make typecheck: pyright on firmware/, hal/ and each board's files, against that board's
+# MicroPython stubs, one run per board.
 #
-#   tools/typecheck.sh [port ...]      default: rp2 esp32 stm32
+#   tools/typecheck.sh [board ...]      default: rpi_pico esp32 pyboard
 #
-# pyrightconfig.json (the one editors pick up) points typeshedPath and stubPath at
-# build/stubs/rp2: `pip install --target` of micropython-rp2-stubs, which brings
-# micropython-stdlib-stubs' stdlib/ along. So `time`, `micropython`, `machine` resolve to the
-# port's stubs (time.monotonic is an error, time.ticks_ms is fine), `micropython` resolves to
-# the stub and never to the CPython shim ./micropython.py (stubPath is searched first), and
-# the fake empty venv build/stubs/no-site keeps CPython's stdlib and site-packages out of the
-# search path, so `import dataclasses` or `import numpy` in firmware/ is an error.
-# Every other port gets a generated build/pyright/<port>.json that extends pyrightconfig.json
-# and swaps only the two stub paths. Run `make stubs` (or `make typecheck`) to install them.
+# Stubs (build/stubs/<stubs>, `make stubs`): micropython-rp2-rpi-pico-stubs, micropython-esp32-stubs,
+# micropython-stm32-stubs, each with micropython-stdlib-stubs' stdlib/. typeshedPath and stubPath
+# point at them, so `time`, `micropython`, `machine` resolve to the port's stubs (time.monotonic
+# is an error), `micropython` never to the CPython shim ./micropython.py, and the fake empty venv
+# build/stubs/no-site keeps CPython's stdlib and site-packages out (`import dataclasses` in
+# firmware/ is an error). A port's own modules (rp2, esp32, pyb) are checked only against that
+# port: the other ports' step engines (hal/steps_*.py) are left out of each run.
+# pyrightconfig.json (the one editors pick up) checks firmware/ and hal/ against the Pico's stubs.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+source tools/board_env.sh
 
 pyright=${PYRIGHT:-$root/.venv/bin/pyright}
-primary=rp2
-ports=("$@")
-if [[ ${#ports[@]} -eq 0 ]]; then
-    ports=(rp2 esp32 stm32)
+boards=("$@")
+if [[ ${#boards[@]} -eq 0 ]]; then
+    boards=(rpi_pico esp32 pyboard)
 fi
 
 mkdir -p build/stubs/no-site/lib/python3.11/site-packages build/pyright
 rc=0
-for port in "${ports[@]}"; do
-    if [[ ! -d build/stubs/$port/stdlib ]]; then
-        echo "typecheck: stubs for $port missing in build/stubs/$port (run 'make stubs')" >&2
+for board in "${boards[@]}"; do
+    board_env "$board"
+    if [[ ! -d build/stubs/$STUBS/stdlib ]]; then
+        echo "typecheck: stubs for $board missing in build/stubs/$STUBS (run 'make stubs')" >&2
         exit 2
     fi
-    if [[ $port == "$primary" ]]; then
-        cfg=pyrightconfig.json
-    else
-        cfg=build/pyright/$port.json
-        cat > "$cfg" <<JSON
+    exclude='"**/__pycache__", "../../micropython.py"'
+    for f in "${OTHER_STEPS[@]}"; do
+        exclude+=", \"../../$f\""
+    done
+    cfg=build/pyright/$board.json
+    cat > "$cfg" <<JSON
 {
   "extends": "../../pyrightconfig.json",
-  "typeshedPath": "../stubs/$port",
-  "stubPath": "../stubs/$port"
+  "include": ["../../firmware", "../../hal", "../../boards/pumpboard.py", "../../boards/$board/main.py"],
+  "exclude": [$exclude],
+  "extraPaths": ["../..", "../../boards"],
+  "typeshedPath": "../stubs/$STUBS",
+  "stubPath": "../stubs/$STUBS"
 }
 JSON
-    fi
-    echo "== pyright ($port stubs: -p $cfg)"
+    echo "== pyright $board (micropython-$STUBS-stubs: -p $cfg)"
     "$pyright" -p "$cfg" || rc=1
 done
 exit $rc

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# make deploy BOARD=... PORT=...: copy build/<board>/ onto a board with mpremote, then soft-reset it.
+#
+#   tools/deploy.sh rpi_pico|esp32|pyboard /dev/ttyACM0
+#
+# Copies firmware/ and hal/ (.mpy), pumpboard.mpy, main.py and board.json to the board's
+# filesystem root, and says each step. Fails with one line when no board answers on PORT.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+board=${1:?usage: tools/deploy.sh BOARD PORT}
+port=${2:-}
+mpremote=${MPREMOTE:-$root/.venv/bin/mpremote}
+src=build/$board
+
+if [[ ! -x $mpremote ]]; then
+    echo "deploy: mpremote not found at $mpremote (run 'make .venv')" >&2
+    exit 2
+fi
+if [[ -z $port ]]; then
+    echo "deploy: no PORT given (make deploy BOARD=$board PORT=/dev/ttyACM0; 'mpremote devs' lists them)" >&2
+    exit 2
+fi
+if [[ ! -f $src/main.py ]]; then
+    echo "deploy: $src is not built (make mpy BOARD=$board)" >&2
+    exit 2
+fi
+# A board that answers runs this one-liner and prints its version.
+if ! version=$(timeout 15 "$mpremote" connect "$port" exec "import sys; print(sys.implementation._machine, sys.version)" 2>/dev/null); then
+    echo "deploy: no MicroPython board answers on $port (plugged in? flashed with MicroPython? another program using the port?)" >&2
+    exit 1
+fi
+echo "deploy: $port answers: $version"
+cd "$src"
+run() {
+    echo "deploy: mpremote $*"
+    "$mpremote" connect "$port" "$@"
+}
+for d in $(find firmware hal -type d | sort); do
+    run fs mkdir ":$d" >/dev/null 2>&1 || true  # already there from an earlier deploy
+done
+files=$(find firmware hal -name '*.mpy' | sort)
+for f in $files; do
+    "$mpremote" connect "$port" fs cp "$f" ":$f" >/dev/null
+done
+echo "deploy: copied $(echo "$files" | wc -w) .mpy files under firmware/ and hal/"
+run fs cp pumpboard.mpy main.py board.json :
+run soft-reset
+echo "deploy: $board is running main.py; watch it with: $mpremote connect $port repl"
