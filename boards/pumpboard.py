@@ -22,17 +22,18 @@ from firmware.loop import STATE_NAMES, PumpLoop
 from hal.channel import CMD_REFILL, Channel
 
 
-def boot(board, make_steps, path="board.json", fault_led=None):
+def boot(board, make_steps, path="board.json", fault_led=None, forever=True):
     """Validates `path` for `board`, builds the pump and runs it for ever. An invalid or missing
-    config stops the pump: one line on the REPL naming the key, and the LED's fault pattern."""
+    config stops the pump: one line on the REPL naming the key, and the LED's fault pattern
+    (fault_led: the board's own LED, as the config's led_pin may be what is wrong)."""
     try:
         with open(path) as f:
             cfg = load(f.read(), board)
     except OSError:
-        stop("board.json: not found on the board (make deploy copies it)", fault_led)
+        stop("board.json: not found on the board (make deploy copies it)", fault_led, forever)
         return
     except ValueError as e:
-        stop(str(e), fault_led)
+        stop(str(e), fault_led, forever)
         return
     pump = Pump(cfg, make_steps(cfg))
     print("pump: %s, %s driver, %d steps per %d nL stroke%s" % (
@@ -52,6 +53,7 @@ def stop(line, led_pin, forever=True):
     led = Led(led_pin)
     led.fault()
     clock = MachineClock((led,))
+    led.poll(clock.ticks_ms())
     while forever:
         clock.wait(clock.ticks_add(clock.ticks_ms(), 1000), _never)
 

@@ -13,13 +13,13 @@ from firmware.units import NL_PER_ML
 BOARDS = ("rpi_pico", "esp32", "pyboard")
 DRIVERS = ("step_dir", "uln2003")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-MAX_DEMO_SPEED = 10_000
+MAX_DEMO_SPEED = 1000  # a board polls about once a real ms: at 1000x a wake is a virtual second late
 
 _TOP = ("board", "demo", "demo_speed", "start_weekday", "start_time", "motor", "buzzer_pin", "led_pin",
         "button_a_pin", "button_b_pin", "battery", "pump", "drug", "basal", "periodic_bolus", "ptm", "limits",
         "alarms")
 _MOTOR = ("driver", "step_pin", "dir_pin", "enable_pin", "phase_pins", "stall_pin", "load_adc_pin",
-          "steps_per_stroke", "steps_per_s", "state_machine", "timer", "timer_channel")
+          "steps_per_stroke", "demo_steps_per_stroke", "steps_per_s", "state_machine", "timer", "timer_channel")
 
 
 class _Reader:
@@ -77,7 +77,7 @@ class _Reader:
             return v * 10 ** digits
         x = v * 10 ** digits
         n = int(round(x))
-        if abs(x - n) > 0.01 + abs(n) * 2e-7:  # a float32 board's rounding, not a finer value
+        if abs(x - n) > 0.01 + abs(n) * _FLOAT_EPS:  # a finer value, not the port's float rounding
             self.fail(k, "has more than %d decimals: %r" % (digits, v))
         return n
 
@@ -103,6 +103,8 @@ class _Reader:
 
 
 _REQUIRED = object()
+# ESP32 and pyboard floats are single precision: JSON's 2.6 is 2.5999999 there.
+_FLOAT_EPS = 2e-7 if 1.0 + 1e-8 == 1.0 else 1e-12
 
 
 class _Pins:
@@ -150,7 +152,7 @@ class BoardConfig:
         self.driver = ""
         self.step_pin = self.dir_pin = self.enable_pin = self.stall_pin = self.load_adc_pin = None
         self.phase_pins = None
-        self.steps_per_stroke = 0
+        self.steps_per_stroke = 0  # the steps the motor turns per stroke (demo mode: demo_steps_per_stroke)
         self.steps_per_s = 0
         self.state_machine = 0
         self.timer = 0
@@ -163,77 +165,87 @@ class BoardConfig:
         self.rx = None
         self.critical_repeat_minutes = 10
 
-    def _parse(c, top, board):
+    def _parse(self, top, board):
         top.only(_TOP)
-        c.board = top.text("board", BOARDS, _REQUIRED)
-        if c.board != board:
-            top.fail("board", "is %r, but this is the %s's main.py" % (c.board, board))
-        c.demo = top.flag("demo", False)
-        c.demo_speed = top.integer("demo_speed", 1, MAX_DEMO_SPEED, 480) if c.demo else 1
-        c.weekday = WEEKDAYS.index(top.text("start_weekday", WEEKDAYS, "mon"))
-        c.time_of_day_ms = top.time_ms("start_time", "08:00")
-        pins = _Pins(c.board)
-        c._motor(top.sub("motor", True), pins)
-        c.buzzer_pin = pins.pin(top, "buzzer_pin", True)
-        c.led_pin = pins.pin(top, "led_pin", True)
-        c.button_a_pin = pins.pin(top, "button_a_pin", False)
-        c.button_b_pin = pins.pin(top, "button_b_pin", False, required=False)
+        self.board = top.text("board", BOARDS, _REQUIRED)
+        if self.board != board:
+            top.fail("board", "is %r, but this is the %s's main.py" % (self.board, board))
+        self.demo = top.flag("demo", False)
+        self.demo_speed = top.integer("demo_speed", 1, MAX_DEMO_SPEED, 360) if self.demo else 1
+        self.weekday = WEEKDAYS.index(top.text("start_weekday", WEEKDAYS, "mon"))
+        self.time_of_day_ms = top.time_ms("start_time", "08:00")
+        pins = _Pins(self.board)
+        self._motor(top.sub("motor", True), pins)
+        self.buzzer_pin = pins.pin(top, "buzzer_pin", True)
+        self.led_pin = pins.pin(top, "led_pin", True)
+        self.button_a_pin = pins.pin(top, "button_a_pin", False)
+        self.button_b_pin = pins.pin(top, "button_b_pin", False, required=False)
         bat = top.sub("battery")
         bat.only(("adc_pin", "divider_num", "divider_den", "capacity_mah", "quiescent_ua", "uc_per_stroke"))
-        c.battery_adc_pin = pins.pin(bat, "adc_pin", False, adc=True, required=False)
-        c.divider_num = bat.integer("divider_num", 1, 4, 1)
-        c.divider_den = bat.integer("divider_den", 1, 4, 1)
-        c.battery = _firmware(lambda: BatteryParams(bat.integer("capacity_mah", 100, 5000, 720),
+        self.battery_adc_pin = pins.pin(bat, "adc_pin", False, adc=True, required=False)
+        self.divider_num = bat.integer("divider_num", 1, 4, 1)
+        self.divider_den = bat.integer("divider_den", 1, 4, 1)
+        self.battery = _firmware(lambda: BatteryParams(bat.integer("capacity_mah", 100, 5000, 720),
                                                     bat.integer("quiescent_ua", 1, 100, 10),
                                                     bat.integer("uc_per_stroke", 1, 10_000, 50)))
-        c._prescription(top)
+        self._prescription(top)
+        # A stroke's steps must end before the next stroke can be due: at the pump's top rate
+        # (24 mL/day) strokes come every 3.6 ms per nL of stroke (900 ms for 250 nL).
+        if not self.demo and self.steps_per_stroke * 1000 // self.steps_per_s * 10 >= self.pump.stroke_nl * 36:
+            top.sub("motor").fail("steps_per_stroke", "takes %d ms at steps_per_s; at 24 mL/day strokes come every %d ms: "
+                                  "raise motor.steps_per_s" % (
+                                      self.steps_per_stroke * 1000 // self.steps_per_s, self.pump.stroke_nl * 36 // 10))
         alarms = top.sub("alarms")
         alarms.only(("critical_repeat_minutes",))
-        c.critical_repeat_minutes = alarms.integer("critical_repeat_minutes", 1, 60, 10)
+        self.critical_repeat_minutes = alarms.integer("critical_repeat_minutes", 1, 60, 10)
 
-    def _motor(c, m, pins):
+    def _motor(self, m, pins):
         m.only(_MOTOR)
-        c.driver = m.text("driver", DRIVERS, _REQUIRED)
-        c.step_pin = c.dir_pin = None
-        c.phase_pins = None
-        if c.driver == "step_dir":
+        self.driver = m.text("driver", DRIVERS, _REQUIRED)
+        self.step_pin = self.dir_pin = None
+        self.phase_pins = None
+        if self.driver == "step_dir":
             for k in ("phase_pins",):
                 if m.has(k):
                     m.fail(k, "is for the uln2003 driver")
-            c.step_pin = pins.pin(m, "step_pin", True)
-            c.dir_pin = pins.pin(m, "dir_pin", True)
-            c.enable_pin = pins.pin(m, "enable_pin", True, required=False)
-            c.stall_pin = pins.pin(m, "stall_pin", False, required=False)
+            self.step_pin = pins.pin(m, "step_pin", True)
+            self.dir_pin = pins.pin(m, "dir_pin", True)
+            self.enable_pin = pins.pin(m, "enable_pin", True, required=False)
+            self.stall_pin = pins.pin(m, "stall_pin", False, required=False)
         else:
             for k in ("step_pin", "dir_pin", "enable_pin", "stall_pin"):
                 if m.has(k):
                     m.fail(k, "is for a step_dir driver (the ULN2003 has 4 phase pins)")
-            c.enable_pin = c.stall_pin = None
+            self.enable_pin = self.stall_pin = None
             phases = m.get("phase_pins", _REQUIRED)
             if not isinstance(phases, list) or len(phases) != 4:
                 m.fail("phase_pins", "must be a list of 4 pins (IN1..IN4)")
             r = _Reader({"phase_pins[%d]" % i: p for i, p in enumerate(phases)}, m.path)
-            c.phase_pins = tuple(pins.pin(r, "phase_pins[%d]" % i, True) for i in range(4))
-            if c.board == "rpi_pico" and any(c.phase_pins[i] != c.phase_pins[0] + i for i in range(4)):
+            self.phase_pins = tuple(pins.pin(r, "phase_pins[%d]" % i, True) for i in range(4))
+            if self.board == "rpi_pico" and any(self.phase_pins[i] != self.phase_pins[0] + i for i in range(4)):
                 m.fail("phase_pins", "must be 4 consecutive GPIOs on the Pico (one PIO 'out pins, 4')")
-        c.load_adc_pin = pins.pin(m, "load_adc_pin", False, adc=True, required=False)
-        c.steps_per_stroke = m.integer("steps_per_stroke", 1, 65_535, _REQUIRED)
-        c.steps_per_s = m.integer("steps_per_s", 10, 20_000, 1000)
-        c.state_machine = m.integer("state_machine", 0, 7, 0)
-        c.timer = m.integer("timer", 1, 14, 2)
-        c.timer_channel = m.integer("timer_channel", 1, 4, 1)
-        # A stroke's steps must end before the next stroke can be due (the controller's 1 ms grid).
-        if c.steps_per_stroke * 1000 // c.steps_per_s > 60_000:
-            m.fail("steps_per_stroke", "takes more than a minute at steps_per_s: raise steps_per_s")
+        self.load_adc_pin = pins.pin(m, "load_adc_pin", False, adc=True, required=False)
+        self.steps_per_stroke = m.integer("steps_per_stroke", 1, 65_535, _REQUIRED)
+        self.steps_per_s = m.integer("steps_per_s", 10, 20_000, 1000)
+        if self.demo:
+            # Time runs demo_speed times faster, the motor does not: each stroke is a short twitch,
+            # which must end long before the next stroke is due (about 5 strokes a second at 360x).
+            self.steps_per_stroke = m.integer("demo_steps_per_stroke", 1, self.steps_per_stroke,
+                                           min(self.steps_per_stroke, 16))
+            if self.steps_per_stroke * 1000 // self.steps_per_s > 50:
+                m.fail("demo_steps_per_stroke", "takes more than 50 ms at steps_per_s: a toy's stroke must be short")
+        self.state_machine = m.integer("state_machine", 0, 7, 0)
+        self.timer = m.integer("timer", 1, 14, 2)
+        self.timer_channel = m.integer("timer_channel", 1, 4, 1)
 
-    def _prescription(c, top):
+    def _prescription(self, top):
         pump = top.sub("pump", True)
         pump.only(("reservoir_ml", "volume_ml", "stroke_nl", "low_reservoir_ml", "empty_ml"))
         capacity_nl = pump.integer("reservoir_ml", 20, 40, 20) * NL_PER_ML
-        c.pump = _firmware(lambda: PumpParams(capacity_nl, pump.integer("stroke_nl", 50, 5000, _REQUIRED),
+        self.pump = _firmware(lambda: PumpParams(capacity_nl, pump.integer("stroke_nl", 50, 5000, _REQUIRED),
                                               pump.scaled("low_reservoir_ml", 0.5, 10, 6, 2),
                                               pump.scaled("empty_ml", 0, 2, 6, 0.5)))
-        c.volume_nl = pump.scaled("volume_ml", 0, capacity_nl // NL_PER_ML, 6, capacity_nl // NL_PER_ML)
+        self.volume_nl = pump.scaled("volume_ml", 0, capacity_nl // NL_PER_ML, 6, capacity_nl // NL_PER_ML)
         drug = top.sub("drug", True)
         drug.only(("name", "concentration_mcg_ml"))
         conc = drug.integer("concentration_mcg_ml", 10, 5000, _REQUIRED)
@@ -265,8 +277,8 @@ class BoardConfig:
         limits.only(("max_daily_mcg",))
         max_daily_ng = limits.scaled("max_daily_mcg", 0.001, 200_000, 3, _REQUIRED)
         rx = _firmware(lambda: Prescription(conc, profiles, tuple(periodic), ptm, max_daily_ng, name))
-        _firmware(lambda: rx.check_pump(c.pump))
-        c.rx = rx
+        _firmware(lambda: rx.check_pump(self.pump))
+        self.rx = rx
 
 
 def load(text, board):

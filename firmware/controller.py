@@ -179,6 +179,10 @@ class Controller:
     def weekday(self):
         return (self.weekday0 + self.day) % 7
 
+    def strokes_seen(self):
+        """The motor's stroke count as of the last wake (a display adds the strokes since)."""
+        return self._seen
+
     def suspended(self):
         """Delivery held because the reservoir is empty."""
         return self.held & HOLD_EMPTY
@@ -331,6 +335,10 @@ class Controller:
             self._planned = self._count(span)
             if self._planned:
                 span = self._train(self._planned)
+                if span < 1:
+                    # The capped train's last stroke is overdue: a board's motor is still turning
+                    # it (a burst takes real ms). Look again in 1 ms rather than spin at once.
+                    span = 1
                 self._motor.start(self.train)
                 self._deadline = self._clock.ticks_add(self._tick, span)
                 self._to_change = span

@@ -15,6 +15,15 @@ except ImportError:
         raise SkipTest(reason)
 
 
+def raises(exc_type, fn):
+    """Calls fn(); returns the exc_type it raised, or fails the test if it raised none."""
+    try:
+        fn()
+    except exc_type as e:
+        return e
+    raise AssertionError("%s not raised" % exc_type.__name__)
+
+
 def heap_meter():
     """On MicroPython: a function returning bytes allocated so far (gc stays disabled until
     heap_meter_done(), so nothing is freed in between). None on CPython.

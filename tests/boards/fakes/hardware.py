@@ -1,0 +1,30 @@
+# The world around a board's step engine, for the boot tests and `make demo`: the fake RP2040
+# state machine, ESP32 RMT channel or pyboard timer finishes each burst after its real duration,
+# as the hardware would. Not a fake of a MicroPython module: a test helper on top of them.
+
+
+class StepHardware:
+    """tick(real_ms): call once per real ms. steps: the engine main.py's make_steps() built."""
+
+    def __init__(self, steps, steps_per_stroke, steps_per_s):
+        self.steps = steps
+        self.burst_ms = steps_per_stroke * 1000 // steps_per_s + 1
+        self.steps_per_ms = steps_per_s // 1000 or 1
+        self.started_at = -1
+
+    def tick(self, t):
+        s = self.steps
+        if hasattr(s, "_sm"):  # RP2040 PIO: the state machine took the count; it pushes when done
+            if self.started_at < 0 and s.busy():
+                self.started_at = t
+            if self.started_at >= 0 and t - self.started_at >= self.burst_ms:
+                s._sm.complete(0)
+                self.started_at = -1
+        elif hasattr(s, "_rmt"):  # ESP32 RMT: the pulses have gone out
+            if self.started_at < 0 and s._rmt.ongoing:
+                self.started_at = t
+            if self.started_at >= 0 and t - self.started_at >= self.burst_ms:
+                s._rmt.finish()
+                self.started_at = -1
+        elif hasattr(s, "_tim"):  # pyboard: the timer's periods
+            s._tim.advance(self.steps_per_ms)

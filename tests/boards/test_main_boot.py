@@ -1,0 +1,246 @@
+# Each board's main.py boots, with the fakes of machine/rp2/esp32/pyb, in demo mode, and runs one
+# simulated hour of the shipped board.json: strokes counted, a granted bolus (chirp), a bolus in
+# lockout ("not yet" beep), the low-reservoir alarm's tone, and a refill (button B). On the unix
+# port (tools/run_boards.sh) and on CPython. Expected strokes come from the prescription's
+# definition, not from the firmware: 420 mcg/day basal (06:00..12:00) at 2000 mcg/mL in 250 nL
+# strokes of 500 ng each, plus the 20 mcg patient bolus.
+
+import json
+
+import machine
+import port_time
+from hardware import StepHardware
+
+port_time.install()
+
+from support import FakeClock  # noqa: E402
+
+import hal.machine_button as machine_button  # noqa: E402
+from firmware.alarms import ALARM_LOW_RESERVOIR, EV_BOLUS, EV_REFILL, PTM  # noqa: E402
+from firmware.config import load  # noqa: E402
+
+MIN = 60_000
+HOUR = 60 * MIN
+
+
+def _root():
+    here = __file__.replace("\\", "/")
+    parts = here.split("/")
+    return "/".join(parts[:-3]) or "."
+
+
+ROOT = _root()
+
+
+def _pumpboard():
+    import sys
+
+    if ROOT + "/boards" not in sys.path:
+        sys.path.append(ROOT + "/boards")
+    import pumpboard
+
+    return pumpboard
+
+
+class _Scheduler:
+    """micropython.schedule, run at each ms of the world (deterministic on both runtimes)."""
+
+    def __init__(self):
+        self.queue = []
+
+    def schedule(self, fn, arg):
+        if len(self.queue) >= 4:
+            raise RuntimeError("schedule queue full")
+        self.queue.append((fn, arg))
+
+    def run(self):
+        while self.queue:
+            fn, arg = self.queue.pop(0)
+            fn(arg)
+
+
+class _World:
+    """The real ms passing: the fake real clock, the step hardware finishing bursts, the button
+    presses of the script (real ms since the start: pin, level), the scheduler."""
+
+    def __init__(self, real, hardware, script, sched):
+        self.real = real
+        self.hardware = hardware
+        self.script = script
+        self.sched = sched
+        self.t = 0
+
+    def sleep_ms(self, ms):
+        for _ in range(ms):
+            self.real.advance(1)
+            self.t += 1
+            self.hardware.tick(self.t)
+            while self.script and self.script[0][0] <= self.t:
+                _, pin, level = self.script.pop(0)
+                machine.Pin.get(pin).drive(level)
+            self.sched.run()
+
+
+def _boot(board):
+    """main.py's boot(board, make_steps, fault_led) call, captured instead of run."""
+    pumpboard = _pumpboard()
+    calls = []
+
+    def capture(name, make_steps, path="board.json", fault_led=None):
+        calls.append((name, make_steps, fault_led))
+
+    real_boot = pumpboard.boot
+    pumpboard.boot = capture
+    try:
+        with open(ROOT + "/boards/" + board + "/main.py") as f:
+            exec(f.read(), {"__name__": "main"})
+    finally:
+        pumpboard.boot = real_boot
+    assert len(calls) == 1 and calls[0][0] == board
+    return calls[0][1], calls[0][2]
+
+
+def _demo_hour(board, volume_ml):
+    import esp32
+    import pyb
+    import rp2
+
+    machine.reset_fakes()
+    esp32.reset_fakes()
+    make_steps, fault_led = _boot(board)
+    assert fault_led is not None
+    with open(ROOT + "/boards/" + board + "/board.json") as f:
+        data = json.loads(f.read())
+    assert data["demo"] is True  # shipped as the toy
+    data["pump"]["volume_ml"] = volume_ml
+    cfg = load(json.dumps(data), board)
+    pumpboard = _pumpboard()
+    steps = make_steps(cfg)
+    engine = {"rpi_pico": rp2.StateMachine, "esp32": esp32.RMT126, "pyboard": pyb.Timer}[board]
+    assert isinstance(getattr(steps, "_sm", None) or getattr(steps, "_rmt", None) or steps._tim, engine)
+
+    sched = _Scheduler()
+    saved = machine_button.micropython
+    machine_button.micropython = sched
+    try:
+        pump = pumpboard.Pump(cfg, steps)
+        real = FakeClock()
+        clock = pump.clock
+        clock._real_ms = real.ticks_ms
+        clock._real = real.ticks_ms()
+        for b in (pump.button_a, pump.button_b):
+            b.ticks_ms = real.ticks_ms
+            b._ticks_diff = real.ticks_diff
+        sounds = []
+        pump.buzzer.chirp = lambda: sounds.append(("chirp", clock.ticks_ms()))
+        pump.buzzer.beep_low = lambda: sounds.append(("beep_low", clock.ticks_ms()))
+        tone = pump.buzzer.tone
+        pump.buzzer.tone = lambda cls, alarm: (sounds.append(("tone", alarm)), tone(cls, alarm))
+        events = []
+        emit = pump.emit
+
+        def record(code, a, b, c):
+            events.append((code, a, b, c, clock.ticks_ms()))
+            emit(code, a, b, c)
+
+        pump.loop._emit = record
+        pump.loop.ctl._emit = record
+        pump.loop.alarms._emit = record
+        pump.loop.watch._emit = record
+        speed = cfg.demo_speed
+        a, b = cfg.button_a_pin, cfg.button_b_pin
+        # Real ms of the presses: A at 10 virtual minutes, A again at 20 (lockout), B at 45.
+        script = []
+        for virtual_min, pin in ((10, a), (20, a), (45, b)):
+            t = virtual_min * MIN // speed
+            script += [(t, pin, 0), (t + 120, pin, 1)]
+        world = _World(real, StepHardware(steps, cfg.steps_per_stroke, cfg.steps_per_s), script, sched)
+        clock._sleep_ms = world.sleep_ms
+        start = clock.ticks_ms()
+        strokes0 = pump.motor.strokes()
+        end = clock.ticks_add(start, HOUR)
+        loop = pump.loop
+        while clock.ticks_diff(end, clock.ticks_ms()) > 0:
+            deadline = loop.deadline()
+            if clock.ticks_diff(deadline, end) > 0:
+                deadline = end
+            clock.wait(deadline, loop.ready)
+            loop.service()
+    finally:
+        machine_button.micropython = saved
+    return pump, cfg, events, sounds, pump.motor.strokes() - strokes0, start
+
+
+def _check_hour(board):
+    # 2.005 mL: 0.005 mL above the 2 mL low threshold, 20 strokes: the low alarm comes within the hour.
+    pump, cfg, events, sounds, strokes, start = _demo_hour(board, 2.005)
+    clock = pump.clock
+    boluses = [e for e in events if e[0] == EV_BOLUS and e[1] == PTM]
+    assert [e[2] == 0 for e in boluses] == [True, False], boluses  # granted, then refused (lockout)
+    assert [s[0] for s in sounds if s[0] in ("chirp", "beep_low")] == ["chirp", "beep_low"]
+    # Basal 420 mcg/day from 06:00 (the demo starts 08:00): 840 strokes/day, 35 in the hour; the
+    # bolus 20 mcg = 40 strokes of 500 ng; one stroke may be in flight at the hour's end.
+    basal = 420_000 * HOUR // 86_400_000 // 500
+    assert basal == 35
+    assert basal + 40 - 1 <= strokes <= basal + 40, strokes
+    assert pump.refills == 1 and [e for e in events if e[0] == EV_REFILL], events
+    tones = [s for s in sounds if s[0] == "tone"]
+    assert tones and tones[0][1] == 0 + _low_id()  # the low-reservoir alarm sounded before the refill
+    assert not pump.loop.alarms.active & ALARM_LOW_RESERVOIR  # and the refill cleared it
+    ctl = pump.loop.ctl
+    assert ctl.reservoir.volume_nl > 19_000_000  # topped up to the 20 mL reservoir, less what flowed since
+    assert clock.ticks_diff(clock.ticks_ms(), start) >= HOUR
+    print("%s demo hour: %d strokes, boluses %s, sounds %s" % (board, strokes, [e[2] for e in boluses],
+                                                               [s[0] for s in sounds]))
+
+
+def _low_id():
+    n = 0
+    bits = ALARM_LOW_RESERVOIR
+    while not bits & 1:
+        bits >>= 1
+        n += 1
+    return n
+
+
+def test_rpi_pico_main_runs_a_demo_hour():
+    _check_hour("rpi_pico")
+
+
+def test_esp32_main_runs_a_demo_hour():
+    _check_hour("esp32")
+
+
+def test_pyboard_main_runs_a_demo_hour():
+    _check_hour("pyboard")
+
+
+def test_an_invalid_board_json_stops_the_pump_with_one_line_and_the_fault_pattern():
+    pumpboard = _pumpboard()
+    machine.reset_fakes()
+    printed = []
+    real_print = pumpboard.print if hasattr(pumpboard, "print") else None
+    pumpboard.print = lambda *a: printed.append(" ".join(str(x) for x in a))
+    try:
+        with open(ROOT + "/boards/rpi_pico/board.json") as f:
+            text = f.read().replace('"step_pin": 2', '"step_pin": 31')
+        path = ROOT + "/build/test_bad_board.json"
+        try:
+            import os
+
+            os.mkdir(ROOT + "/build")
+        except OSError:
+            pass
+        with open(path, "w") as f:
+            f.write(text)
+        made = []
+        pumpboard.boot("rpi_pico", lambda cfg: made.append(cfg), path=path, fault_led=25, forever=False)
+    finally:
+        if real_print is None:
+            del pumpboard.print
+        else:
+            pumpboard.print = real_print
+    assert made == []  # nothing built: the pump did not start
+    assert printed == ["pump stopped: board.json: motor.step_pin: must be a GPIO number 0..28, not 31"], printed
+    led = machine.Pin.get(25)
+    assert led.history[-1] == 1  # the fault pattern started on the LED: its first flash is on

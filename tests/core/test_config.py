@@ -1,0 +1,146 @@
+# board.json validation (firmware/config.py): each board's shipped config loads, and every kind of
+# bad key stops the boot with one line naming it. Runs on CPython and both MicroPython ports.
+
+import json
+
+from support import raises
+
+from firmware.config import load
+
+HOUR = 3_600_000
+
+# The shipped Pico config's content, inline: the wasm port's FS holds no boards/ files.
+PICO = {
+    "board": "rpi_pico", "demo": True, "demo_speed": 480, "start_weekday": "mon", "start_time": "08:00",
+    "motor": {"driver": "step_dir", "step_pin": 2, "dir_pin": 3, "enable_pin": 4, "stall_pin": None,
+              "load_adc_pin": None, "steps_per_stroke": 200, "steps_per_s": 1000, "state_machine": 0},
+    "buzzer_pin": 15, "led_pin": 25, "button_a_pin": 14, "button_b_pin": 13,
+    "battery": {"adc_pin": 28, "divider_num": 3, "divider_den": 1},
+    "pump": {"reservoir_ml": 20, "volume_ml": 6.0, "stroke_nl": 250, "low_reservoir_ml": 2.0, "empty_ml": 0.5},
+    "drug": {"name": "baclofen", "concentration_mcg_ml": 2000},
+    "basal": {"steps": [{"start": "00:00", "mcg_per_day": 600}, {"start": "06:00", "mcg_per_day": 420.5}]},
+    "periodic_bolus": [{"at": "07:30", "mcg": 40, "minutes": 15}],
+    "ptm": {"mcg": 20, "minutes": 10, "lockout_minutes": 180, "max_per_day": 3},
+    "limits": {"max_daily_mcg": 800},
+    "alarms": {"critical_repeat_minutes": 10},
+}
+
+
+def _copy(d):
+    return json.loads(json.dumps(d))
+
+
+def _with(path, value):
+    """PICO with the key at path (a list of keys/indexes) set to value (or removed if value is _GONE)."""
+    d = _copy(PICO)
+    t = d
+    for k in path[:-1]:
+        t = t[k]
+    if value is _GONE:
+        del t[path[-1]]
+    else:
+        t[path[-1]] = value
+    return json.dumps(d)
+
+
+_GONE = object()
+
+
+def test_the_pico_config_loads_in_the_scenarios_units():
+    c = load(json.dumps(PICO), "rpi_pico")
+    assert c.board == "rpi_pico" and c.demo and c.demo_speed == 480
+    assert c.driver == "step_dir" and (c.step_pin, c.dir_pin, c.enable_pin, c.stall_pin) == (2, 3, 4, None)
+    # Demo mode: time runs 480x faster, the motor does not: a stroke is a 16-step twitch.
+    assert c.steps_per_stroke == 16 and c.steps_per_s == 1000
+    assert load(_with(["demo"], False), "rpi_pico").steps_per_stroke == 200
+    # Out of demo: 200 steps at 200 steps/s take 1000 ms, strokes of 250 nL come every 900 ms at 24 mL/day.
+    d = _copy(PICO)
+    d["demo"] = False
+    d["motor"]["steps_per_s"] = 223  # 896 ms: fits
+    assert load(json.dumps(d), "rpi_pico").steps_per_s == 223
+    d["motor"]["steps_per_s"] = 222  # 900 ms: does not
+    e = raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))
+    assert "motor.steps_per_stroke: takes 900 ms at steps_per_s; at 24 mL/day strokes come every 900 ms" in str(e), str(e)
+    assert (c.buzzer_pin, c.led_pin, c.button_a_pin, c.button_b_pin, c.battery_adc_pin) == (15, 25, 14, 13, 28)
+    assert c.weekday == 0 and c.time_of_day_ms == 8 * HOUR
+    # mL -> nL, mcg -> ng, "HH:MM" -> ms: by definition of the units
+    assert c.pump.capacity_nl == 20_000_000 and c.volume_nl == 6_000_000 and c.pump.stroke_nl == 250
+    assert c.pump.low_nl == 2_000_000 and c.pump.empty_nl == 500_000
+    assert c.rx.concentration == 2000 and c.rx.max_daily_ng == 800_000
+    assert list(c.rx.profiles[0].starts_ms) == [0, 6 * HOUR]
+    assert list(c.rx.profiles[0].rates_ng_per_day) == [600_000, 420_500]
+    assert c.rx.periodic[0][0] == 7 * HOUR + 30 * 60_000 and c.rx.periodic[0][1].amount_ng == 40_000
+    assert c.rx.ptm[0].amount_ng == 20_000 and c.rx.ptm[1:] == (180, 3)
+    assert c.critical_repeat_minutes == 10
+
+
+def test_each_bad_key_is_named_in_one_line():
+    cases = [
+        (["motor", "step_pin"], 99, "motor.step_pin: must be a GPIO number 0..28"),
+        (["motor", "step_pin"], 15, "buzzer_pin: pin 15 is also motor.step_pin"),
+        (["motor", "driver"], "l298n", "motor.driver: must be one of step_dir, uln2003"),
+        (["motor", "steps_per_stroke"], 0, "motor.steps_per_stroke: must be an integer 1..65535"),
+        (["motor", "steps_per_stroke"], _GONE, "motor.steps_per_stroke: missing"),
+        (["motor", "speed"], 3, "motor.speed: unknown key"),
+        (["motor", "demo_steps_per_stroke"], 60, "motor.demo_steps_per_stroke: takes more than 50 ms"),
+        (["motor", "demo_steps_per_stroke"], 201, "motor.demo_steps_per_stroke: must be an integer 1..200"),
+        (["battery", "adc_pin"], 5, "battery.adc_pin: must be an ADC pin (GPIO 26..28)"),
+        (["demo"], "yes", "demo: must be true or false"),
+        (["demo_speed"], 0, "demo_speed: must be an integer 1..1000"),
+        (["start_time"], "25:00", "start_time: '25:00' is not a time HH:MM"),
+        (["pump", "stroke_nl"], 10, "pump.stroke_nl: must be an integer 50..5000"),
+        (["pump", "volume_ml"], 6.0000001, "pump.volume_ml: has more than 6 decimals"),
+        (["pump", "volume_ml"], 25, "pump.volume_ml: must be a number 0..20"),
+        (["pump", "reservoir_ml"], 30, "pump.reservoir_ml: must be 20 or 40"),
+        (["basal", "steps", 0, "mcg_per_day"], "600", "basal.steps[0].mcg_per_day: must be a number"),
+        (["basal", "steps", 1, "start"], "06:00:00", "basal.steps[1].start: '06:00:00' is not a time"),
+        (["limits", "max_daily_mcg"], 100, "exceeds limits.max_daily_mcg"),  # the firmware's own check
+        (["ptm", "lockout_minutes"], 5, "ptm.lockout_minutes: must be an integer 15..1440"),
+        (["board"], "esp32", "board: is 'esp32', but this is the rpi_pico's main.py"),
+        (["alarms", "critical_repeat_minutes"], 61, "alarms.critical_repeat_minutes: must be an integer 1..60"),
+    ]
+    for path, value, want in cases:
+        text = _with(path, value)
+        e = raises(ValueError, lambda: load(text, "rpi_pico"))
+        text = str(e)
+        assert text.startswith("board.json: ") and want in text, (path, text)
+        assert "\n" not in text
+
+
+def test_not_json_and_not_an_object():
+    assert "not valid JSON" in str(raises(ValueError, lambda: load("{board: pico", "rpi_pico")))
+    assert "top level: must be an object" in str(raises(ValueError, lambda: load("[1, 2]", "rpi_pico")))
+
+
+def test_the_uln2003_takes_four_consecutive_pins_on_the_pico():
+    d = _copy(PICO)
+    d["motor"] = {"driver": "uln2003", "phase_pins": [6, 7, 8, 9], "steps_per_stroke": 64, "steps_per_s": 500}
+    c = load(json.dumps(d), "rpi_pico")
+    assert c.phase_pins == (6, 7, 8, 9) and c.step_pin is None and c.enable_pin is None
+    d["motor"]["phase_pins"] = [6, 7, 9, 8]
+    assert "4 consecutive GPIOs" in str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico")))
+    d["motor"]["phase_pins"] = [6, 7, 8]
+    assert "list of 4 pins" in str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico")))
+    d["motor"]["phase_pins"] = [6, 7, 8, 9]
+    d["motor"]["step_pin"] = 2
+    assert "is for a step_dir driver" in str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico")))
+
+
+def test_board_pin_rules_for_esp32_and_pyboard():
+    d = _copy(PICO)
+    d["board"] = "esp32"
+    d["battery"]["adc_pin"] = 34
+    d["led_pin"] = 5
+    c = load(json.dumps(d), "esp32")
+    assert c.battery_adc_pin == 34
+    d["motor"]["step_pin"] = 35
+    assert "GPIO 35 is input-only on the ESP32" in str(raises(ValueError, lambda: load(json.dumps(d), "esp32")))
+    p = _copy(PICO)
+    p["board"] = "pyboard"
+    p["motor"] = {"driver": "step_dir", "step_pin": "X1", "dir_pin": "X2", "steps_per_stroke": 200}
+    p.update({"buzzer_pin": "X9", "led_pin": "Y12", "button_a_pin": "Y1", "button_b_pin": "Y2",
+              "battery": {"adc_pin": "X12"}})
+    c = load(json.dumps(p), "pyboard")
+    assert c.step_pin == "X1" and c.timer == 2 and c.timer_channel == 1
+    p["led_pin"] = 25
+    assert "must be a pyboard pin name" in str(raises(ValueError, lambda: load(json.dumps(p), "pyboard")))

@@ -1,0 +1,68 @@
+"""The board tooling without a board: shipped configs, make mpy BOARD=..., make deploy's failure
+line, and package.json / manifest.py in step with the source tree."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from firmware.config import BOARDS, load
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STEPS = {"rpi_pico": {"steps_rp2"}, "esp32": {"steps_esp32", "steps_timer"}, "pyboard": {"steps_pyb", "steps_timer"}}
+
+
+def _run(*cmd, **kw):
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_each_shipped_board_json_is_valid_for_its_board(board):
+    with open(os.path.join(ROOT, "boards", board, "board.json")) as f:
+        text = f.read()
+    c = load(text, board)
+    assert c.board == board and c.rx is not None and c.pump.stroke_nl > 0
+    other = next(b for b in BOARDS if b != board)
+    with pytest.raises(ValueError, match=f"board.json: board: is '{board}', but this is the {other}'s main.py"):
+        load(text, other)
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_make_mpy_builds_one_board_with_only_its_step_engines(board):
+    r = _run("tools/build_board.sh", board)
+    assert r.returncode == 0, r.stderr
+    out = os.path.join(ROOT, "build", board)
+    files = {os.path.relpath(os.path.join(d, n), out) for d, _, ns in os.walk(out) for n in ns}
+    assert {"main.py", "board.json", "pumpboard.mpy", "firmware/loop.mpy", "hal/machine_motor.mpy"} <= files
+    steps = {f[4:-4] for f in files if f.startswith("hal/steps_")}
+    assert steps == STEPS[board]
+    assert not any(f.endswith(".py") for f in files - {"main.py"})
+    mpy = sum(os.path.getsize(os.path.join(out, f)) for f in files if f.endswith(".mpy"))
+    assert f"{mpy} bytes of .mpy" in r.stdout  # the size it prints is the size it built
+
+
+def test_make_deploy_without_a_board_fails_in_one_line():
+    _run("tools/build_board.sh", "rpi_pico")
+    r = _run("tools/deploy.sh", "rpi_pico", "/dev/ttyACM_no_such_board")
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deploy: no MicroPython board answers on /dev/ttyACM_no_such_board")
+    r = _run("tools/deploy.sh", "rpi_pico")
+    assert r.returncode == 2 and "no PORT given" in r.stderr
+
+
+def test_package_json_and_manifest_list_the_source_tree():
+    r = _run(sys.executable, "tools/board_manifests.py", "--check")
+    assert r.returncode == 0, r.stdout
+    for board in BOARDS:
+        with open(os.path.join(ROOT, "boards", board, "package.json")) as f:
+            pkg = json.load(f)
+        base = os.path.join(ROOT, "boards", board)
+        for target, url in pkg["urls"]:
+            assert os.path.isfile(os.path.normpath(os.path.join(base, url))), url  # mip resolves it from here
+            assert os.path.basename(target) == os.path.basename(url)
+        targets = {t for t, _ in pkg["urls"]}
+        assert {"main.py", "board.json", "pumpboard.py", "firmware/loop.py", "hal/machine_motor.py"} <= targets
+        assert {t[4:-3] for t in targets if t.startswith("hal/steps_")} == STEPS[board]
