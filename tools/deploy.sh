@@ -33,18 +33,9 @@ if ! version=$(timeout 15 "$mpremote" connect "$port" exec "import sys; print(sy
 fi
 echo "deploy: $port answers: $version"
 cd "$src"
-run() {
-    echo "deploy: mpremote $*"
-    "$mpremote" connect "$port" "$@"
-}
-for d in $(find firmware hal -type d | sort); do
-    run fs mkdir ":$d" >/dev/null 2>&1 || true  # already there from an earlier deploy
-done
-files=$(find firmware hal -name '*.mpy' | sort)
-for f in $files; do
-    "$mpremote" connect "$port" fs cp "$f" ":$f" >/dev/null
-done
-echo "deploy: copied $(echo "$files" | wc -w) .mpy files under firmware/ and hal/"
-run fs cp pumpboard.mpy main.py board.json :
-run soft-reset
-echo "deploy: $board is running main.py; watch it with: $mpremote connect $port repl"
+n=$(find firmware hal -name '*.mpy' | wc -l)
+echo "deploy: copying $n .mpy files under firmware/ and hal/, pumpboard.mpy, main.py and board.json to $port"
+# One connection for the whole copy; cp -r makes the folders it needs. ":." is the board's
+# working directory, its root after a reset (":" alone needs os.stat(""), which not every port has).
+"$mpremote" connect "$port" fs cp -r firmware hal :. + fs cp pumpboard.mpy main.py board.json :. + soft-reset
+echo "deploy: soft-reset: $board is running main.py; watch it with: $mpremote connect $port repl"

@@ -244,3 +244,36 @@ def test_an_invalid_board_json_stops_the_pump_with_one_line_and_the_fault_patter
     assert printed == ["pump stopped: board.json: motor.step_pin: must be a GPIO number 0..28, not 31"], printed
     led = machine.Pin.get(25)
     assert led.history[-1] == 1  # the fault pattern started on the LED: its first flash is on
+
+
+def test_heap_after_boot_with_the_pico_config():
+    # What the pump's objects take once booted (code loaded before: frozen on a board, it stays in
+    # flash). Measured on MicroPython only; the unix port is 64-bit, about twice a board's size.
+    import gc
+
+    if not hasattr(gc, "mem_alloc"):
+        from support import skip
+
+        skip("the heap is measured on MicroPython")
+    import hal.machine_adc  # noqa: F401  (code, not the pump: loaded first)
+    import hal.machine_button  # noqa: F401
+    import hal.machine_buzzer  # noqa: F401
+    import hal.machine_clock  # noqa: F401
+    import hal.machine_led  # noqa: F401
+    import hal.machine_motor  # noqa: F401
+    import hal.steps_rp2  # noqa: F401
+
+    make_steps, _ = _boot("rpi_pico")
+    pumpboard = _pumpboard()
+    machine.reset_fakes()
+    with open(ROOT + "/boards/rpi_pico/board.json") as f:
+        text = f.read()
+    gc.collect()
+    before = gc.mem_alloc()
+    cfg = load(text, "rpi_pico")
+    pump = pumpboard.Pump(cfg, make_steps(cfg))
+    gc.collect()
+    taken = gc.mem_alloc() - before
+    print("heap after boot (Pico config): the pump takes %d B; %d B free of %d B" % (
+        taken, gc.mem_free(), gc.mem_alloc() + gc.mem_free()))
+    assert pump.loop is not None and taken < 32_000, taken

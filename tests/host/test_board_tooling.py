@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # serial_board
+
 from firmware.config import BOARDS, load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -66,3 +68,33 @@ def test_package_json_and_manifest_list_the_source_tree():
         targets = {t for t, _ in pkg["urls"]}
         assert {"main.py", "board.json", "pumpboard.py", "firmware/loop.py", "hal/machine_motor.py"} <= targets
         assert {t[4:-3] for t in targets if t.startswith("hal/steps_")} == STEPS[board]
+
+
+@pytest.mark.parametrize("board", BOARDS)
+def test_make_deploy_copies_the_build_onto_a_serial_board_and_resets_it(board, tmp_path):
+    # A MicroPython REPL on a pseudo-terminal stands for the board (tests/host/serial_board.py).
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from serial_board import SerialBoard
+
+    mp = os.path.join(ROOT, ".venv", "bin", "micropython")
+    if not os.access(mp, os.X_OK):
+        pytest.skip("no MicroPython unix port (make .venv)")
+    assert _run("tools/build_board.sh", board).returncode == 0
+    fs = tmp_path / "board"
+    fs.mkdir()
+    (fs / "main.py").write_text("print('an older main.py')\n")  # replaced, not kept
+    serial = SerialBoard(mp, str(fs))
+    try:
+        r = _run("tools/deploy.sh", board, serial.port)
+    finally:
+        serial.close()
+    assert r.returncode == 0, r.stderr
+    assert f"deploy: {serial.port} answers: " in r.stdout and "soft-reset" in r.stdout
+    out = os.path.join(ROOT, "build", board)
+    built = {os.path.relpath(os.path.join(d, n), out) for d, _, ns in os.walk(out) for n in ns}
+    copied = {os.path.relpath(os.path.join(d, n), fs) for d, _, ns in os.walk(fs) for n in ns}
+    assert copied == built
+    for f in built:
+        with open(os.path.join(out, f), "rb") as a, open(fs / f, "rb") as b:
+            assert a.read() == b.read(), f
+    assert serial.resets >= 2  # mpremote's raw REPL entry, then the soft reset that starts main.py
