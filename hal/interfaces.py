@@ -52,7 +52,7 @@
 # Battery ADC
 #   read_mv() -> int             the cell voltage in mV
 #
-# ---- Board backends (hal/machine_*.py, hal/steps_*.py; docs/boards.md) ----------------------
+# ---- Board backends (hal/machine_*.py, hal/steps_*.py; boards/README.md) --------------------
 #
 # Steps: a driver's pulse engine. Python sets a count and lets the port's hardware emit the
 # steps (RP2040 PIO, ESP32 RMT, pyboard timer); it never runs per step.

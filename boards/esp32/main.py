@@ -8,7 +8,7 @@ def make_steps(cfg):
     if cfg.driver == "uln2003":
         from hal.steps_timer import TimerPhases
 
-        return TimerPhases(cfg.phase_pins, cfg.steps_per_s)
+        return TimerPhases(cfg.phase_pins, cfg.steps_per_s, timer_id=0)  # the ESP32 has hardware timers 0..3 only
     from hal.steps_esp32 import RmtSteps
 
     return RmtSteps(cfg.step_pin, cfg.dir_pin, cfg.steps_per_s)

@@ -277,3 +277,21 @@ def test_heap_after_boot_with_the_pico_config():
     print("heap after boot (Pico config): the pump takes %d B; %d B free of %d B" % (
         taken, gc.mem_free(), gc.mem_alloc() + gc.mem_free()))
     assert pump.loop is not None and taken < 32_000, taken
+
+
+def test_each_main_builds_the_uln2003_engine_of_its_port():
+    import rp2
+
+    machine.reset_fakes()
+    for board, kind, timer_id in (("rpi_pico", rp2.StateMachine, None), ("esp32", machine.Timer, 0),
+                                  ("pyboard", machine.Timer, -1)):
+        make_steps, _ = _boot(board)
+        with open(ROOT + "/boards/" + board + "/board.json") as f:
+            data = json.loads(f.read())
+        pins = [6, 7, 8, 9] if board != "pyboard" else ["Y3", "Y4", "Y5", "Y6"]
+        data["motor"] = {"driver": "uln2003", "phase_pins": pins, "steps_per_stroke": 64, "steps_per_s": 500}
+        steps = make_steps(load(json.dumps(data), board))
+        engine = getattr(steps, "_sm", None) or getattr(steps, "_tim", None)
+        assert isinstance(engine, kind), (board, engine)
+        if timer_id is not None:
+            assert engine.id == timer_id, (board, engine.id)  # the ESP32 has no virtual timer -1
