@@ -295,3 +295,38 @@ def test_each_main_builds_the_uln2003_engine_of_its_port():
         assert isinstance(engine, kind), (board, engine)
         if timer_id is not None:
             assert engine.id == timer_id, (board, engine.id)  # the ESP32 has no virtual timer -1
+
+
+def test_the_boards_own_poll_allocates_nothing():
+    # Pump.poll runs about once a ms in the clock's wait (LED per stroke, alarm pattern, button B).
+    import gc
+
+    if not hasattr(gc, "mem_alloc"):
+        from support import skip
+
+        skip("allocation is measured on MicroPython")
+    make_steps, _ = _boot("rpi_pico")
+    pumpboard = _pumpboard()
+    machine.reset_fakes()
+    with open(ROOT + "/boards/rpi_pico/board.json") as f:
+        cfg = load(f.read(), "rpi_pico")
+    pump = pumpboard.Pump(cfg, make_steps(cfg))
+    machine.record = False  # the fake pins' history lists would grow
+    now = pump.clock.ticks_ms()
+    try:
+        pump.poll(now)
+        gc.collect()
+        gc.disable()
+        before = gc.mem_alloc()
+        n = 0
+        while n < 2000:
+            pump.poll(now)
+            if n == 1000:
+                pump._strokes -= 1  # a stroke seen: the LED blinks
+            n += 1
+        allocated = gc.mem_alloc() - before
+    finally:
+        gc.enable()
+        machine.record = True
+    print("Pump.poll: %d B over %d polls" % (allocated, n))
+    assert allocated == 0, allocated
