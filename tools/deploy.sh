@@ -37,5 +37,16 @@ n=$(find firmware hal -name '*.mpy' | wc -l)
 echo "deploy: copying $n .mpy files under firmware/ and hal/, pumpboard.mpy, main.py and board.json to $port"
 # One connection for the whole copy; cp -r makes the folders it needs. ":." is the board's
 # working directory, its root after a reset (":" alone needs os.stat(""), which not every port has).
-"$mpremote" connect "$port" fs cp -r firmware hal :. + fs cp pumpboard.mpy main.py board.json :. + soft-reset
+# A .py left by an earlier `mip install` would be imported before the .mpy beside it: remove them.
+clean="import os
+for d in ('firmware', 'hal', '.'):
+    try:
+        names = os.listdir(d)
+    except OSError:
+        continue
+    for n in names:
+        if n.endswith('.py') and (d != '.' or n == 'pumpboard.py'):
+            os.remove(d + '/' + n)
+            print('deploy: removed stale', d + '/' + n)"
+"$mpremote" connect "$port" exec "$clean" + fs cp -r firmware hal :. + fs cp pumpboard.mpy main.py board.json :. + soft-reset
 echo "deploy: soft-reset: $board is running main.py; watch it with: $mpremote connect $port repl"

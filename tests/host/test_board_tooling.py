@@ -83,6 +83,9 @@ def test_make_deploy_copies_the_build_onto_a_serial_board_and_resets_it(board, t
     fs = tmp_path / "board"
     fs.mkdir()
     (fs / "main.py").write_text("print('an older main.py')\n")  # replaced, not kept
+    (fs / "firmware").mkdir()
+    (fs / "firmware" / "loop.py").write_text("# a stale loop.py from mip: it would shadow loop.mpy\n")
+    (fs / "pumpboard.py").write_text("# stale too\n")
     serial = SerialBoard(mp, str(fs))
     try:
         r = _run("tools/deploy.sh", board, serial.port)
@@ -93,7 +96,8 @@ def test_make_deploy_copies_the_build_onto_a_serial_board_and_resets_it(board, t
     out = os.path.join(ROOT, "build", board)
     built = {os.path.relpath(os.path.join(d, n), out) for d, _, ns in os.walk(out) for n in ns}
     copied = {os.path.relpath(os.path.join(d, n), fs) for d, _, ns in os.walk(fs) for n in ns}
-    assert copied == built
+    assert copied == built  # the stale .py files are gone
+    assert "deploy: removed stale firmware/loop.py" in r.stdout and "removed stale ./pumpboard.py" in r.stdout
     for f in built:
         with open(os.path.join(out, f), "rb") as a, open(fs / f, "rb") as b:
             assert a.read() == b.read(), f
