@@ -43,12 +43,9 @@ def _capped(ng, cap):
 
 
 def fill_week(week, rx, concentration, with_ptm, qr):
-    """Stores day_nl for each weekday 0..6 into week (the caller's list of 7) and returns the total."""
-    total = 0
+    """Stores day_nl for each weekday 0..6 into week (the caller's list of 7)."""
     for d in range(7):
         week[d] = day_nl(rx, concentration, d, with_ptm, qr)
-        total += week[d]
-    return total
 
 
 def minutes_until(left_nl, rx, concentration, weekday, ms_of_day, with_ptm, qr):

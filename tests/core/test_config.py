@@ -144,3 +144,123 @@ def test_board_pin_rules_for_esp32_and_pyboard():
     assert c.step_pin == "X1" and c.timer == 2 and c.timer_channel == 1
     p["led_pin"] = 25
     assert "must be a pyboard pin name" in str(raises(ValueError, lambda: load(json.dumps(p), "pyboard")))
+
+
+# Every integer key: (path, lo, hi, default, attribute read back), from the schema in
+# boards/README.md. Base: the Pico config out of demo, 8 steps per stroke (fits any rate).
+INTEGER_KEYS = (
+    (["motor", "steps_per_s"], 10, 20_000, 1000, lambda c: c.steps_per_s),
+    (["motor", "state_machine"], 0, 7, 0, lambda c: c.state_machine),
+    (["motor", "timer"], 1, 14, 2, lambda c: c.timer),
+    (["motor", "timer_channel"], 1, 4, 1, lambda c: c.timer_channel),
+    (["battery", "divider_num"], 1, 4, 1, lambda c: c.divider_num),
+    (["battery", "divider_den"], 1, 4, 1, lambda c: c.divider_den),
+    (["battery", "capacity_mah"], 100, 5000, 720, lambda c: c.battery.capacity_mah),
+    (["battery", "quiescent_ua"], 1, 100, 10, lambda c: c.battery.quiescent_ua),
+    (["battery", "uc_per_stroke"], 1, 10_000, 50, lambda c: c.battery.uc_per_stroke),
+    (["alarms", "critical_repeat_minutes"], 1, 60, 10, lambda c: c.critical_repeat_minutes),
+    (["ptm", "lockout_minutes"], 15, 1440, 60, lambda c: c.rx.ptm[1]),
+    (["pump", "stroke_nl"], 50, 5000, None, lambda c: c.pump.stroke_nl),
+    (["motor", "steps_per_stroke"], 1, 8, None, lambda c: c.steps_per_stroke),
+)
+
+
+def _base():
+    d = _copy(PICO)
+    d["demo"] = False
+    d["motor"]["steps_per_stroke"] = 8
+    d["ptm"]["minutes"] = 1
+    return d
+
+
+def _set(d, path, value):
+    t = d
+    for k in path[:-1]:
+        t = t[k]
+    if value is _GONE:
+        if path[-1] in t:
+            del t[path[-1]]
+    else:
+        t[path[-1]] = value
+    return json.dumps(d)
+
+
+def test_every_integer_key_takes_its_range_and_default_and_names_itself_outside_it():
+    for path, lo, hi, default, read in INTEGER_KEYS:
+        key = ".".join(path)
+        for v in (lo, hi):
+            assert read(load(_set(_base(), path, v), "rpi_pico")) == v, (key, v)
+        for v in (lo - 1, hi + 1, 2.0, True, "3"):
+            if v == hi + 1 and key == "motor.steps_per_stroke":
+                continue  # 9 is valid: only the base's burst budget bounds it
+            text = str(raises(ValueError, lambda: load(_set(_base(), path, v), "rpi_pico")))
+            assert text.startswith("board.json: " + key + ": "), (key, v, text)
+        if default is None:
+            text = str(raises(ValueError, lambda: load(_set(_base(), path, _GONE), "rpi_pico")))
+            assert text == "board.json: " + key + ": missing", text
+        else:
+            assert read(load(_set(_base(), path, _GONE), "rpi_pico")) == default, key
+
+
+def test_defaults_of_the_optional_keys():
+    d = _base()
+    for k in ("demo", "demo_speed", "start_weekday", "start_time", "button_b_pin", "alarms"):
+        del d[k]
+    for k in ("enable_pin", "stall_pin", "load_adc_pin"):
+        del d["motor"][k]
+    d["battery"] = {}
+    for k in ("volume_ml", "low_reservoir_ml", "empty_ml", "reservoir_ml"):
+        del d["pump"][k]
+    del d["drug"]["name"]
+    c = load(json.dumps(d), "rpi_pico")
+    assert not c.demo and c.demo_speed == 1 and c.weekday == 0 and c.time_of_day_ms == 8 * HOUR
+    assert c.button_b_pin is None and c.enable_pin is None and c.stall_pin is None and c.load_adc_pin is None
+    assert c.battery_adc_pin is None and c.critical_repeat_minutes == 10
+    assert c.pump.capacity_nl == 20_000_000 and c.volume_nl == 20_000_000  # a full 20 mL pump
+    assert c.pump.low_nl == 2_000_000 and c.pump.empty_nl == 500_000 and c.rx.drug == "baclofen"
+    d["demo"] = True
+    c = load(json.dumps(d), "rpi_pico")
+    assert c.demo_speed == 360 and c.steps_per_stroke == 8  # min(steps_per_stroke, 16)
+    d["start_weekday"] = "sun"
+    d["start_time"] = "23:59"
+    c = load(json.dumps(d), "rpi_pico")
+    assert c.weekday == 6 and c.time_of_day_ms == 23 * HOUR + 59 * 60_000
+
+
+def test_required_keys_are_named_when_missing():
+    for path in (["board"], ["motor"], ["motor", "driver"], ["motor", "step_pin"], ["motor", "dir_pin"],
+                 ["buzzer_pin"], ["led_pin"], ["button_a_pin"], ["pump"], ["drug"], ["drug", "concentration_mcg_ml"],
+                 ["basal"], ["limits"], ["limits", "max_daily_mcg"], ["ptm", "max_per_day"],
+                 ["basal", "steps", 0, "start"], ["periodic_bolus", 0, "at"], ["periodic_bolus", 0, "mcg"]):
+        text = str(raises(ValueError, lambda: load(_set(_base(), path, _GONE), "rpi_pico")))
+        key = ".".join(str(k) for k in path).replace(".0.", "[0].").replace(".0", "[0]")
+        assert text.startswith("board.json: " + key + ": "), (path, text)
+
+
+def test_schedules_profiles_and_boluses_in_the_scenarios_units():
+    d = _base()
+    d["basal"]["weekdays"] = {"sat": [{"start": "00:00", "mcg_per_day": 300}],
+                              "sun": [{"start": "00:00", "mcg_per_day": 200}, {"start": "12:30", "mcg_per_day": 250}]}
+    d["periodic_bolus"] = [{"at": "07:30", "mcg": 40, "minutes": 15}, {"at": "19:05", "mcg": 12.5, "minutes": 30}]
+    c = load(json.dumps(d), "rpi_pico")
+    assert list(c.rx.profiles[5].rates_ng_per_day) == [300_000] and list(c.rx.profiles[0].rates_ng_per_day) == [
+        600_000, 420_500]
+    assert list(c.rx.profiles[6].starts_ms) == [0, 12 * HOUR + 30 * 60_000]
+    assert [(t, b.amount_ng, b.minutes) for t, b in c.rx.periodic] == [
+        (7 * HOUR + 30 * 60_000, 40_000, 15), (19 * HOUR + 5 * 60_000, 12_500, 30)]
+    del d["ptm"]
+    assert load(json.dumps(d), "rpi_pico").rx.ptm is None  # no patient button bolus configured
+    d["basal"]["steps"] = [{"start": "%02d:00" % h, "mcg_per_day": 400} for h in range(14)]
+    assert "basal.steps: must have 1 to 13 steps" in str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico")))
+    d["basal"]["steps"] = []
+    assert "basal.steps: must have 1 to 13 steps" in str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico")))
+    d["basal"]["steps"] = [{"start": "00:00", "mcg_per_day": 400}]
+    assert list(load(json.dumps(d), "rpi_pico").rx.profiles[0].starts_ms) == [0]  # one step is a profile
+    d["basal"]["weekdays"] = {"funday": []}
+    assert "basal.weekdays.funday: unknown key" in str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico")))
+
+
+def test_messages_start_with_the_file_and_key():
+    for text, want in (("{board: pico", "board.json: not valid JSON"),
+                       ("[1, 2]", "board.json: top level: must be an object")):
+        assert str(raises(ValueError, lambda: load(text, "rpi_pico"))) == want

@@ -101,6 +101,23 @@ def test_day_volume_uniform_basal_with_and_without_patient_boluses():
     assert day_nl(rx, 5000, 3, True, qr) == 680_000 // 5
 
 
+def test_day_volume_is_the_basal_mass_floored_once_then_the_volume():
+    # The rule, exactly: the day's basal mass sum(rate x duration) / day floored to whole ng once
+    # (sub-ng parts of the steps add up before the floor), boluses added and capped, then the
+    # volume floored to whole nL. Odd rates and step starts leave a remainder on every step.
+    starts = [0, 7 * HOUR + 13 * MIN + 7, 15 * HOUR + 59 * MIN + 3, 22 * HOUR + 1]
+    for rates in ([700_001, 399_999, 123_457, 96_001], [100_003, 100_007, 100_013, 99_991],
+                  [186_399, 186_401, 172_799, 96_007]):
+        rx = _rx([Profile(starts, rates, "b")] * 7, max_daily_ng=2_000_000)
+        mass = 0
+        for i in range(4):
+            end = starts[i + 1] if i < 3 else DAY
+            mass += rates[i] * (end - starts[i])
+        for conc in (10, 333, 2000, 5000):
+            want = min((mass // DAY) * 1000 // conc, MAX_NL_PER_DAY)  # and at most 24 mL/day
+            assert day_nl(rx, conc, 0, False, [0, 0]) == want, (rates, conc)
+
+
 def test_day_volume_basal_steps_and_periodic_boluses():
     steps = Profile([0, 6 * HOUR, 12 * HOUR, 18 * HOUR], [700_000, 400_000, 500_000, 600_000], "basal.steps")
     rx = _rx([steps] * 7, periodic=((8 * HOUR, Bolus(50_003, 7, "p")), (20 * HOUR, Bolus(10_000, 30, "p2"))))
