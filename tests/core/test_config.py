@@ -264,3 +264,77 @@ def test_messages_start_with_the_file_and_key():
     for text, want in (("{board: pico", "board.json: not valid JSON"),
                        ("[1, 2]", "board.json: top level: must be an object")):
         assert str(raises(ValueError, lambda: load(text, "rpi_pico"))) == want
+
+
+def _pin_result(board, key, pin):
+    """load() with the buzzer (an output) or the battery ADC on `pin`: None if accepted, else the message."""
+    d = _base()
+    d["board"] = board
+    if board == "pyboard":
+        d["motor"] = {"driver": "step_dir", "step_pin": "X1", "dir_pin": "X2", "steps_per_stroke": 8}
+        d.update({"buzzer_pin": "X9", "led_pin": "Y11", "button_a_pin": "Y1", "button_b_pin": "Y2"})
+    elif board == "esp32":
+        d.update({"buzzer_pin": 23, "led_pin": 5, "button_a_pin": 18, "button_b_pin": 19})
+    d["battery"] = {}
+    if key == "battery.adc_pin":
+        d["battery"]["adc_pin"] = pin
+    else:
+        d["buzzer_pin"] = pin
+    try:
+        load(json.dumps(d), board)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+def test_pin_rules_at_their_boundaries():
+    ok = (("rpi_pico", "buzzer_pin", 0), ("rpi_pico", "buzzer_pin", 28), ("rpi_pico", "battery.adc_pin", 26),
+          ("rpi_pico", "battery.adc_pin", 28), ("esp32", "buzzer_pin", 0), ("esp32", "buzzer_pin", 33),
+          ("esp32", "battery.adc_pin", 32), ("esp32", "battery.adc_pin", 39), ("pyboard", "buzzer_pin", "X22"),
+          ("pyboard", "buzzer_pin", "Y12"), ("pyboard", "battery.adc_pin", "X12"))
+    for board, key, pin in ok:
+        assert _pin_result(board, key, pin) is None, (board, key, pin, _pin_result(board, key, pin))
+    bad = (("rpi_pico", "buzzer_pin", 29, "must be a GPIO number 0..28, not 29"),
+           ("rpi_pico", "buzzer_pin", -1, "must be a GPIO number 0..28, not -1"),
+           ("rpi_pico", "buzzer_pin", "GP2", "must be a GPIO number 0..28, not 'GP2'"),
+           ("rpi_pico", "buzzer_pin", True, "must be a GPIO number 0..28, not True"),
+           ("rpi_pico", "battery.adc_pin", 25, "must be an ADC pin (GPIO 26..28) on the Pico, not 25"),
+           ("esp32", "buzzer_pin", 34, "GPIO 34 is input-only on the ESP32"),
+           ("esp32", "buzzer_pin", 40, "must be a GPIO number 0..39, not 40"),
+           ("esp32", "battery.adc_pin", 31, "must be an ADC1 pin (GPIO 32..39) on the ESP32, not 31"),
+           ("pyboard", "buzzer_pin", "X23", "must be a pyboard pin name X1..X22 or Y1..Y12, not 'X23'"),
+           ("pyboard", "buzzer_pin", "Y13", "must be a pyboard pin name X1..X22 or Y1..Y12, not 'Y13'"),
+           ("pyboard", "buzzer_pin", "X0", "must be a pyboard pin name X1..X22 or Y1..Y12, not 'X0'"),
+           ("pyboard", "buzzer_pin", "Z1", "must be a pyboard pin name X1..X22 or Y1..Y12, not 'Z1'"),
+           ("pyboard", "buzzer_pin", "X", "must be a pyboard pin name X1..X22 or Y1..Y12, not 'X'"),
+           ("pyboard", "buzzer_pin", 3, "must be a pyboard pin name X1..X22 or Y1..Y12, not 3"))
+    for board, key, pin, why in bad:
+        assert _pin_result(board, key, pin) == "board.json: %s: %s" % (key, why), (board, pin, _pin_result(board, key, pin))
+
+
+def test_driver_keys_belong_to_their_driver():
+    d = _base()
+    d["motor"]["phase_pins"] = [6, 7, 8, 9]
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == \
+        "board.json: motor.phase_pins: is for the uln2003 driver"
+    d["motor"] = {"driver": "uln2003", "phase_pins": [6, 7, 8, 9], "steps_per_stroke": 8, "enable_pin": 4}
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == \
+        "board.json: motor.enable_pin: is for a step_dir driver (the ULN2003 has 4 phase pins)"
+    del d["motor"]["enable_pin"]
+    d["motor"]["phase_pins"] = [15, 16, 17, 18]  # 15 is the buzzer's
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == \
+        "board.json: buzzer_pin: pin 15 is also motor.phase_pins[0]"
+    del d["motor"]["phase_pins"]
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == "board.json: motor.phase_pins: missing"
+    d = _base()
+    d["drug"]["name"] = ""
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == \
+        "board.json: drug.name: must be a name of 1..32 characters"
+    d = _base()
+    d["demo"] = True
+    d["motor"]["steps_per_stroke"] = 200
+    d["motor"]["demo_steps_per_stroke"] = 50  # 50 ms at 1000 steps/s: the most a toy's stroke may take
+    assert load(json.dumps(d), "rpi_pico").steps_per_stroke == 50
+    d["motor"]["demo_steps_per_stroke"] = 51
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))).startswith(
+        "board.json: motor.demo_steps_per_stroke: takes more than 50 ms")
