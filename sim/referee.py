@@ -224,7 +224,8 @@ class Referee:
             next_prime, k_prime = nxt
             hold = next((h for h in holds if h[0] >= t), None)
             if hold is not None and hold[0] < next_prime:
-                k, t_stop, emptied, carry = self._dose_epoch(t, k, hold[0], None, carry, hold[2])
+                # The strokes of a prime that follows the hold are its own, not this epoch's.
+                k, t_stop, emptied, carry = self._dose_epoch(t, k, hold[0], None, carry, hold[2], k_prime)
             else:
                 k, t_stop, emptied, carry = self._dose_epoch(t, k, next_prime, k_prime, carry)
             if emptied:
@@ -299,9 +300,10 @@ class Referee:
                 origin, j = b, 0
         return k + fired, last
 
-    def _dose_epoch(self, e, k0, t_limit, k_limit=None, acc0=0, keep=False):
+    def _dose_epoch(self, e, k0, t_limit, k_limit=None, acc0=0, keep=False, k_cap=None):
         """Ideal stroke times from e (owing acc0 sub) until t_limit or the stroke that empties the pump.
-        keep: t_limit starts a stall, whose stroke due at that ms failed and stays owed.
+        keep: t_limit starts a stall, whose stroke due at that ms failed and stays owed. k_cap: the
+        first stroke of a prime after t_limit (a hold comes first): no stroke of this epoch is it.
 
         Returns (next stroke index, end time, emptied, owed sub carried on)."""
         s = self.s
@@ -315,6 +317,8 @@ class Referee:
         k = k0
         base = int(cum[k0])
         last_k = len(cum) - 1 if k_limit is None else k_limit  # a prime rewrites the strokes after it
+        if k_cap is not None and k_cap < last_k:
+            last_k = k_cap
         while t < t_limit:
             t1 = min(changes[i][0] if i < len(changes) else self.end, t_limit)
             self.segs.append((t, acc, rate, base))
