@@ -6,6 +6,7 @@ import sys
 
 import machine
 import port_time
+from hardware import FakeScheduler
 from support import FakeClock, heap_meter, heap_meter_done, skip
 
 from hal import machine_button
@@ -66,24 +67,6 @@ class FakeSteps:
         if self.running:
             self.running = 0
             self.done = (self.done + 1) & COUNT_MASK
-
-
-class FakeScheduler:
-    """Stands in for micropython.schedule: a queue of 4 that raises RuntimeError when full."""
-
-    def __init__(self, size=4):
-        self.queue = []
-        self.size = size
-
-    def schedule(self, fn, arg):
-        if len(self.queue) >= self.size:
-            raise RuntimeError("schedule queue full")
-        self.queue.append((fn, arg))
-
-    def run(self):
-        while self.queue:
-            fn, arg = self.queue.pop(0)
-            fn(arg)
 
 
 def _train(clock, base, count, first_ms, first_rem, period_ms, period_rem, den):

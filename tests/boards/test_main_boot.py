@@ -9,7 +9,7 @@ import json
 
 import machine
 import port_time
-from hardware import StepHardware
+from hardware import FakeScheduler, StepHardware
 
 port_time.install()
 
@@ -40,23 +40,6 @@ def _pumpboard():
     import pumpboard
 
     return pumpboard
-
-
-class _Scheduler:
-    """micropython.schedule, run at each ms of the world (deterministic on both runtimes)."""
-
-    def __init__(self):
-        self.queue = []
-
-    def schedule(self, fn, arg):
-        if len(self.queue) >= 4:
-            raise RuntimeError("schedule queue full")
-        self.queue.append((fn, arg))
-
-    def run(self):
-        while self.queue:
-            fn, arg = self.queue.pop(0)
-            fn(arg)
 
 
 class _World:
@@ -119,7 +102,7 @@ def _demo_hour(board, volume_ml):
     engine = {"rpi_pico": rp2.StateMachine, "esp32": esp32.RMT126, "pyboard": pyb.Timer}[board]
     assert isinstance(getattr(steps, "_sm", None) or getattr(steps, "_rmt", None) or steps._tim, engine)
 
-    sched = _Scheduler()
+    sched = FakeScheduler()  # run at each ms of the world: deterministic on both runtimes
     saved = machine_button.micropython
     machine_button.micropython = sched
     try:

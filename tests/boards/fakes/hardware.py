@@ -1,6 +1,7 @@
 # The world around a board's step engine, for the boot tests and `make demo`: the fake RP2040
 # state machine, ESP32 RMT channel or pyboard timer finishes each burst after its real duration,
-# as the hardware would. Not a fake of a MicroPython module: a test helper on top of them.
+# as the hardware would; FakeScheduler stands in for micropython.schedule. Not fakes of
+# MicroPython modules: test helpers on top of them.
 
 
 class StepHardware:
@@ -28,3 +29,21 @@ class StepHardware:
                 self.started_at = -1
         elif hasattr(s, "_tim"):  # pyboard: the timer's periods
             s._tim.advance(self.steps_per_ms)
+
+
+class FakeScheduler:
+    """Stands in for micropython.schedule: a queue of 4 that raises RuntimeError when full."""
+
+    def __init__(self, size=4):
+        self.queue = []
+        self.size = size
+
+    def schedule(self, fn, arg):
+        if len(self.queue) >= self.size:
+            raise RuntimeError("schedule queue full")
+        self.queue.append((fn, arg))
+
+    def run(self):
+        while self.queue:
+            fn, arg = self.queue.pop(0)
+            fn(arg)
