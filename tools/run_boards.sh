@@ -10,15 +10,6 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
 
-mp=${MICROPYTHON:-$root/.venv/bin/micropython}
-heap=${MP_HEAPSIZE:-2M}
-timeout_s=${MP_TIMEOUT:-300}
-
-if [[ ! -x $mp ]]; then
-    echo "run_boards: MicroPython interpreter not found at $mp (run 'make .venv')" >&2
-    exit 2
-fi
-
 args=()
 modules=0
 for a in "$@"; do
@@ -34,11 +25,4 @@ fi
 # The fake machine.py first: a .py earlier on the path replaces the port's extensible built-in
 # machine module. tests/core/mprunner.py then puts tests/core and the repo root ahead of these
 # (neither has a machine.py) and imports the named modules from tests/boards.
-export MICROPYPATH="$root/tests/boards/fakes:$root/tests/boards:$root/tests/core:$root:.frozen"
-
-rc=0
-timeout --kill-after=10 "$timeout_s" "$mp" -X "heapsize=$heap" tests/core/mprunner.py "${args[@]}" || rc=$?
-if [[ $rc -eq 124 || $rc -eq 137 ]]; then
-    echo "run_boards: MicroPython run timed out after ${timeout_s}s (hang?)" >&2
-fi
-exit $rc
+MP_EXTRA_PATH="$root/tests/boards/fakes:$root/tests/boards" exec tools/run_unix.sh "${args[@]}"

@@ -8,6 +8,7 @@
 #   MP_HEAPSIZE     GC heap for -X heapsize (default 2M; the unix port's own default is 2M too)
 #   MP_EMIT         optional default code emitter for -X emit (bytecode|native|viper)
 #   MP_TIMEOUT      seconds before the run is killed as hung (default 300)
+#   MP_EXTRA_PATH   folders put before the default MICROPYPATH (tools/run_boards.sh: the fakes)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -30,7 +31,7 @@ fi
 # MICROPYPATH replaces the port's default library path; the runner also puts tests/core
 # and the repo root first on sys.path itself. The repo-root micropython.py (a CPython shim)
 # cannot shadow the built-in `micropython` module: it is not an extensible built-in.
-export MICROPYPATH="$root/tests/core:$root:.frozen"
+export MICROPYPATH="${MP_EXTRA_PATH:+$MP_EXTRA_PATH:}$root/tests/core:$root:.frozen"
 
 echo "micropython: $("$mp" -c 'import sys; print(sys.implementation._machine if hasattr(sys.implementation, "_machine") else "", sys.version)') heapsize=$heap${MP_EMIT:+ emit=$MP_EMIT}"
 rc=0
