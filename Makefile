@@ -126,7 +126,8 @@ bench: $(VENV_STAMP)
 	$(PY) -m sim.bench
 
 soak: $(VENV_STAMP)
-	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -s -p no:cacheprovider tests/host/test_stateful.py tests/host/test_properties.py
+	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -s -p no:cacheprovider tests/host/test_stateful.py tests/host/test_properties.py \
+	    tests/host/test_limit_edge.py tests/host/test_referee_bounded.py
 
 mutants: $(VENV_STAMP)
 	rm -rf mutants

@@ -37,6 +37,8 @@ EV_ERI = const(28)  # a=cause (BATTERY_CAUSES)
 EV_EOS = const(29)  # a=cause: delivery stopped for good
 EV_PROJECTION = const(30)  # the dates in the status were recalculated
 EV_CRITICAL_FAULT = const(31)  # a=what failed (FAULT_NAMES)
+EV_LIMIT_HELD = const(32)  # a=ng to withhold: a released block let through more than the limit's margin covers
+EV_LIMIT_HOLD_ENDED = const(33)  # a=ng withheld (written off) while held
 
 EVENT_NAMES = (
     "",
@@ -71,6 +73,8 @@ EVENT_NAMES = (
     "eos",
     "projection",
     "critical_fault",
+    "limit_held",
+    "limit_hold_ended",
 )
 
 # Bolus kinds

@@ -15,6 +15,8 @@ from firmware.alarms import (
     CONCENTRATION,
     EMPTY,
     EV_BOLUS,
+    EV_LIMIT_HELD,
+    EV_LIMIT_HOLD_ENDED,
     EV_LIMIT_TRUNCATED,
     EV_PRIME,
     EV_PRIME_DONE,
@@ -38,7 +40,7 @@ from firmware.alarms import (
     Alarms,
 )
 from firmware.boluses import Boluses, since_ms
-from firmware.limits import LATE_WAKE_MS, WINDOW_MS, stroke_margin_ng, transition_max_ng
+from firmware.limits import LATE_WAKE_MS, WINDOW_MS, transition_max_ng, volume_mass_ng
 from firmware.path import Path
 from firmware.prescription import bolus_too_fast, check_bolus_args
 from firmware.reservoir import Reservoir
@@ -67,6 +69,7 @@ HOLD_STALL = const(4)  # a stroke did not complete (until a retry completes one)
 HOLD_OCCLUSION = const(8)  # the load crossed the occlusion threshold (until the block releases)
 HOLD_EOS = const(16)  # end of service: for good
 HOLD_RUNAWAY = const(32)  # the motor moved uncommanded: power cut, for good
+HOLD_LIMIT = const(64)  # a released block let through more than the margin covers: until that much is withheld
 
 
 class Totals:
@@ -148,6 +151,9 @@ class Controller:
         self._gone_conc = 0  # the strongest drug that left the tip within a window ...
         self._gone_day = -2  # ... and when a drug last left it
         self._gone_ms = 0
+        self._withhold = [0, 0]  # mass still to withhold under HOLD_LIMIT: ng and 1/MS_PER_DAY of one
+        self._withholding = 0  # ng this limit hold withholds in all
+        self.withheld = Totals()  # ng withheld for the limit (HOLD_LIMIT), over the pump's life
         self._seen = motor.strokes()
         self._tick = clock.ticks_ms()
         self._deadline = self._tick
@@ -233,6 +239,8 @@ class Controller:
                 self.missed.add(self._qr[0])
                 if not self.held:
                     self._lost_ng += self._qr[0]
+                elif self.held & HOLD_LIMIT:
+                    sub_mass(self._withhold, self._qr[0], self._qr[1])
 
     def _end_of_train(self):
         # Every stroke of the train is due by its end. The last may still be completing as the
@@ -281,8 +289,31 @@ class Controller:
             self.boluses.at(self._emit)
             self._periodic()
         self._set_rate()
+        self._schedule()
+
+    def _schedule(self):
+        """ms to the next change point: the schedule's, a bolus's, or the end of a limit hold."""
         self._to_change = self.boluses.next_change_ms(
             next_change_ms(self.rx, self.rx_periodic.periodic, self.weekday(), self.ms))
+        if self.held & HOLD_LIMIT:
+            self._limit_hold()
+
+    def _limit_hold(self):
+        """Ends the limit hold once its mass is written off; else wakes when it will be."""
+        w = self._withhold
+        if w[0] < 0 or not w[0] and not w[1]:
+            self.held &= ~HOLD_LIMIT
+            w[0] = 0
+            w[1] = 0
+            self._emit(EV_LIMIT_HOLD_ENDED, self._withholding, 0, 0)
+            return
+        if not self.rate:
+            return
+        muldivmod(self.rate, self._to_change, MS_PER_DAY, self._qr)
+        if self._qr[0] > w[0]:  # written off within this span: ceil((w_ng * MS_PER_DAY + w_sub) / rate) ms
+            muldivmod(w[0], MS_PER_DAY, self.rate, self._qr)
+            t = self._qr[1] + w[1]
+            self._to_change = self._qr[0] + t // self.rate + (1 if t % self.rate else 0)
 
     def _periodic(self):
         periodic = self.rx_periodic.periodic
@@ -439,8 +470,9 @@ class Controller:
         return c
 
     def margin_ng(self):
-        """One stroke of the strongest drug that can be in a limit window from now on."""
-        return stroke_margin_ng(self.pump.stroke_nl, self._strongest(self.conc))
+        """The margin's volume (pump.margin_nl) of the strongest drug that can be in a limit window
+        from now on."""
+        return volume_mass_ng(self.pump.margin_nl, self._strongest(self.conc))
 
     def basal_cap_ng(self):
         """Largest basal mass in any limit window from now on (docs/delivery.md)."""
@@ -574,7 +606,7 @@ class Controller:
             return CONCENTRATION
         if self._rate_room(rx, concentration) < 0:
             return CONCENTRATION
-        margin = stroke_margin_ng(self.pump.stroke_nl, self._strongest(concentration))
+        margin = volume_mass_ng(self.pump.margin_nl, self._strongest(concentration))
         if rx.max_daily_ng - margin - self.basal_cap_ng() - self.boluses.ledger_ng(self.day, self.ms) < 0:
             return LIMIT
         old = rx.concentration
@@ -602,8 +634,7 @@ class Controller:
         else:
             self._emit(EV_PROGRAM, 0, 0, 0)
             self._set_rate()
-            self._to_change = self.boluses.next_change_ms(
-                next_change_ms(rx, self.rx_periodic.periodic, self.weekday(), self.ms))
+            self._schedule()
         self._plan()
         return reason
 
@@ -681,8 +712,26 @@ class Controller:
         self._plan()
 
     def charge_limit(self, volume_nl):
-        """Counts volume_nl reaching the patient from now (drug held back by a block) against the
-        hard limit, at the strongest drug it can be; it never changes what is delivered."""
-        ng = stroke_margin_ng(volume_nl, self._strongest(self.conc))
-        self.boluses.charge(ng, self.day, self.ms)
+        """volume_nl held back by a block reached the patient now, at the strongest drug it can be.
+
+        The margin keeps room for one blocked line's store (pump.max_stored_nl and the stroke that
+        crossed the threshold), so a store within it changes no delivery. It is also counted
+        against boluses for a window from now. Beyond it, delivery is held, basal included, until
+        as much drug as the excess has been withheld (HOLD_LIMIT, event limit_held).
+        Returns the ng withheld for it (0 within the margin)."""
+        self._sync()
+        c = self._strongest(self.conc)
+        self.boluses.charge(volume_mass_ng(volume_nl, c), self.day, self.ms)
+        excess = volume_nl - self.pump.max_stored_nl - self.pump.stroke_nl
+        ng = 0
+        if excess > 0 and not self._priming:  # prime strokes push no drug out of the tip
+            ng = volume_mass_ng(excess, c)
+            add_mass(self._withhold, ng, 0)
+            self._withholding = ng + (self._withholding if self.held & HOLD_LIMIT else 0)
+            self.withheld.add(ng)
+            self._emit(EV_LIMIT_HELD, ng, 0, 0)
+            self._hold(HOLD_LIMIT, False)
+            self._set_rate()
+            self._schedule()
+        self._plan()
         return ng

@@ -12,9 +12,9 @@ LATE_WAKE_MS = const(1000)  # strokes may be this late; older arrears are writte
 WINDOW_MS = const(86_401_000)  # 24 h + LATE_WAKE_MS
 
 
-def stroke_margin_ng(stroke_nl, concentration):
-    """One stroke of drug at the concentration, rounded up to whole ng."""
-    return muldiv_ceil(stroke_nl, concentration, 1000)
+def volume_mass_ng(volume_nl, concentration):
+    """The drug in volume_nl at the concentration, rounded up to whole ng."""
+    return muldiv_ceil(volume_nl, concentration, 1000)
 
 
 class Programs:

@@ -26,6 +26,7 @@ from firmware.battery import EOS, ERI, BatteryParams, Gauge
 from firmware.controller import (
     HOLD_EMPTY,
     HOLD_EOS,
+    HOLD_LIMIT,
     HOLD_OCCLUSION,
     HOLD_STALL,
     HOLD_SUSPENDED,
@@ -58,8 +59,9 @@ STALLED = const(4)
 OCCLUDED = const(5)
 MOTOR_FAULT = const(6)
 END_OF_SERVICE = const(7)
+LIMIT_HELD = const(8)
 STATE_NAMES = ("delivering", "low_reservoir", "empty", "suspended", "stalled", "occluded", "motor_fault",
-               "end_of_service")
+               "end_of_service", "limit_held")
 
 _ARITY = (3, 3, 2, 2, 1, 1, 1, 1)  # tuple length of each command (hal/channel.py)
 
@@ -279,6 +281,8 @@ class PumpLoop:
             return EMPTY
         if held & HOLD_SUSPENDED:
             return SUSPENDED
+        if held & HOLD_LIMIT:
+            return LIMIT_HELD
         if self.alarms.active & ALARM_LOW_RESERVOIR:
             return LOW_RESERVOIR
         return DELIVERING

@@ -4,15 +4,20 @@
 # Stall: a commanded stroke did not complete. Delivery is held with that stroke still owed, and
 # retried after 15 s, 30 s, 1, 2 and 4 minutes, then every 4 minutes, with one retry exactly at
 # 15 minutes: a stall that clears by then recovers without an alarm (an MRI scan); one that does
-# not raises motor_stall (critical), cleared when a retry completes a stroke. What the
-# prescription asked for meanwhile is written off, never made up.
+# not raises motor_stall (critical). A retry is one commanded stroke, the one owed: it is made
+# only while nothing else holds delivery (a retry that falls due during a suspend, an empty
+# reservoir or an occlusion waits for its end, with no timer meanwhile). The stall ends only when
+# that stroke completes, at its millisecond: motor_stall_recovered and the alarm's clearing carry
+# it. What the prescription asked for meanwhile is written off, never made up.
 #
 # Occlusion: the motor latches an overload when a stroke's load reaches OCCLUSION_LOAD (the line
 # pressure rising against a blocked catheter). Delivery is held and occlusion (critical) raised;
 # the load at rest is polled every minute, and below RELEASE_LOAD the block has released. The
 # volume pushed against the block (strokes the motor reports completed above PRESSURE_LOAD)
-# then reaches the patient: it is counted against the hard limit from that instant, and nothing
-# is added to make up for the held time.
+# then reaches the patient at once: the hard limit's margin keeps room for one blocked line's
+# store (pump.max_stored_nl plus the stroke that crossed the threshold), it is counted against
+# boluses from that instant, and any excess is withheld from delivery (Controller.charge_limit).
+# Nothing is added to make up for the held time.
 #
 # Runaway: at the first uncommanded stroke the fault handler cuts the motor's power (in interrupt
 # context, before the next wake); the loop then counts the strokes against the limit, holds
@@ -41,11 +46,11 @@ OCCLUSION_LOAD = const(200)  # percent of the free-running load
 PRESSURE_LOAD = const(110)  # above it, a completed stroke went into a pressurised line
 RELEASE_LOAD = const(120)
 OCCLUSION_POLL_MS = const(60_000)
-_RETRY_CHECK_MS = const(1_000)
+_RETRY_CHECK_MS = const(100)  # a board's retried stroke is a burst in flight: look again this soon
 
 NONE = const(0)
 STALLED = const(1)  # held, waiting for the next retry
-RETRYING = const(2)  # released: the next completed stroke ends the stall, a failed one resumes it
+RETRYING = const(2)  # the owed stroke is commanded: its completion ends the stall, its failure resumes it
 
 
 class MotorWatch:
@@ -108,7 +113,8 @@ class MotorWatch:
             self._stalled(now)
         elif self.stall == RETRYING and self._n:
             self._recovered(now)
-        elif self.stall == STALLED and self._clock.ticks_diff(now, self._retry_tick) >= 0:
+        elif self.stall == STALLED and self._clock.ticks_diff(now, self._retry_tick) >= 0 \
+                and self._ctl.held == HOLD_STALL:
             self._retry(now)
         if self.occluded and self._clock.ticks_diff(now, self._poll_tick) >= 0:
             self._poll(now)
@@ -119,7 +125,8 @@ class MotorWatch:
             return -1
         t = -1
         if self.stall == STALLED:
-            t = _not_past(self._clock.ticks_diff(self._retry_tick, now))
+            if self._ctl.held == HOLD_STALL:  # another hold: the retry waits for its end, untimed
+                t = _not_past(self._clock.ticks_diff(self._retry_tick, now))
         elif self.stall == RETRYING:
             t = _RETRY_CHECK_MS
         if self.occluded:
@@ -157,10 +164,13 @@ class MotorWatch:
                 self._retry_tick = at
 
     def _retry(self, now):
+        # Releasing the hold plans a train whose first stroke, the owed one, is overdue: the motor
+        # starts it at once. The simulated motor completes it in this millisecond; a board's burst
+        # completes a few ms later, seen by the RETRYING check.
         self.stall = RETRYING
         self._ctl.release(HOLD_STALL)
         self._n = (self._motor.strokes() - self._seen) & COUNT_MASK
-        if self._n:  # the owed stroke completed at once
+        if self._n:
             self._seen = (self._seen + self._n) & COUNT_MASK
             self._recovered(now)
 
@@ -186,10 +196,10 @@ class MotorWatch:
             return
         self.occluded = False
         ctl = self._ctl
-        ctl.charge_limit(self.pressed_nl)
         self._emit(EV_OCCLUSION_RELEASED, self.pressed_nl, 0, 0)
-        self.pressed_nl = 0
         self._alarms.clear(ALARM_OCCLUSION, 0, 0)
+        ctl.charge_limit(self.pressed_nl)  # may hold delivery for the limit before this hold ends
+        self.pressed_nl = 0
         ctl.release(HOLD_OCCLUSION)
 
     # -- runaway ----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from firmware.units import (
     add_mass,
     max_rate_ng_per_day,
     muldiv,
+    muldiv_ceil,
     muldivmod,
     nl_from_ng,
 )
@@ -27,11 +28,20 @@ MAX_BOLUS_NG = const(200_000_000)  # more than a full 40 mL reservoir at 5000 mc
 MAX_PERIODIC = const(8)
 
 
+MAX_STORED_NL = const(50_000)  # the most a line may be specified to store below the occlusion threshold
+
+
 class PumpParams:
-    """Reservoir, stroke, thresholds, and the fluid path (internal tubing plus catheter)."""
+    """Reservoir, stroke, thresholds, and the fluid path (internal tubing plus catheter).
+
+    max_stored_nl: the most volume the pump and catheter hold against a blocked catheter while the
+    motor load stays below the occlusion threshold (firmware/mechanism.py OCCLUSION_LOAD). It all
+    reaches the patient at once when the block releases, so the hard limit keeps room for it.
+    """
 
     def __init__(self, capacity_nl=20 * NL_PER_ML, stroke_nl=250, low_nl=2 * NL_PER_ML, empty_nl=NL_PER_ML // 2,
-                 internal_path_nl=200_000, catheter_cm=50, nl_per_cm=2600, prime_nl_per_hour=NL_PER_ML):
+                 internal_path_nl=200_000, catheter_cm=50, nl_per_cm=2600, prime_nl_per_hour=NL_PER_ML,
+                 max_stored_nl=2000):
         if capacity_nl not in (20 * NL_PER_ML, 40 * NL_PER_ML):
             raise ValueError("pump.reservoir_ml: must be 20 or 40")
         if not 50 <= stroke_nl <= 5000:
@@ -50,6 +60,8 @@ class PumpParams:
             raise ValueError("catheter.ml_per_cm: must be 0.001..0.01")
         if not NL_PER_ML // 10 <= prime_nl_per_hour <= NL_PER_ML:
             raise ValueError("pump.prime_ml_per_hour: must be 0.1..1.0")
+        if not 0 <= max_stored_nl <= MAX_STORED_NL:
+            raise ValueError("catheter.max_stored_ul: must be 0..50")
         self.capacity_nl = capacity_nl
         self.stroke_nl = stroke_nl
         self.low_nl = low_nl
@@ -59,6 +71,11 @@ class PumpParams:
         self.nl_per_cm = nl_per_cm
         self.prime_nl_per_hour = prime_nl_per_hour
         self.path_nl = internal_path_nl + catheter_cm * nl_per_cm  # at most 2.5 mL
+        self.max_stored_nl = max_stored_nl
+        # The hard limit's margin, as volume of the strongest drug (docs/delivery.md, "The margin"):
+        # a stroke of rounding, the runaway's one stroke before its cut, and a blocked line's store
+        # (max_stored_nl below the threshold, plus the stroke that crosses it).
+        self.margin_nl = 3 * stroke_nl + max_stored_nl
 
 
 class Profile:
@@ -89,9 +106,12 @@ class Profile:
             if ng > max_rate_ng_per_day(concentration):
                 raise ValueError("%s[%d].mcg_per_day: %s exceeds 24 mL/day at %d mcg/mL"
                                  % (self.key, i, mcg_text(ng), concentration))
-            if ng and nl_from_ng(ng, concentration) < MIN_BASAL_NL_PER_DAY:
-                raise ValueError("%s[%d].mcg_per_day: %s is below 0.048 mL/day at %d mcg/mL"
-                                 % (self.key, i, mcg_text(ng), concentration))
+            if nl_from_ng(ng, concentration) < MIN_BASAL_NL_PER_DAY:
+                # 0 included: stopping intrathecal baclofen means withdrawal; a stop is a suspend.
+                raise ValueError("%s[%d].mcg_per_day: %s is below the least rate, 0.048 mL/day (%s/day at %d mcg/mL);"
+                                 " to stop delivery, suspend" % (self.key, i, mcg_text(ng),
+                                                                 mcg_text(min_basal_ng_per_day(concentration)),
+                                                                 concentration))
 
     def step_at(self, ms_of_day):
         starts = self.starts_ms
@@ -112,6 +132,11 @@ class Profile:
             if b > a:
                 muldivmod(self.rates_ng_per_day[i], b - a, MS_PER_DAY, qr)
                 add_mass(acc, qr[0], qr[1])
+
+
+def min_basal_ng_per_day(concentration):
+    """The least non-stop basal: 0.048 mL/day at the concentration, in whole ng/day rounded up."""
+    return muldiv_ceil(MIN_BASAL_NL_PER_DAY, concentration, 1000)
 
 
 def mcg_text(ng):
@@ -214,14 +239,16 @@ class Prescription:
 
     def check_pump(self, pump):
         """Checks that need the pump: the hard limit against basal, bolus sizes and rates."""
-        from firmware.limits import stroke_margin_ng
+        from firmware.limits import volume_mass_ng
 
         c = self.concentration
-        if self.worst_window_ng() + stroke_margin_ng(pump.stroke_nl, c) > self.max_daily_ng:
+        margin = volume_mass_ng(pump.margin_nl, c)
+        if self.worst_window_ng() + margin > self.max_daily_ng:
             raise ValueError(
-                "basal: %s in 24 h plus one %d nL stroke (%s) exceeds limits.max_daily_mcg %s"
-                % (mcg_text(self.worst_window_ng()), pump.stroke_nl, mcg_text(stroke_margin_ng(pump.stroke_nl, c)),
-                   mcg_text(self.max_daily_ng))
+                "basal: %s in 24 h plus the limit's margin %s (%d nL: 3 strokes of %d nL and a blocked line's "
+                "%d nL) exceeds limits.max_daily_mcg %s"
+                % (mcg_text(self.worst_window_ng()), mcg_text(margin), pump.margin_nl, pump.stroke_nl,
+                   pump.max_stored_nl, mcg_text(self.max_daily_ng))
             )
         for i in range(len(self.periodic)):
             self._check_bolus(self.periodic[i][1], "periodic_bolus[%d]" % i, pump)

@@ -48,6 +48,7 @@ _MARKS = {
     "limit_truncated": ("#ff7f0e", "limit truncated"),
     "program": ("#9467bd", "program"),
     "prime": ("#e377c2", "prime"),
+    "limit_held": ("#bcbd22", "limit held"),
 }
 
 
@@ -153,6 +154,8 @@ def _reservoir_and_delivery(result, ax1, ax2):
             marks.setdefault(e["kind"], []).append(e["t_s"] * 1000 / MS_PER_DAY)
     for kind, xs in marks.items():
         colour, label = _MARKS[kind]
+        if kind == "limit_held":
+            label += f" ({result.withheld_ng / 1000:g} mcg withheld)"
         for ax in (ax1, ax2):
             ax.vlines(xs, 0, 1, transform=ax.get_xaxis_transform(), color=colour, lw=1, alpha=0.8, label=label)
 

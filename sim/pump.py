@@ -10,10 +10,25 @@ COUNT_MASK, and a train's strokes numbered from train.base, so strokes already f
 
 import numpy as np
 
+from firmware.mechanism import OCCLUSION_LOAD
 from hal.interfaces import LOAD_NORMAL, MOTOR_OVERLOAD, MOTOR_STALL, MOTOR_UNCOMMANDED
 from hal.train import COUNT_MASK
 
 TOP_SPEED_MS = 200  # a runaway motor's stroke period (the mechanism's fastest)
+
+
+def line_load(strokes, stroke_nl, compliance_nl):
+    """Load (percent of free running) after `strokes` pushed against a block: +LOAD_NORMAL per compliance_nl."""
+    return LOAD_NORMAL + strokes * stroke_nl * LOAD_NORMAL // compliance_nl
+
+
+def stored_below_threshold_nl(compliance_nl, stroke_nl):
+    """The most a blocked line of this compliance stores while the load stays below the firmware's
+    occlusion threshold (the stroke that reaches it is not counted)."""
+    j = 0
+    while line_load(j + 1, stroke_nl, compliance_nl) < OCCLUSION_LOAD:
+        j += 1
+    return j * stroke_nl
 
 
 class SimPump:
@@ -63,7 +78,7 @@ class SimPump:
     def _load(self, strokes):
         if not self.blocked:
             return LOAD_NORMAL
-        return LOAD_NORMAL + strokes * self.stroke_nl * LOAD_NORMAL // self.compliance_nl
+        return line_load(strokes, self.stroke_nl, self.compliance_nl)
 
     def set_load_limit(self, percent):
         self._load_limit = percent

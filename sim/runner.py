@@ -39,6 +39,7 @@ class Result:
     muted_tones: int = 0  # tones the firmware asked for that the exhausted cell could not sound
     cell_dead_ms: int | None = None  # the first of them
     releases: list = field(default_factory=list)  # (t_ms, nL) a released block let through at once
+    withheld_ng: int = 0  # what the firmware withheld for the limit after releases (limit_held)
     projections: list = field(default_factory=list)
     battery: dict = field(default_factory=dict)
     pump: object = None  # the simulated motor, ground truth of every stroke
@@ -349,6 +350,13 @@ class Run:
         elif code == A.EV_OCCLUSION_RELEASED:
             ev.update(counted_nl=a)
             self._hold_end(t_ms, "occlusion")
+        elif code == A.EV_LIMIT_HELD:
+            ev.update(withhold_mcg=a / 1000)
+            r.withheld_ng += a
+            self._hold_start(t_ms, "limit", False)
+        elif code == A.EV_LIMIT_HOLD_ENDED:
+            ev.update(withheld_mcg=a / 1000)
+            self._hold_end(t_ms, "limit")
         elif code == A.EV_RUNAWAY:
             ev.update(strokes_counted=a)  # since the last wake, commanded or not: the excess is the referee's
             self._hold_start(t_ms, "runaway", False)

@@ -12,8 +12,9 @@ from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 
-from firmware.prescription import Bolus, Prescription, Profile, PumpParams
+from firmware.prescription import MAX_STORED_NL, Bolus, Prescription, Profile, PumpParams
 from firmware.units import MS_PER_DAY, NL_PER_ML
+from sim.pump import stored_below_threshold_nl
 
 DEFAULT_START = "2026-01-01T00:00"
 MAX_DAYS = 20_000
@@ -283,7 +284,7 @@ def parse(text, source, days_override=None, name_default="scenario"):
     if capacity_ml not in (20, 40):
         pump_r.fail("reservoir_ml", f"{capacity_ml} is not allowed (20 or 40)")
     cath_r = top.sub("catheter") or _Reader(source, {}, "catheter")
-    cath_r.only("length_cm", "ml_per_cm", "compliance_ul")
+    cath_r.only("length_cm", "ml_per_cm", "compliance_ul", "max_stored_ul")
     pump = _firmware(
         pump_r,
         "pump",
@@ -296,6 +297,7 @@ def parse(text, source, days_override=None, name_default="scenario"):
             cath_r.integer("length_cm", 5, 150, default=50),
             cath_r.micro("ml_per_cm", 0.001, 0.01, default=0.0026, unit=" mL/cm"),
             pump_r.micro("prime_ml_per_hour", 0.1, 1.0, default=1.0, unit=" mL/h"),
+            cath_r.micro("max_stored_ul", 0, MAX_STORED_NL / 1000, default=2.0, unit=" uL") // 1000,
         ),
     )
     volume_nl = pump_r.micro("volume_ml", 0, capacity_ml, default=capacity_ml, unit=" mL")
@@ -318,6 +320,11 @@ def parse(text, source, days_override=None, name_default="scenario"):
 
     scenario = Scenario(name, days, start, pump, volume_nl, rx, source=source)
     scenario.compliance_nl = cath_r.micro("compliance_ul", 0.5, 50, default=2.0, unit=" uL") // 1000
+    stored_nl = stored_below_threshold_nl(scenario.compliance_nl, pump.stroke_nl)
+    if stored_nl > pump.max_stored_nl:
+        cath_r.fail("compliance_ul", f"a {scenario.compliance_nl / 1000:g} uL line stores {stored_nl / 1000:g} uL of "
+                    f"{pump.stroke_nl} nL strokes below the occlusion threshold, more than catheter.max_stored_ul "
+                    f"{pump.max_stored_nl / 1000:g} uL (the most the firmware's limit margin covers)")
     alarms_r = top.sub("alarms") or _Reader(source, {}, "alarms")
     alarms_r.only("critical_repeat_minutes")
     scenario.critical_repeat_minutes = alarms_r.integer("critical_repeat_minutes", 1, 60, default=10)
@@ -379,10 +386,12 @@ def _faults(top, scenario):
             fault.minutes = f.integer("minutes", 1, 30 * 1440)
         faults.append(fault)
     faults.sort(key=lambda x: (x.t_ms, x.index))
-    for a, b in zip(faults, faults[1:]):
-        if a.minutes and b.minutes and b.t_ms < a.end_ms:
-            top.fail(f"fault[{b.index}]", f"overlaps fault[{a.index}] ({a.kind} until {a.end_ms / 60_000:g} min); "
-                     "mechanism faults must not overlap")
+    timed = [f for f in faults if f.minutes]  # every pair, whatever lies between them
+    for i, b in enumerate(timed):
+        for a in timed[:i]:
+            if b.t_ms < a.end_ms:
+                top.fail(f"fault[{b.index}]", f"overlaps fault[{a.index}] ({a.kind} until {a.end_ms / 60_000:g} min); "
+                         "mechanism faults must not overlap")
     return faults
 
 

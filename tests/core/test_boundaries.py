@@ -11,6 +11,9 @@ from firmware.prescription import Bolus, Prescription, Profile, PumpParams
 DAY = 86_400_000
 HOUR = 3_600_000
 MIN = 60_000
+# The limit's margin (docs/delivery.md) for the default pump at 2000 mcg/mL: a stroke of rounding,
+# a runaway's stroke, a blocked line's 2000 nL and the stroke that crosses the threshold.
+MARGIN_NG = (250 + 250 + 2000 + 250) * 2000 // 1000
 
 
 def _ctl(rates=(600_000,), starts=(0,), ptm=None, limit=2_000_000, periodic=()):
@@ -56,7 +59,7 @@ def test_ptm_count_forgets_a_grant_exactly_24_h_later():
 def test_a_bolus_exactly_the_room_left_is_granted_whole_and_one_ng_more_is_truncated():
     ctl, clock, events = _ctl(limit=700_000)
     room = ctl.headroom_ng()
-    assert room == 700_000 - 500 - 600_007
+    assert room == 700_000 - MARGIN_NG - 600_007
     assert ctl.request_bolus(room, 10) == A.OK
     assert (A.EV_BOLUS, A.CLINICIAN, A.OK, room) in events.log
     assert A.EV_LIMIT_TRUNCATED not in events.codes()
@@ -67,10 +70,10 @@ def test_a_bolus_exactly_the_room_left_is_granted_whole_and_one_ng_more_is_trunc
 
 def test_truncation_to_exactly_one_stroke_is_granted_and_less_is_denied():
     # One 250 nL stroke at 2000 mcg/mL is 500 ng.
-    ctl, clock, events = _ctl(limit=600_007 + 500 + 500)
+    ctl, clock, events = _ctl(limit=600_007 + MARGIN_NG + 500)
     assert ctl.headroom_ng() == 500 and ctl.request_bolus(5_000, 10) == A.OK
     assert (A.EV_LIMIT_TRUNCATED, A.CLINICIAN, 5_000, 500) in events.log
-    ctl, clock, events = _ctl(limit=600_007 + 500 + 499)
+    ctl, clock, events = _ctl(limit=600_007 + MARGIN_NG + 499)
     assert ctl.request_bolus(5_000, 10) == A.LIMIT
 
 
@@ -86,17 +89,21 @@ def test_a_granted_bolus_counts_until_exactly_one_window_after_its_end():
 
 
 def test_the_transition_bound_holds_for_exactly_one_window_after_a_program():
-    # Old: 0 until noon, 1000 mcg/day after; new: 1000 until noon, 0 after. Windows spanning the
-    # change at midnight hold 1000 mcg (500 + 500) until one window after it.
-    old = (0, 1_000_000)
-    ctl, clock, _ = _ctl(rates=old, starts=(0, 12 * HOUR), limit=1_100_000)
-    new = Prescription(2000, [Profile([0, 12 * HOUR], [1_000_000, 0], "n")] * 7, (), None, 1_100_000)
+    # Old: the least rate (96 mcg/day at 2000 mcg/mL) until noon, 1000 mcg/day after; new: 1000
+    # until noon, the least after. Windows spanning the change at midnight and ending at noon to
+    # noon + 1 s hold 500 + 500 mcg and 1 s of the least rate (1.11 ng): 1 000 002 ng rounded up,
+    # until one window after the change.
+    least = 96_000
+    ctl, clock, _ = _ctl(rates=(least, 1_000_000), starts=(0, 12 * HOUR), limit=1_100_000)
+    new = Prescription(2000, [Profile([0, 12 * HOUR], [1_000_000, least], "n")] * 7, (), None, 1_100_000)
     _at(ctl, clock, DAY)
     own = new.worst_window_ng()
+    spanning = 1_000_000 + -(-least * 1000 // DAY)
+    assert spanning == 1_000_002
     assert ctl.program(new) == A.OK
-    assert ctl.basal_cap_ng() == 1_000_000 > own
+    assert ctl.basal_cap_ng() == spanning > own
     _at(ctl, clock, DAY + WINDOW_MS - 1)
-    assert ctl.basal_cap_ng() == 1_000_000
+    assert ctl.basal_cap_ng() == spanning
     _at(ctl, clock, DAY + WINDOW_MS)
     assert ctl.basal_cap_ng() == own
 

@@ -117,15 +117,16 @@ def test_ptm_lockout_and_daily_maximum():
 
 def test_bolus_over_the_hard_limit_is_truncated_then_denied():
     # Basal 600 mcg/day, limit 700. The firmware counts the basal over a window 1 s longer than a
-    # day (600.006944 mcg, rounded up to 600.007) and keeps one 0.5 mcg stroke as margin.
+    # day (600.006944 mcg, rounded up to 600.007) and keeps a margin of 3 strokes and a blocked
+    # line's 2 uL (2.75 uL at 2000 mcg/mL: 5.5 mcg).
     ctl, clock, _, events = _make(_rx([(0, 600)], limit_mcg=700))
     results = []
     _run(ctl, clock, DAY, [(HOUR, lambda: results.append(ctl.request_bolus(80_000, 10))),
                            (2 * HOUR, lambda: results.append(ctl.request_bolus(80_000, 10))),
                            (3 * HOUR, lambda: results.append(ctl.request_bolus(80_000, 10)))])
     assert results == [A.OK, A.OK, A.LIMIT]
-    room = 700_000 - 500 - (600_000 * 86_401_000 + 86_400_000 - 1) // 86_400_000 - 80_000
-    assert room == 19_493
+    room = 700_000 - 5_500 - (600_000 * 86_401_000 + 86_400_000 - 1) // 86_400_000 - 80_000
+    assert room == 14_493
     assert (A.EV_LIMIT_TRUNCATED, A.CLINICIAN, 80_000, room) in events.log
     assert (A.EV_BOLUS, A.CLINICIAN, A.LIMIT, 0) in events.log
 
@@ -330,22 +331,22 @@ def test_a_motor_that_falls_behind_is_never_caught_up_in_a_burst():
 
 
 def test_a_program_that_would_double_a_window_across_the_change_is_rejected():
-    # Defect 1.1: 0 mcg/day until noon and 1200 after, limit 700; at midnight a program of 1200
-    # until noon and 0 after. Each program alone holds 600 mcg a day, but the window from
-    # yesterday noon to today noon would hold 1200.
-    old = _rx([(0, 0), (12, 1200)], limit_mcg=700)
+    # Defect 1.1: the least rate (96 mcg/day at 2000 mcg/mL) until noon and 1200 after, limit 750;
+    # at midnight a program of 1200 until noon and the least after. Each program alone holds 648
+    # mcg a day, but the window from yesterday noon to today noon would hold 1200.
+    old = _rx([(0, 96), (12, 1200)], limit_mcg=750)
     ctl, clock, motor, events = _make(old)
-    new = _rx([(0, 1200), (12, 0)], limit_mcg=700)
+    new = _rx([(0, 1200), (12, 96)], limit_mcg=750)
     results = []
     _run(ctl, clock, 3 * DAY, [(DAY, lambda: results.append(ctl.program(new)))])
     assert results == [A.LIMIT]
     assert (A.EV_PROGRAM_REJECTED, A.LIMIT, 0, 0) in events.log
-    # Nothing changed: the old program runs on, 600 mcg a day (1200 strokes of 0.5 mcg).
-    assert len(motor.times) == 3 * 1200
-    # The same program a day of zero basal later fits: the old noon-to-midnight dose has left
+    # Nothing changed: the old program runs on, 648 mcg a day (1296 strokes of 0.5 mcg).
+    assert len(motor.times) == 3 * 1296
+    # The same program a day of the least basal later fits: the old noon-to-midnight dose has left
     # every window that the new one reaches.
     ctl, clock, motor, events = _make(old)
-    quiet = _rx([(0, 0)], limit_mcg=700)
+    quiet = _rx([(0, 96)], limit_mcg=750)
     _run(ctl, clock, 3 * DAY, [(12 * HOUR, lambda: results.append(ctl.program(quiet))),
                                (2 * DAY, lambda: results.append(ctl.program(new)))])
     assert results[1:] == [A.OK, A.OK]

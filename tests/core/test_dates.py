@@ -159,13 +159,15 @@ def test_minutes_until_nothing_left_to_go_is_now():
     assert minutes_until(-250, rx, 2000, 0, 5 * HOUR, True, qr) == 0
 
 
-def test_minutes_until_never_without_consumption():
-    rx = _rx(_uniform(0), ptm=(Bolus(20_000, 10, "ptm"), 60, 4))
+def test_minutes_until_at_the_least_rate_with_and_without_every_patient_bolus():
+    # The least basal, 0.048 mL/day (96 mcg at 2000 mcg/mL): 1 mL lasts 20 days and 20 hours.
+    rx = _rx(_uniform(96_000), ptm=(Bolus(20_000, 10, "ptm"), 60, 4))
     qr = [0, 0]
-    assert minutes_until(1_000_000, rx, 2000, 3, 0, False, qr) == -1
-    # with every patient bolus allowed used, it does go: 80 mcg a day, 40 uL
-    assert minutes_until(1_000_000, rx, 2000, 3, 0, True, qr) == 25 * 1440
-    assert oracle_minutes(1_000_000, rx, 2000, 3, 0, True) == 25 * 1440
+    assert minutes_until(1_000_000, rx, 2000, 3, 0, False, qr) == 20 * 1440 + 1200
+    assert oracle_minutes(1_000_000, rx, 2000, 3, 0, False) == 20 * 1440 + 1200
+    # with every patient bolus allowed used, 80 mcg a day more: 88 uL a day, 11 days and 523.6 min
+    assert minutes_until(1_000_000, rx, 2000, 3, 0, True, qr) == 11 * 1440 + 523
+    assert oracle_minutes(1_000_000, rx, 2000, 3, 0, True) == 11 * 1440 + 523
 
 
 def test_minutes_until_within_today_and_over_days():
@@ -185,7 +187,7 @@ def test_minutes_until_through_the_weekly_schedule_against_the_oracle():
     rxs = (
         _rx(_weekly(), ptm=(Bolus(15_000, 15, "ptm"), 30, 6), max_daily_ng=2_000_000),
         _rx(_weekly(), periodic=((3 * HOUR, Bolus(40_000, 60, "p")),), max_daily_ng=2_000_000),
-        _rx([Profile([0], [0], "basal.steps")] * 5 + _uniform(900_000)[:2], max_daily_ng=1_000_000),
+        _rx([Profile([0], [96_000], "basal.steps")] * 5 + _uniform(900_000)[:2], max_daily_ng=1_000_000),
     )
     qr = [0, 0]
     n = 0

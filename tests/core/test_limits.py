@@ -2,7 +2,7 @@
 
 from support import heap_meter, heap_meter_done
 
-from firmware.limits import WINDOW_MS, stroke_margin_ng, transition_max_ng, worst_window_ng
+from firmware.limits import WINDOW_MS, transition_max_ng, volume_mass_ng, worst_window_ng
 from firmware.path import Path
 from firmware.prescription import Profile
 from firmware.units import MS_PER_DAY
@@ -79,8 +79,8 @@ def test_transition_counts_the_old_program_before_the_change():
 
 
 def test_stroke_margin_rounds_up():
-    assert stroke_margin_ng(250, 2000) == 500
-    assert stroke_margin_ng(333, 7) == 3  # 2.331 ng
+    assert volume_mass_ng(250, 2000) == 500
+    assert volume_mass_ng(333, 7) == 3  # 2.331 ng
 
 
 def test_path_is_plug_flow_first_in_first_out():

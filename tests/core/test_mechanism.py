@@ -11,6 +11,8 @@ from firmware.alarms import (
     CLASS_NAMES,
     EV_ALARM,
     EV_COMMAND_REJECTED,
+    EV_LIMIT_HELD,
+    EV_LIMIT_HOLD_ENDED,
     EV_OCCLUSION,
     EV_OCCLUSION_RELEASED,
     EV_RUNAWAY,
@@ -21,7 +23,7 @@ from firmware.alarms import (
     REASON_NAMES,
 )
 from firmware.loop import STATE_NAMES
-from hal.channel import CMD_BOLUS, CMD_REFILL, CMD_RESUME, CMD_SILENCE
+from hal.channel import CMD_BOLUS, CMD_REFILL, CMD_RESUME, CMD_SILENCE, CMD_SUSPEND
 
 S = 1000
 MIN = 60 * S
@@ -232,3 +234,97 @@ def test_runaway_cuts_motor_power_at_the_first_uncommanded_stroke_and_holds_for_
     assert rig.ann.tones == [(t, crit, runaway_id) for t in range(t_run, 2 * DAY, 10 * MIN)]
     assert all(e[1] == runaway_id for e in rig.events.of(EV_TONE))
 
+
+
+def test_a_retry_due_while_another_hold_stands_waits_for_its_end_with_no_wakes_meanwhile():
+    # Stroke 50 stalls at 1 h; the clinician suspends 5 s later, before the first retry (15 s).
+    # The rotor is free from 1 h 1 min, but a retry is one commanded stroke and none can be
+    # commanded while suspended: the retries wait, untimed, and the loop wakes only for the
+    # hourly suspended tone. At the resume the owed stroke is retried at once and completes in
+    # that ms: the stall ends there, with nothing else made up.
+    rig = standard_rig()
+    t_stall = HOUR
+    t_suspend = t_stall + 5 * S
+    t_resume = t_stall + 2 * HOUR + 7 * S
+    wakes = []
+    rig.at(t_stall, lambda: setattr(rig.motor, "stalled", True))
+    rig.at(t_stall + MIN, lambda: setattr(rig.motor, "stalled", False))
+    rig.send(t_suspend, (CMD_SUSPEND,))
+    rig.at(t_suspend + 1, lambda: wakes.append(rig.loop.wakes))
+    rig.at(t_resume - 1, lambda: wakes.append(rig.loop.wakes))
+    rig.send(t_resume, (CMD_RESUME,))
+    rig.run_until(4 * HOUR)
+    # Between the suspend and the resume the loop wakes only for the suspended alarm's hourly tone,
+    # 1 h and 2 h after the suspend (the stall alarm waits for a retry at 15 minutes that never came).
+    assert wakes[1] - wakes[0] == 2, wakes
+    assert rig.motor.failed_ms == [t_stall]
+    assert rig.motor.times == _grid(0, t_stall - 1) + [t_resume] + _grid(t_resume, 4 * HOUR)
+    recovered = rig.events.of(EV_STALL_RECOVERED)
+    assert [(e[0], e[1]) for e in recovered] == [(t_resume, (t_resume - t_stall) // S)]
+    assert rig.events.of(EV_ALARM) == [(t_suspend, _alarm("suspended"), 1, 0), (t_resume, _alarm("suspended"), 0, 0)]
+
+
+def test_no_retry_timer_while_stalled_and_suspended():
+    # A stall that lasts through a whole suspended day: no retry is attempted and nothing polls.
+    rig = standard_rig()
+    rig.at(HOUR, lambda: setattr(rig.motor, "stalled", True))
+    rig.send(HOUR + S, (CMD_SUSPEND,))
+    rig.run_until(DAY + HOUR)
+    assert rig.motor.failed_ms == [HOUR]
+    # Trains need few wakes before the stall; after it one per hourly tone (24), per 6-hourly
+    # battery check (4), the stall and the command: 27 in all. A retry poll of 1 s would be 82 800.
+    assert rig.loop.wakes <= 40, rig.loop.wakes
+    assert rig.loop.watch.ms_to_next(rig.clock.tick) == -1
+
+
+def test_a_release_beyond_the_margin_holds_delivery_until_the_excess_is_withheld():
+    # A line more compliant than PumpParams.max_stored_nl (2 uL) says: each stroke raises the load
+    # by 5 %, so the 20th reaches the occlusion load (200 %) and the 3rd to 20th (115 .. 200 %)
+    # went into the line above the pressure load (110 %): 18 strokes, 4.5 uL. The margin covers a
+    # store of 2 uL plus the stroke that crosses the threshold (2.25 uL); the other 2.25 uL (4.5
+    # mcg at 2000 mcg/mL) reach the patient beyond it, so delivery, basal included, is held from
+    # the release until 4.5 mcg of the prescription has been withheld: 4500 ng at 600 mcg/day is
+    # 648 s. Then the grid restarts from nothing.
+    rig = standard_rig()
+    rig.motor.load_step = 5
+    t_block = HOUR + 1
+    t_occl = HOUR + 20 * STROKE_MS
+    t_seen = t_occl + 6 * MIN
+    excess_ng = (18 * STROKE_NL - 2000 - STROKE_NL) * CONCENTRATION // 1000
+    assert excess_ng == 4500
+    t_end = t_seen + excess_ng * DAY // BASAL_NG_PER_DAY
+    assert t_end == t_seen + 648 * S
+    states = []
+
+    def release():
+        rig.motor.blocked = False
+        rig.motor.line_load = 100
+
+    rig.at(t_block, lambda: setattr(rig.motor, "blocked", True))
+    rig.at(t_occl + 5 * MIN + 30 * S, release)
+    rig.at(t_seen + S, lambda: states.append(rig.loop.state()))
+    rig.at(t_end - 1, lambda: states.append(rig.loop.state()))
+    rig.at(t_end + 1, lambda: states.append(rig.loop.state()))
+    rig.run_until(3 * HOUR)
+    assert rig.events.of(EV_OCCLUSION_RELEASED) == [(t_seen, 18 * STROKE_NL, 0, 0)]
+    assert rig.events.of(EV_LIMIT_HELD) == [(t_seen, excess_ng, 0, 0)]
+    assert rig.events.of(EV_LIMIT_HOLD_ENDED) == [(t_end, excess_ng, 0, 0)]
+    assert states == [_state("limit_held"), _state("limit_held"), _state("delivering")]
+    assert rig.motor.times == _grid(0, t_occl) + _grid(t_end, 3 * HOUR)
+    assert rig.loop.ctl.withheld.total() == excess_ng
+
+
+def test_a_release_within_the_margin_changes_no_delivery():
+    # 25 % a stroke: detected at the 4th; 4 strokes (1 uL) are within the margin's 2.25 uL.
+    rig = standard_rig()
+    rig.at(HOUR + 1, lambda: setattr(rig.motor, "blocked", True))
+    t_occl = HOUR + 4 * STROKE_MS
+
+    def release():
+        rig.motor.blocked = False
+        rig.motor.line_load = 100
+
+    rig.at(t_occl + 90 * S, release)
+    rig.run_until(3 * HOUR)
+    assert rig.events.of(EV_LIMIT_HELD) == [] and rig.loop.ctl.withheld.total() == 0
+    assert rig.motor.times == _grid(0, t_occl) + _grid(t_occl + 2 * MIN, 3 * HOUR)

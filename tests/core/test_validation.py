@@ -69,8 +69,11 @@ def test_step_rates_against_the_drug():
     top = Profile([0], [48_000_000], "b")
     top.check(2000)
     _rejects(lambda: Profile([0], [48_000_001], "b").check(2000), "exceeds 24 mL/day")
-    Profile([0, 5], [96_000, 0], "b").check(2000)
-    _rejects(lambda: Profile([0], [95_999], "b").check(2000), "below 0.048 mL/day")
+    Profile([0, 5], [96_000, 96_000], "b").check(2000)
+    _rejects(lambda: Profile([0], [95_999], "b").check(2000), "below the least rate, 0.048 mL/day (96 mcg/day")
+    # 0 is no rate: stopping intrathecal baclofen is withdrawal; a stop is a suspend.
+    _rejects(lambda: Profile([0, 5], [96_000, 0], "b").check(2000), "b[1].mcg_per_day: 0 mcg is below the least rate")
+    _rejects(lambda: Profile([0], [1], "b").check(10), "0.48 mcg/day at 10 mcg/mL); to stop delivery, suspend")
 
 
 def test_boluses_at_their_bounds():
@@ -123,9 +126,18 @@ def test_prescription_against_the_pump():
     _rx(ptm=(Bolus(47_400_000, 1440, "ptm"), 60, 1), limit=200_000_000).check_pump(PumpParams(40 * ML))
     _rejects(lambda: _rx(ptm=(Bolus(47_400_001, 1440, "ptm"), 60, 1), limit=200_000_000).check_pump(
         PumpParams(40 * ML)), "ptm.minutes: too short")
-    # The limit: basal over 24 h + 1 s (600.006944 -> 600.007 mcg) plus one 0.5 mcg stroke.
-    _rx(limit=600_507).check_pump(pump)
-    _rejects(lambda: _rx(limit=600_506).check_pump(pump), "exceeds limits.max_daily_mcg")
+    # The limit: basal over 24 h + 1 s (600.006944 -> 600.007 mcg) plus the margin: a stroke of
+    # rounding, a runaway's stroke, and a blocked line's 2 uL plus the stroke that crosses the
+    # occlusion threshold: 3 x 250 + 2000 nL at 2000 mcg/mL = 5.5 mcg.
+    _rx(limit=600_007 + 5_500).check_pump(pump)
+    _rejects(lambda: _rx(limit=600_007 + 5_499).check_pump(pump),
+             "basal: 600.007 mcg in 24 h plus the limit's margin 5.5 mcg (2750 nL: 3 strokes of 250 nL and a "
+             "blocked line's 2000 nL) exceeds limits.max_daily_mcg 605.506 mcg")
+    # The blocked line's store is the pump's and catheter's own: a stiffer line, a smaller margin.
+    _rx(limit=600_007 + 1_500).check_pump(PumpParams(max_stored_nl=0))
+    _rejects(lambda: _rx(limit=600_007 + 1_499).check_pump(PumpParams(max_stored_nl=0)), "margin 1.5 mcg")
+    # Rounded up: 3 x 50 + 333 nL at 7 mcg/mL is 3.381 ng -> 4.
+    assert PumpParams(stroke_nl=50, max_stored_nl=333).margin_nl == 483
 
 
 def test_controller_arguments_at_their_bounds():

@@ -4,7 +4,7 @@ Built from the scenario's input data alone (sim/scenario.Scenario). It imports n
 firmware/ or sim/, calls none of their functions and reads nothing back from a run.
 
 - A small reference model decides every request: PTM lockout and rolling-24 h count; the hard
-  limit with its two margins (WINDOW_MS windows, one stroke of the strongest drug), the basal
+  limit with its two margins (WINDOW_MS windows, the margin volume of the strongest drug), the basal
   bound across program changes, the bolus ledger, truncation; the 24 mL/day rate room; the bolus
   table; priming and the empty reservoir. It also decides programs, refills and primes.
 - The ideal (basal steps, two-phase boluses) is integrated exactly per constant-rate segment, in
@@ -163,6 +163,9 @@ class Oracle:
         self.path_nl = pump.internal_path_nl + pump.catheter_cm * pump.nl_per_cm
         self.nl_per_cm = pump.nl_per_cm
         self.prime_nl_per_hour = pump.prime_nl_per_hour
+        # The limit's margin as volume (docs/delivery.md): a stroke of rounding, a runaway's one
+        # stroke, and a blocked line's store below the occlusion threshold plus the stroke over it.
+        self.margin_nl = self.s + self.s + pump.max_stored_nl + self.s
         self.tod0 = sc.time_of_day_ms
         self.wd0 = sc.weekday
         self.end = sc.days * DAY
@@ -267,12 +270,12 @@ class Oracle:
         return sum(ng for _, ng in self.ledger)
 
     def margin(self, new_drug=None):
-        """One stroke of the strongest drug still to leave the tip, or that left it within WIN of
-        the latest departure, whole ng rounded up."""
+        """The margin's volume of the strongest drug still to leave the tip, or that left it within
+        WIN of the latest departure, whole ng rounded up."""
         drugs = self.path.drugs() + [new_drug or self.conc]
         if self.t - self.gone_t < WIN:
             drugs.append(self.gone_c)
-        return _ceil(self.s * max(drugs), 1000)
+        return _ceil(self.margin_nl * max(drugs), 1000)
 
     def rate_room(self, prog, new_drug=None):
         """ng/day of bolus rate still allowed under 24 mL/day at the weakest drug to be pushed."""

@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import oracle
+from bounded import JUDGE_SECONDS, time_bound
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -22,11 +23,10 @@ def scenarios(draw):
     starts = [0] + minutes
     lo = conc * 48 // 1000 + 1  # above 0.048 mL/day
     hi = conc * 6  # 6 mL/day
-    rates = [draw(st.one_of(st.just(0), st.integers(lo, hi))) for _ in starts]
-    if not any(rates):
-        rates[0] = lo
+    rates = [draw(st.one_of(st.just(lo), st.integers(lo, hi))) for _ in starts]  # 0 is refused: a stop is a suspend
     basal_max = max(rates)
-    limit = draw(st.integers(basal_max + 1, basal_max * 3))
+    margin = -(-(3 * stroke + 2000) * conc // 10**6)  # docs/delivery.md's margin, whole mcg rounded up
+    limit = draw(st.integers(basal_max + 1 + margin, basal_max * 3 + margin))
     steps = ", ".join(f'{{start = "{s // 60:02d}:{s % 60:02d}", mcg_per_day = {r}}}' for s, r in zip(starts, rates))
     ptm_mcg = draw(st.integers(max(1, stroke * conc // 10**6 + 1), max(2, limit // 4)))
     lockout = draw(st.integers(15, 300))
@@ -92,7 +92,8 @@ def check_run(text, wake_jitter_ms=0, seed=0):
 
     run.loop.service = checked_service
     r = run.run()
-    inv = report.judge(r)
+    with time_bound(JUDGE_SECONDS, "the referee's judgement"):
+        inv = report.judge(r)
     assert all(v["pass"] for v in inv.values()), report.violations(r)
     held = sc.faults or any(e.action in ("suspend", "resume") for e in sc.events)
     if not wake_jitter_ms and not held:  # the oracle models no holds: the referee judges those runs
@@ -119,7 +120,7 @@ stroke_nl = 50
 [drug]
 concentration_mcg_ml = 50
 [basal]
-steps = [ {start = "00:00", mcg_per_day = 3}, {start = "00:01", mcg_per_day = 0} ]
+steps = [ {start = "00:00", mcg_per_day = 3}, {start = "00:01", mcg_per_day = 2.4} ]
 [ptm]
 mcg = 1
 minutes = 2
@@ -142,4 +143,5 @@ day = 0
 time = "00:15"
 action = "ptm"
 """
-    check_run(text)
+    r = check_run(text)
+    assert r is not None and any(e["kind"] == "limit_truncated" for e in r.events)

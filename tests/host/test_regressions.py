@@ -46,14 +46,14 @@ start = "2026-01-05T00:00"
 [drug]
 concentration_mcg_ml = 2000
 [basal]
-steps = [ {start = "00:00", mcg_per_day = 0}, {start = "12:00", mcg_per_day = 1200} ]
+steps = [ {start = "00:00", mcg_per_day = 96}, {start = "12:00", mcg_per_day = 1200} ]
 [limits]
 max_daily_mcg = LIMIT
 [[event]]
 day = 1
 time = "00:00"
 action = "program"
-steps = [ {start = "00:00", mcg_per_day = 1200}, {start = "12:00", mcg_per_day = 0} ]
+steps = [ {start = "00:00", mcg_per_day = 1200}, {start = "12:00", mcg_per_day = 96} ]
 """
 
 
@@ -63,9 +63,12 @@ def test_1_1_a_program_change_cannot_double_a_rolling_window():
     sc, r, o = run(PROGRAM_SPAN.replace("LIMIT", "700"))
     assert verdicts(r, "program") == ["limit"]
     assert rolling_24h_max_pg(r.stroke_times, o.tip) <= 700 * 10**6
-    # The bound across the change is exact, not a blanket refusal: the window spanning it holds
-    # 1200 mcg, so with room for it plus one stroke (0.5 mcg) the program is accepted and holds.
-    sc, r, o = run(PROGRAM_SPAN.replace("LIMIT", "1200.5"))
+    # The bound across the change is exact, not a blanket refusal: the window spanning it (24 h
+    # and 1 s) holds 1200 mcg and 1 s of the least rate (1.1 ng: 1200.002 rounded up), so with
+    # room for it plus the margin (5.5 mcg) the program is accepted and holds; 1 ng less is not.
+    _, r, _ = run(PROGRAM_SPAN.replace("LIMIT", "1205.501"))
+    assert verdicts(r, "program") == ["limit"]
+    sc, r, o = run(PROGRAM_SPAN.replace("LIMIT", "1205.502"))
     assert verdicts(r, "program") == ["ok"]
     worst = rolling_24h_max_pg(r.stroke_times, o.tip)
     assert 1199 * 10**6 < worst <= 1200.5 * 10**6
@@ -76,7 +79,9 @@ def test_1_1_a_program_change_cannot_double_a_rolling_window():
 # Found by a random search (400 scenarios of a concentration change under a tight limit with
 # boluses filling the room) against the old code: 167 violated the limit in the old code's own
 # model. This one, 5000 -> 2000 mcg/mL: old code 550.0 mcg in a rolling 24 h against 540.402 in
-# its own model (the reservoir's drug at the tip), 1350.0 mcg through the path.
+# its own model (the reservoir's drug at the tip), 1350.0 mcg through the path. The limit has since
+# grown by the margin's two new parts at 5000 mcg/mL (a runaway's 2500 nL stroke and a blocked
+# line's 2000 nL, 2 x 12.5 + 10 mcg), so the boluses fill the same room: 575.402.
 REFILL_FOUND = """days = 3
 start = "2026-01-05T00:00"
 [pump]
@@ -93,7 +98,7 @@ minutes = 18
 lockout_minutes = 15
 max_per_day = 24
 [limits]
-max_daily_mcg = 540.402
+max_daily_mcg = 575.402
 [[event]]
 day = 0
 time = "09:38"
@@ -117,8 +122,9 @@ action = "ptm"
 """
 
 # The review's reproduction (5000 -> 1000 mcg/mL at 08:00, basal 600 mcg/day) with the limit just
-# above the worst basal window plus one stroke of the stronger drug: 600.007 + 1.25 mcg. Old code:
-# 601.0 mcg in its own model (601.0 with the review's 600.001 limit), 1921.0 mcg through the path.
+# above the worst basal window plus the margin of the stronger drug: 600.007 + 13.75 mcg (3 strokes
+# of 250 nL and 2000 nL at 5000 mcg/mL). Old code, whose margin was one stroke (1.25 mcg): 601.0
+# mcg in its own model (601.0 with the review's 600.001 limit), 1921.0 mcg through the path.
 REFILL_REVIEW = """days = 3
 start = "2026-01-05T00:00"
 [drug]
@@ -136,7 +142,7 @@ concentration_mcg_ml = 1000
 """
 
 
-@pytest.mark.parametrize("text", [REFILL_FOUND, REFILL_REVIEW.replace("LIMIT", "601.257")], ids=["found", "review"])
+@pytest.mark.parametrize("text", [REFILL_FOUND, REFILL_REVIEW.replace("LIMIT", "613.757")], ids=["found", "review"])
 def test_1_2_the_limit_holds_at_the_tip_across_a_refill_with_a_new_drug(text):
     sc, r, o = run(text)
     assert verdicts(r, "refill") == ["ok"]
@@ -144,9 +150,11 @@ def test_1_2_the_limit_holds_at_the_tip_across_a_refill_with_a_new_drug(text):
 
 
 def test_1_2_the_reviews_exact_limit_is_refused_up_front():
-    # 600.001 mcg leaves no room for one 1.25 mcg stroke above the 600.007 mcg worst window.
-    with pytest.raises(scenario.ScenarioError, match="max_daily_mcg"):
-        scenario.parse(REFILL_REVIEW.replace("LIMIT", "600.001"), "review.toml")
+    # 600.001 mcg leaves no room for the 13.75 mcg margin above the 600.007 mcg worst window; nor
+    # does 1 ng less than both.
+    for limit in ("600.001", "613.756"):
+        with pytest.raises(scenario.ScenarioError, match="margin 13.75 mcg"):
+            scenario.parse(REFILL_REVIEW.replace("LIMIT", limit), "review.toml")
 
 
 def test_1_2_a_weaker_drug_does_not_free_room_a_stronger_stroke_still_fills():
@@ -156,11 +164,14 @@ def test_1_2_a_weaker_drug_does_not_free_room_a_stronger_stroke_still_fills():
     # room, but a rolling window starting just before that last strong stroke holds it too:
     # 627.5 mcg against 625.009 (the referee flags it as well). Old code: 627.5 in its own model,
     # 792.5 through the path. The margin must also cover the strongest drug that left the tip
-    # within the last WINDOW_MS.
+    # within the last WINDOW_MS. A rigid line (max_stored_ul = 0) keeps the margin at three
+    # strokes, 15 mcg of 1000 mcg/mL (7.5 of 500): limit 620.009 + 15.
     text = """days = 3
 start = "2026-01-05T00:00"
 [pump]
 stroke_nl = 5000
+[catheter]
+max_stored_ul = 0
 [drug]
 concentration_mcg_ml = 1000
 [basal]
@@ -170,7 +181,7 @@ mcg = 5
 minutes = 1
 max_per_day = 24
 [limits]
-max_daily_mcg = 625.009
+max_daily_mcg = 635.009
 [[event]]
 day = 0
 time = "10:43"
@@ -185,7 +196,7 @@ action = "ptm"
     sc, r, o = run(text)
     assert verdicts(r, "refill") == ["ok"]
     worst = rolling_24h_max_pg(r.stroke_times, o.tip)
-    assert worst <= sc.rx.max_daily_ng * 1000, f"{worst / 1e6} mcg in a rolling 24 h, limit 625.009"
+    assert worst <= sc.rx.max_daily_ng * 1000, f"{worst / 1e6} mcg in a rolling 24 h, limit 635.009"
 
 
 # -- 1.3 a late wake drops the periodic bolus -------------------------------------------------

@@ -95,8 +95,10 @@ def test_oracle_bolus_phases():
 
 
 def test_oracle_two_phase_bolus_strokes():
-    # No basal, 10 mcg/mL in 50 nL (0.5 ng) strokes, 7 ng over 11 min from 00:00: 917 ng/day for
-    # 240 000 ms (2.547 ng, strokes 1-5), then 916 ng/day; stroke 14 lands exactly at the end.
+    # The least basal, 0.48 mcg/day at 10 mcg/mL, in 50 nL (0.5 ng) strokes, and 7 ng over 11 min
+    # from 00:00: 7 x 1440 = 916 x 11 + 4, so 917 ng/day for 4 min (240 000 ms), then 916. The
+    # ideal runs at 1397 ng/day, then 1396 until 11 min, then 480: stroke k at the first ms at
+    # which it reaches k x 0.5 ng, i.e. k x 43 200 000 in 1/86 400 000 ng.
     text = """days = 1
 start = "2026-01-05T00:00"
 [pump]
@@ -104,14 +106,20 @@ stroke_nl = 50
 [drug]
 concentration_mcg_ml = 10
 [basal]
-steps = [ {start = "00:00", mcg_per_day = 0} ]
+steps = [ {start = "00:00", mcg_per_day = 0.48} ]
 [limits]
 max_daily_mcg = 1
 """ + event(0, "00:00", 'action = "bolus"\nmcg = 0.007\nminutes = 11')
     o = oracle.run(parse(text))
-    first = [-(-43_200_000 * k // 917) for k in range(1, 6)]
-    second = [240_000 - (-(43_200_000 * k - 917 * 240_000) // 916) for k in range(6, 15)]
-    assert o.strokes == first + second and second[-1] == 11 * MIN
+    u = 43_200_000
+    first = [-(-u * k // 1397) for k in range(1, 8)]
+    at_4_min = 1397 * 240_000
+    second = [240_000 - (-(u * k - at_4_min) // 1396) for k in range(8, 22)]
+    at_11_min = at_4_min + 1396 * 420_000
+    assert at_11_min // u == 21  # 10.67 ng by the bolus's end
+    after = [660_000 - (-(u * k - at_11_min) // 480) for k in range(22, 975)]
+    assert o.strokes == first + second + after and first[-1] <= 240_000 < second[0] and second[-1] <= 660_000
+    assert after[-1] <= DAY < 660_000 - (-(u * 975 - at_11_min) // 480)
     assert o.bolus_decisions() == [(0, "clinician", 7)]
 
 
@@ -154,34 +162,36 @@ def test_oracle_priming_then_the_prescription():
 
 
 def test_oracle_limit_room_truncation_and_denial():
-    # Margin: one 500 ng stroke. Worst window: 600 mcg/day over 24 h + 1 s = 600 006.94 -> 600 007
-    # ng. Room: 700 000 - 500 - 600 007 = 99 493 ng. 150 mcg is truncated to it; a second is denied.
+    # Margin: 3 strokes and a blocked line's 2 uL, 2750 nL: 5500 ng. Worst window: 600 mcg/day over
+    # 24 h + 1 s = 600 006.94 -> 600 007 ng. Room: 700 000 - 5500 - 600 007 = 94 493 ng. 150 mcg is
+    # truncated to it; a second is denied.
     bolus = 'action = "bolus"\nmcg = 150\nminutes = 10'
     o = oracle.run(parse(BASE + event(0, "06:00", bolus) + event(0, "07:00", bolus)))
-    assert o.bolus_decisions() == [(6 * HOUR, "clinician", 99_493), (7 * HOUR, "clinician", "limit")]
-    # 99 493 ng in one minute needs 143 269 920 ng/day, above 24 mL/day at 2000 mcg/mL less basal.
+    assert o.bolus_decisions() == [(6 * HOUR, "clinician", 94_493), (7 * HOUR, "clinician", "limit")]
+    # 94 493 ng in one minute needs 136 069 920 ng/day, above 24 mL/day at 2000 mcg/mL less basal.
     o = oracle.run(parse(BASE + event(0, "06:00", 'action = "bolus"\nmcg = 150\nminutes = 1')))
     assert o.bolus_decisions() == [(6 * HOUR, "clinician", "rate")]
 
 
 def test_oracle_window_across_a_program_change():
     # The window ending on day 1 12:00 holds the old program's 1200 mcg/day afternoon and the new
-    # one's morning: 1 200 000 ng exactly. With a 500 ng margin the program needs 1200.5 mcg.
+    # one's morning: 1 200 000 ng, and 1 s of the least rate (96 mcg/day) in the window 1 s longer:
+    # 1 200 002 ng rounded up. With the 5500 ng margin the program needs 1205.502 mcg.
     text = """days = 2
 start = "2026-01-05T00:00"
 [drug]
 concentration_mcg_ml = 2000
 [basal]
-steps = [ {start = "00:00", mcg_per_day = 0}, {start = "12:00", mcg_per_day = 1200} ]
+steps = [ {start = "00:00", mcg_per_day = 96}, {start = "12:00", mcg_per_day = 1200} ]
 [limits]
 max_daily_mcg = LIMIT
 """ + event(1, "00:00", 'action = "program"\nmax_daily_mcg = LIMIT\n'
-            'steps = [ {start = "00:00", mcg_per_day = 1200}, {start = "12:00", mcg_per_day = 0} ]')
-    for limit, verdict in (("1200.5", "ok"), ("1200.499", "limit")):
+            'steps = [ {start = "00:00", mcg_per_day = 1200}, {start = "12:00", mcg_per_day = 96} ]')
+    for limit, verdict in (("1205.502", "ok"), ("1205.501", "limit")):
         o = oracle.run(parse(text.replace("LIMIT", limit)))
         assert [d for d in o.decisions if d[1] == "program"] == [(DAY, "program", verdict)]
     assert oracle.Oracle(parse(BASE)).worst(oracle.Program(parse(text.replace("LIMIT", "1300")).events[0].rx)) \
-        == 600_014  # 12 h at 1200 mcg/day plus 1 s of the next day's
+        == 648_014  # 12 h at 1200 mcg/day, 12 h at the least (96), and 1 s at 1200 (13.9 ng)
 
 
 def test_oracle_ptm_lockout_and_rolling_count_edges():
@@ -223,7 +233,7 @@ ml_per_cm = 0.0026
 concentration_mcg_ml = 1500
 [basal]
 steps = [ {start = "00:00", mcg_per_day = 333.3}, {start = "05:45", mcg_per_day = 512},
-          {start = "13:10", mcg_per_day = 0}, {start = "14:00", mcg_per_day = 701.257} ]
+          {start = "13:10", mcg_per_day = 240}, {start = "14:00", mcg_per_day = 701.257} ]
 [basal.weekdays]
 sat = [ {start = "00:00", mcg_per_day = 250}, {start = "10:00", mcg_per_day = 444} ]
 sun = [ {start = "00:00", mcg_per_day = 260}, {start = "10:30", mcg_per_day = 430},
@@ -291,10 +301,10 @@ def flex_400_text():
     ev += [(55, "08:00", _program([("00:00", 300), ("06:00", 520)], periodic_a)),
            (56, "09:00", _program([("00:00", 320), ("06:00", 500)])),
            (60, "07:30", _program([("00:00", 320), ("06:00", 500)], periodic_b)),
-           (70, "00:00", _program([("00:00", 1400), ("12:00", 0)]))]
+           (70, "00:00", _program([("00:00", 1400), ("12:00", 72)]))]
     for i, h in enumerate((1, 5, 9, 13)):
         ev += [(75, f"{h:02d}:00", _program([("00:00", 300 + 100 * i), ("06:00", 500 - 100 * i)]))]
-    ev += [(80, "06:00", _program([("00:00", 333.3), ("05:45", 512), ("13:10", 0), ("14:00", 701.257)],
+    ev += [(80, "06:00", _program([("00:00", 333.3), ("05:45", 512), ("13:10", 240), ("14:00", 701.257)],
                                   "max_daily_mcg = 950\nptm = { mcg = 15, minutes = 10, lockout_minutes = 90, "
                                   "max_per_day = 4 }\nweekdays = { sat = [ {start = \"00:00\", mcg_per_day = 250}, "
                                   "{start = \"10:00\", mcg_per_day = 444} ] }"))]
