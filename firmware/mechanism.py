@@ -33,6 +33,7 @@ from firmware.alarms import (
     EV_STALL,
     EV_STALL_RECOVERED,
 )
+from firmware.boluses import since_ms
 from firmware.controller import HOLD_OCCLUSION, HOLD_RUNAWAY, HOLD_STALL
 from firmware.units import MS_PER_DAY
 from hal.interfaces import MOTOR_OVERLOAD, MOTOR_STALL, MOTOR_UNCOMMANDED
@@ -66,7 +67,6 @@ class MotorWatch:
         self.stall_alarms = 0
         self._stall_day = 0  # when the episode started, on the pump clock (episodes may last years)
         self._stall_ms = 0
-        self._stall_tick = 0
         self._retry_tick = 0
         self._retry_ms = 0
         self._alarm_due = False
@@ -113,9 +113,11 @@ class MotorWatch:
             self._stalled(now)
         elif self.stall == RETRYING and self._n:
             self._recovered(now)
-        elif self.stall == STALLED and self._clock.ticks_diff(now, self._retry_tick) >= 0 \
-                and self._ctl.held == HOLD_STALL:
-            self._retry(now)
+        elif self.stall == STALLED and self._clock.ticks_diff(now, self._retry_tick) >= 0:
+            if self._ctl.held == HOLD_STALL:
+                self._retry(now)
+            else:  # another hold: the retry waits for its end; kept due now, so the tick never goes stale
+                self._retry_tick = now
         if self.occluded and self._clock.ticks_diff(now, self._poll_tick) >= 0:
             self._poll(now)
 
@@ -144,7 +146,6 @@ class MotorWatch:
             self.stalls += 1
             self._stall_day = ctl.day
             self._stall_ms = ctl.ms
-            self._stall_tick = now
             self._alarm_due = True
             self._retry_ms = _FIRST_RETRY_MS
             self._missed_big = ctl.missed.big
@@ -153,15 +154,15 @@ class MotorWatch:
         elif self._retry_ms < _MAX_RETRY_MS:
             self._retry_ms *= 2
         self.stall = STALLED
-        if self._alarm_due and self._clock.ticks_diff(now, self._stall_tick) >= STALL_ALARM_MS:
+        # Timed on the pump clock: a stall held up by a suspend can outlast the ticks' range.
+        stalled_ms = since_ms(self._stall_day, self._stall_ms, ctl.day, ctl.ms)
+        if self._alarm_due and stalled_ms >= STALL_ALARM_MS:
             self._alarm_due = False
             self.stall_alarms += 1
             self._alarms.raise_(ALARM_MOTOR_STALL, 0, 0)
         self._retry_tick = self._clock.ticks_add(now, self._retry_ms)
-        if self._alarm_due:  # one retry exactly at 15 minutes, before the alarm
-            at = self._clock.ticks_add(self._stall_tick, STALL_ALARM_MS)
-            if self._clock.ticks_diff(self._retry_tick, at) > 0:
-                self._retry_tick = at
+        if self._alarm_due and self._retry_ms > STALL_ALARM_MS - stalled_ms:  # one retry exactly at 15 minutes
+            self._retry_tick = self._clock.ticks_add(now, STALL_ALARM_MS - stalled_ms)
 
     def _retry(self, now):
         # Releasing the hold plans a train whose first stroke, the owed one, is overdue: the motor

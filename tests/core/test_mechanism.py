@@ -328,3 +328,23 @@ def test_a_release_within_the_margin_changes_no_delivery():
     rig.run_until(3 * HOUR)
     assert rig.events.of(EV_LIMIT_HELD) == [] and rig.loop.ctl.withheld.total() == 0
     assert rig.motor.times == _grid(0, t_occl) + _grid(t_occl + 2 * MIN, 3 * HOUR)
+
+
+def test_a_stall_that_outlasts_a_ten_day_suspend_alarms_at_the_resume_and_recovers_later():
+    # The retry waits through the suspend (10 days: beyond the ticks' 2**29 ms range, so the stall
+    # is timed on the pump clock). At the resume the owed stroke is retried at once and fails: the
+    # stall has lasted far more than 15 minutes, so motor_stall sounds then. That was the episode's
+    # second attempt, so the next gap is 30 s (15, 30, 60 ...): that retry finds the rotor free.
+    rig = standard_rig()
+    t_stall = HOUR
+    t_resume = t_stall + 10 * DAY
+    rig.at(t_stall, lambda: setattr(rig.motor, "stalled", True))
+    rig.send(t_stall + 5 * S, (CMD_SUSPEND,))
+    rig.send(t_resume, (CMD_RESUME,))
+    rig.at(t_resume + 10 * S, lambda: setattr(rig.motor, "stalled", False))
+    rig.run_until(t_resume + HOUR)
+    assert rig.motor.failed_ms == [t_stall, t_resume]
+    stall = _alarm("motor_stall")
+    assert [e for e in rig.events.of(EV_ALARM) if e[1] == stall] == [(t_resume, stall, 1, 0),
+                                                                      (t_resume + 30 * S, stall, 0, 0)]
+    assert rig.motor.times == _grid(0, t_stall - 1) + [t_resume + 30 * S] + _grid(t_resume + 30 * S, t_resume + HOUR)

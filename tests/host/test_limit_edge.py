@@ -322,3 +322,33 @@ steps = [ { start = "00:00", mcg_per_day = 699.792 } ]
         assert "basal: 699.801 mcg in 24 h plus the limit's margin 5.5 mcg" in str(e)
     else:
         raise AssertionError("accepted")
+
+
+def test_a_line_softer_than_its_parameter_is_met_by_withholding_the_excess():
+    # The simulator refuses such a line in a scenario; a real catheter can still be softer than its
+    # parameter says. Here the simulated line is made 5 uL after the check (max_stored_ul stays 2):
+    # the load rises 5 % a stroke, the 20th of a 3-hour block is detected (5 uL stored, 10 mcg), and
+    # the motor counts the 18 above 110 % (4.5 uL). The margin covers 2 uL plus the crossing
+    # stroke; the other 2.25 uL (4.5 mcg) are withheld from the release on, basal included, and at
+    # the least limit the prescription allows every window holds.
+    from sim.plot import figure
+
+    text = _hairline("705.3", fault=OCCLUSION.replace("minutes = 60", "minutes = 180"))
+    sc = scenario.parse(text, "soft.toml")
+    run = runner.Run(sc)
+    run.pump.compliance_nl = 5000
+    r = run.run()
+    with time_bound(JUDGE_SECONDS, "the referee's judgement"):
+        inv = report.judge(r)
+    assert all(v["pass"] for v in inv.values()), report.violations(r)
+    held = [e for e in r.events if e["kind"] in ("limit_held", "limit_hold_ended")]
+    release = sc.faults[0].end_ms
+    assert [e["kind"] for e in held] == ["limit_held", "limit_hold_ended"]
+    assert held[0]["withhold_mcg"] == 4.5 and release <= held[0]["t_s"] * 1000 <= release + MIN
+    # 4.5 mcg at 699.791 mcg/day: 555.6 s of basal written off, to the ms.
+    assert round(held[1]["t_s"] * 1000) - round(held[0]["t_s"] * 1000) == math.ceil(Fraction(4500 * DAY, 699_791))
+    assert report.summary(r)["withheld_mcg"] == 4.5 and r.state == "delivering"
+    blocks = [(f.t_ms, f.end_ms) for f in sc.faults]
+    assert tip_windows(r.stroke_times.tolist(), 250, 2000, blocks) <= 705_300 * 1000
+    legend = [t.get_text() for ax in figure(r).axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert "limit held (4.5 mcg withheld)" in legend
