@@ -204,7 +204,13 @@ class Referee:
         return sorted(merged.items())
 
     def _ideal(self):
-        """Ideal time of every stroke, the prescribed mass, and what was written off."""
+        """Ideal time of every stroke, the prescribed mass, and what was written off.
+
+        One walk through the run in time order: dosing epochs, delivery holds, empty spans and
+        primes. Each prime and each hold is taken once, by its index; a dosing epoch that ends at
+        neither has emptied the pump (so it fired at least one more stroke) or ends the run. So
+        every step takes a prime or a hold or advances the stroke index k: _Walk checks that, and
+        the bound that follows from it."""
         n = len(self.T)
         self.ideal_t = np.full(n + _EXTRA, -1, dtype=np.int64)
         self.is_prime = np.zeros(n + _EXTRA, dtype=bool)
@@ -214,39 +220,133 @@ class Referee:
         self.segs = []
         self.missing_before_prime = 0
         self.hold_missed = []  # (start, end, missed sub) of every hold span
-        prime_rate = self.sc.pump.prime_nl_per_hour * 24  # nL/day
+        self.prime_called = []  # per prime: how many of its strokes the rule called for (fewer: unfinished)
+        for v in getattr(self, "_walk_violations", []):  # judge() walks more than once: report once
+            self.violations.remove(v)
+        self._walk_violations = []
         holds = self.held
+        primes = self.primes
+        pi = 0  # primes taken
+        hi = 0  # holds taken or passed
         k = 0
         t = 0
         carry = 0  # owed (sub) kept through a stall: the stroke that failed is retried, not dropped
+        walk = _Walk(len(primes), len(holds), len(self.ideal_t) + max((p for _, _, p in primes), default=0))
         while t < self.end:
-            nxt = min(((tp, kp) for tp, kp, _ in self.primes if tp >= t and kp >= k), default=(self.end, None))
-            next_prime, k_prime = nxt
-            hold = next((h for h in holds if h[0] >= t), None)
+            walk.step(pi + hi, k, t)
+            while hi < len(holds) and holds[hi][0] < t:  # begun before t: its span was walked already
+                hi += 1
+            if pi < len(primes) and primes[pi][0] < t:
+                # Passed inside a span that did not stop at it (the pump was empty, a hold then).
+                pi, k, t = self._take_primes(pi, k, t, carry)
+                carry = 0
+                continue
+            next_prime, k_prime = primes[pi][:2] if pi < len(primes) else (self.end, None)
+            hold = holds[hi] if hi < len(holds) else None
             if hold is not None and hold[0] < next_prime:
+                if t == hold[0] and carry > 0 and not hold[2]:  # a stall ended as this hold began:
+                    k, carry = self._fire_owed(t, k, carry, k_prime)  # its retried stroke came first
                 # The strokes of a prime that follows the hold are its own, not this epoch's.
                 k, t_stop, emptied, carry = self._dose_epoch(t, k, hold[0], None, carry, hold[2], k_prime)
             else:
+                if t == next_prime and carry > 0:  # a stall ended at the prime's ms: its retried stroke came first
+                    k, carry = self._fire_owed(t, k, carry, k_prime)
                 k, t_stop, emptied, carry = self._dose_epoch(t, k, next_prime, k_prime, carry)
             if emptied:
-                self.empty_onsets.append(t_stop)
-                later = [tr for tr, kr, v in self.refill_marks if tr >= t_stop and v - self.sc.pump.empty_nl >= self.s]
-                t_resume = self._unheld(min(later + [next_prime, self.end]))
-                self._accrue_missed(t_stop, t_resume)
-                t = t_resume
+                t = self._empty_span(t_stop, pi)
+                carry = 0
                 if t == next_prime and t < self.end:
-                    k, t = self._prime_epoch(t, k, prime_rate)
+                    pi, k, t = self._take_primes(pi, k, t, 0)
             elif hold is not None and t_stop == hold[0] and hold[0] < next_prime:
-                t_end = min(hold[1], self.end)
+                hi += 1
+                # The firmware accepted a prime inside the span, so it was not holding then (a stall
+                # between a retry and its outcome, or a resume and a suspend of one ms merged into
+                # one span): the span ends at the prime; _prime_epoch holds the prime for the rest.
+                t_end = min(hold[1], self.end, next_prime)
                 before = self.missed_sub
                 self._accrue_missed(t_stop, t_end)
                 self.hold_missed.append((t_stop, t_end, self.missed_sub - before))
                 t = t_end
-            elif t_stop < self.end:
-                k, t = self._prime_epoch(t_stop, k, prime_rate)
+                if t == next_prime and t < hold[1] and t < self.end:
+                    pi, k, t = self._take_primes(pi, k, t, carry)  # a stall's owed stroke is written off
+                    carry = 0
+            elif t_stop < self.end:  # at the prime: the epoch wrote off what was owed
+                pi, k, t = self._take_primes(pi, k, t_stop, 0)
             else:
                 t = self.end
         self.strokes_judged = k
+        self.walk_steps = walk.steps
+
+    def _empty_span(self, t_stop, i):
+        """The pump ran empty at t_stop: until a refill that holds a stroke above the empty threshold
+        (or prime i if it has strokes, or the end), and out of any hold then, the ideal is written
+        off. A prime of no strokes (a piece shorter than a stroke) does not end it.
+        Returns when delivery can go on."""
+        self.empty_onsets.append(t_stop)
+        later = [tr for tr, kr, v in self.refill_marks if tr >= t_stop and v - self.sc.pump.empty_nl >= self.s]
+        if i < len(self.primes) and self.primes[i][2]:
+            later.append(self.primes[i][0])
+        t_resume = self._unheld(min(later + [self.end]))
+        self._accrue_missed(t_stop, t_resume)
+        return t_resume
+
+    def _take_primes(self, i, k, t, owed):
+        """Prime i at t (the rule at stroke k, owing `owed` sub, written off), and the prime after
+        it if its last stroke emptied the pump and delivery resumes at that prime. Returns (primes
+        taken, next stroke index, time after them)."""
+        while True:
+            tp, kp, p = self.primes[i]
+            k, t = self._take_prime(i, k, t, owed)
+            i += 1
+            owed = 0
+            # The prime's last stroke can reach the empty threshold (it was accepted with its volume above it).
+            if (not p or k - kp < p or t >= self.end or k > len(self.volume_after)
+                    or self.volume_after[k - 1] - self.sc.pump.empty_nl >= self.s):
+                return i, k, t
+            t = self._empty_span(t, i)
+            if not (i < len(self.primes) and t == self.primes[i][0] and t < self.end):
+                return i, k, t
+
+    def _take_prime(self, i, k, t, owed):
+        """Prime i, reached with the rule at stroke k at time t (owing `owed` sub, written off).
+        Its strokes are numbered from the strokes that fired before it (k_p); when the rule is not
+        there, the strokes in between are judged here. Returns (next stroke index, time after it)."""
+        tp, kp, p = self.primes[i]
+        self.missed_sub += max(owed, 0)
+        if k < kp:
+            # Fired before the prime, never called for by the rule (its ideal had not reached them).
+            self.ideal_t[k:kp] = self.T[k:kp]
+            self._walk_violate("never_ahead", f"{kp - k} stroke(s) before the prime at {tp / 1000:.3f} s "
+                               "that the rule never called for")
+        elif k > kp:
+            # Called for before the prime, never fired: what was due more than the wake latency
+            # before it is missing; the prime's strokes take their numbers.
+            due = self.ideal_t[kp:k]
+            self.missing_before_prime += int(np.count_nonzero((due >= 0) & (due < tp - self.jitter)))
+            self.ideal_t[kp:k] = -1
+            self.is_prime[kp:k] = False
+        k_next, last = self._prime_epoch(tp, kp, self.sc.pump.prime_nl_per_hour * 24, p)
+        self.prime_called.append(k_next - kp)
+        return k_next, max(t, last)
+
+    def _fire_owed(self, t, k, owed, k_cap):
+        """The strokes already owed at t (owed sub past stroke k: a stall's stroke, retried at its
+        end) fire at t, before anything else of that instant; none past stroke k_cap (a prime's first).
+        Returns (next stroke index, what is still owed)."""
+        cum = self.cum_tip_pg
+        base = int(cum[k])
+        j = int(np.searchsorted(cum, base + owed // SUB_PER_PG, side="right")) - 1
+        if k_cap is not None:
+            j = min(j, k_cap)
+        if j > k:
+            self.ideal_t[k:j] = t
+            owed -= (int(cum[j]) - base) * SUB_PER_PG
+            k = j
+        return k, owed
+
+    def _walk_violate(self, name, line):
+        self._walk_violations.append((name, line))
+        self._violate(name, line)
 
     def _holds(self):
         """The firmware's delivery holds as disjoint spans (start, end, keep_owed), in time order."""
@@ -254,8 +354,11 @@ class Referee:
                        for h in self.r.holds)
         merged = []
         for a, b, keep in spans:
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b), merged[-1][2])
+            # Overlapping holds merge; holds that only touch stay apart (a stall's retried stroke at
+            # the end of one comes before a hold of the same ms). Two that start together keep owed
+            # if either does (a stall's failed stroke stays owed).
+            if merged and a < merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b), merged[-1][2] or (keep and a == merged[-1][0]))
             else:
                 merged.append((a, b, keep))
         return merged
@@ -266,16 +369,18 @@ class Referee:
                 t = b
         return t
 
-    def _prime_epoch(self, tp, k, prime_rate):
-        """Prime strokes from tp: stroke j at the first ms with j * stroke_nl accrued at the prime rate,
-        over the time the pump is not held. A stall (keep_owed) pauses the accrual, and the stroke
-        that failed at its start fires when it ends; any other hold writes off what had accrued,
-        and the prime goes on from 0 at its end. A hold that never ends leaves the prime unfinished.
+    def _prime_epoch(self, tp, k, prime_rate, p):
+        """The p strokes of a prime from tp, numbered from k: stroke j at the first ms with
+        j * stroke_nl accrued at the prime rate, over the time the pump is not held. A stall
+        (keep_owed) pauses the accrual, and the stroke that failed at its start fires when it ends;
+        any other hold writes off what had accrued, and the prime goes on from 0 at its end. A hold
+        that never ends leaves the prime unfinished.
 
-        Returns (next stroke index, time of the last prime stroke, or the end if unfinished)."""
-        p = next((pp for tt, kk, pp in self.primes if tt == tp and kk == k), 0)
+        Returns (next stroke index, time of the last prime stroke (tp if none), or the end if unfinished)."""
         step = self.s * DAY
-        holds = [h for h in self.held if h[0] >= tp]
+        # The holds from tp on; one that began before the prime (the firmware accepted it between a
+        # stall's retry and its outcome, or at a resume merged with a suspend of that ms) holds it from tp.
+        holds = [(max(a, tp), b, keep) for a, b, keep in self.held if b > tp]
         origin, j, fired, last = tp, 0, 0, tp
         for a, b, keep in holds + [(None, None, False)]:
             left = p - fired
@@ -331,6 +436,8 @@ class Referee:
                     need = (cum[k + 1:j + 1] - (base + floor_pg)) * SUB_PER_PG - rem
                     times = t + np.maximum(-(-need // rate), 0)
                     dry = np.nonzero(self.volume_after[k:j] - empty_nl < s)[0]
+                    if keep and len(dry) and times[dry[0]] >= t_limit:
+                        dry = dry[:0]  # the stroke that failed as the stall began: retried at its end
                     if len(dry):
                         j = k + int(dry[0]) + 1
                         times = times[: j - k]
@@ -349,7 +456,10 @@ class Referee:
                 i += 1
         self.prescribed_sub += acc - acc0
         if keep:
-            while k > k0 and self.ideal_t[k - 1] >= t_limit:  # the stroke that failed: still owed
+            # A stall: every stroke not fired by its start stays owed (the one that failed, and one
+            # a late wake had left overdue), and fires when the stall ends.
+            fired = int(np.searchsorted(self.T, t_limit, side="right"))
+            while k > k0 and k > fired:
                 k -= 1
                 self.ideal_t[k] = -1
             return k, t, False, acc - (int(cum[k]) - base) * SUB_PER_PG
@@ -513,21 +623,24 @@ class Referee:
         return {"pass": ok, "expected": len(expected), "skipped": len(skipped), "doubled_or_unexpected": len(doubled)}
 
     def _priming(self):
-        ok = True
+        """Every prime stroke the rule called for no earlier than its ideal time (so at most the prime
+        rate). A prime whose strokes did not all fire (a hold that never ended, or the end of the
+        run, came first) is unfinished, not a violation: the strokes it made are judged."""
         worst = 0
-        s = self.s
-        for _tp, k, p in self.primes:
-            in_prime = self.is_prime[k:k + p]
-            if len(in_prime) < p and k + len(in_prime) < len(self.T):
-                ok = False
-            T = self.T[k:k + p]
-            ideal = self.ideal_t[k:k + p]
-            if len(T):
-                worst = max(worst, int((ideal - T).max()))
-            # The stroke after the prime belongs to the prescription: no prime stroke too many.
-        ok &= worst <= 0
-        volume = sum(p for _, _, p in self.primes) * s
-        return {"pass": bool(ok), "primes": len(self.primes), "volume_ml": volume / 1e6, "worst_early_ms": max(worst, 0)}
+        unfinished = 0
+        n = len(self.T)
+        for i, (_tp, k, p) in enumerate(self.primes):
+            unfinished += min(k + p, n) - k < p
+            called = self.prime_called[i] if i < len(self.prime_called) else 0
+            hi = min(k + called, n)
+            if hi > k:
+                mine = self.is_prime[k:hi]  # all of them, unless a later prime took some of their numbers
+                early = self.ideal_t[k:hi][mine] - self.T[k:hi][mine]
+                if len(early):
+                    worst = max(worst, int(early.max()))
+        volume = sum(p for _, _, p in self.primes) * self.s
+        return {"pass": worst <= 0, "primes": len(self.primes), "volume_ml": volume / 1e6,
+                "worst_early_ms": max(worst, 0), "unfinished": unfinished}
 
     def _stopped(self):
         """No stroke inside a hold (strokes at its first ms came first; a stall's retried stroke
@@ -659,8 +772,11 @@ class Referee:
         rate_changes = self.changes
         # Integrate the ideal rate over each day, excluding priming and counting it while empty.
         prime_spans = []
-        for tp, k, p in self.primes:
-            end = int(self.ideal_t[k + p - 1]) if p and k + p - 1 < len(self.ideal_t) else tp
+        for i, (tp, k, p) in enumerate(self.primes):
+            if i < len(self.prime_called) and self.prime_called[i] < p:  # unfinished: priming to the end
+                end = self.end
+            else:
+                end = int(self.ideal_t[k + p - 1]) if p and k + p - 1 < len(self.ideal_t) else tp
             prime_spans.append((tp, end))
         points = sorted({0, self.end} | {t for t, _ in rate_changes if 0 < t < self.end}
                         | {d * DAY for d in range(days)} | {a for a, _ in prime_spans} | {b for _, b in prime_spans})
@@ -718,6 +834,28 @@ def _overwrite(pieces, a, b, c):
     if not any(x == b for x, _ in out):
         out.append((b, at(b)))
     return _normalise(out)
+
+
+class _Walk:
+    """The guard of Referee._ideal's walk through the run. Every step takes a prime or a hold (each
+    once, by index), or advances the stroke index k (a dosing epoch that empties the pump fires at
+    least one stroke); k goes back only when a prime renumbers it from the prime's first stroke. So
+    (primes and holds taken, k) increases strictly at every step, and there are at most
+    (P + H + 1) x (K + 1) steps, K the largest stroke index. A step that does not advance is a bug
+    in the referee: it raises rather than spin."""
+
+    def __init__(self, primes, holds, strokes):
+        self.bound = (primes + holds + 1) * (strokes + 1)
+        self.steps = 0
+        self.last = None
+
+    def step(self, taken, k, t):
+        key = (taken, k)
+        self.steps += 1
+        if (self.last is not None and key <= self.last) or self.steps > self.bound:
+            raise RuntimeError(f"referee: the ideal's walk does not advance at t = {t} ms, stroke {k}, "
+                               f"{taken} primes and holds taken (step {self.steps} of at most {self.bound})")
+        self.last = key
 
 
 def _union(spans):

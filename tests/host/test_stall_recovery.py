@@ -98,3 +98,34 @@ minutes = 8
     inv = report.judge(r)
     assert all(v["pass"] for v in inv.values()), report.violations(r)
     assert inv["never_a_stroke_behind"]["worst_late_ms"] <= 1000
+
+
+def test_a_retried_stroke_that_empties_the_pump_raises_the_empty_alarm_in_its_millisecond():
+    # 2.0025 mL with the empty threshold at 2.0: ten 250 nL strokes, one every 72 s. The rotor is
+    # stalled from 700 to 760 s: the tenth stroke fails at 720 s, the retry at 735 s fails, the one
+    # at 765 s (gaps of 15 and 30 s) completes it and empties the pump. The empty alarm carries
+    # that millisecond (it came 1 ms later, and the referee found the empty pump unannounced).
+    text = """days = 1
+[pump]
+volume_ml = 2.0025
+low_reservoir_ml = 2.1
+empty_ml = 2.0
+[drug]
+concentration_mcg_ml = 2000
+[basal]
+steps = [ { start = "00:00", mcg_per_day = 600 } ]
+[limits]
+max_daily_mcg = 700
+[[fault]]
+day = 0
+time = "00:11:40"
+kind = "motor_stall"
+minutes = 1
+"""
+    r = runner.simulate(scenario.parse(text, "last.toml"))
+    inv = report.judge(r)
+    assert all(v["pass"] for v in inv.values()), report.violations(r)
+    T = r.stroke_times.tolist()
+    assert T == [72 * S * k for k in range(1, 10)] + [765 * S]
+    at = {e["kind"]: round(e["t_s"] * S) for e in r.events if e["kind"] in ("motor_stall_recovered", "empty_reservoir")}
+    assert at == {"motor_stall_recovered": 765 * S, "empty_reservoir": 765 * S}
