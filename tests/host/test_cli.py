@@ -96,6 +96,22 @@ BAD = [
     ("program periodic", GOOD + '[[event]]\nday = 1\ntime = "10:00"\naction = "program"\n'
      'steps = [ { start = "00:00", mcg_per_day = 500 } ]\nperiodic_bolus = [ { at = "25:00", mcg = 5, minutes = 5 } ]\n',
      "periodic_bolus[0].at"),
+    # Issue 11: mechanism faults overlapping with a drain (or a runaway) between them were accepted.
+    ("faults overlap across a drain", GOOD + "".join(
+        f'[[fault]]\nday = 0\ntime = "{t}"\nkind = "{k}"\n{x}\n' for t, k, x in (
+            ("11:00", "occlusion", "minutes = 60"), ("11:10", "battery_drain", "factor = 2"),
+            ("11:30", "motor_stall", "minutes = 10"))),
+     "fault[2]: overlaps fault[0] (occlusion until 720 min); mechanism faults must not overlap"),
+    ("zero-rate step", GOOD.replace("mcg_per_day = 450", "mcg_per_day = 0"),
+     "basal.steps[1].mcg_per_day: 0 mcg is below the least rate, 0.048 mL/day (96 mcg/day at 2000 mcg/mL); "
+     "to stop delivery, suspend"),
+    ("line over its store", GOOD + "[catheter]\ncompliance_ul = 3\nmax_stored_ul = 2\n",
+     "catheter.compliance_ul: a 3 uL line stores 2.75 uL of 250 nL strokes below the occlusion threshold, more "
+     "than catheter.max_stored_ul 2 uL"),
+    # 600 mcg/day for 7.5 h and 450 for 16.5 h, and 1 s at 600: 496.882 mcg, plus the 5.5 mcg margin.
+    ("no room for the margin", GOOD.replace("1200", "502.381"), "basal: 496.882 mcg in 24 h plus the limit's "
+     "margin 5.5 mcg (2750 nL: 3 strokes of 250 nL and a blocked line's 2000 nL) exceeds limits.max_daily_mcg "
+     "502.381 mcg"),
 ]
 
 
