@@ -155,7 +155,7 @@ def _reservoir_and_delivery(result, ax1, ax2):
     for kind, xs in marks.items():
         colour, label = _MARKS[kind]
         if kind == "limit_held":
-            label += f" ({result.withheld_ng / 1000:g} mcg withheld)"
+            label += f" ({round(result.figures['withheld_mcg'], 3):g} mcg withheld)"
         for ax in (ax1, ax2):
             ax.vlines(xs, 0, 1, transform=ax.get_xaxis_transform(), color=colour, lw=1, alpha=0.8, label=label)
 

@@ -734,11 +734,15 @@ class Referee:
         patient_pg = int(self.cum_tip_pg[n]) if n else 0
         delivered_pg = int((res_conc * self.s).sum()) if n else 0
         lag = self._lag()
+        # What the ideal wrote off while a limit hold held delivery (the firmware's limit_held).
+        limit_starts = {h["start_ms"] for h in self.r.holds if h["kind"] == "limit"}
+        withheld_sub = sum(m for a, _b, m in self.hold_missed if a in limit_starts)
         return {
             "prescribed_mcg": float(Fraction(self.prescribed_sub, DAY * 1000)),
             "patient_mcg": patient_pg / 1e6,
             "delivered_mcg": delivered_pg / 1e6,
             "missed_mcg": float(Fraction(self.missed_sub, DAY * 1000)),
+            "withheld_mcg": float(Fraction(withheld_sub, DAY * 1000)),
             "max_lag_nl": lag,
             "final_reservoir_nl": self.final_volume_nl,
         }

@@ -41,7 +41,7 @@ def summary(result):
         "patient_mcg": round(f["patient_mcg"], 3),
         "delivered_mcg": round(f["delivered_mcg"], 3),
         "missed_mcg": round(f["missed_mcg"], 3),
-        "withheld_mcg": result.withheld_ng / 1000,
+        "withheld_mcg": round(f["withheld_mcg"], 3),
         "max_lag_nl": f["max_lag_nl"],
         "invariants": result.invariants,
         "daily": result.daily,

@@ -347,7 +347,9 @@ def test_a_line_softer_than_its_parameter_is_met_by_withholding_the_excess():
     assert held[0]["withhold_mcg"] == 4.5 and release <= held[0]["t_s"] * 1000 <= release + MIN
     # 4.5 mcg at 699.791 mcg/day: 555.6 s of basal written off, to the ms.
     assert round(held[1]["t_s"] * 1000) - round(held[0]["t_s"] * 1000) == math.ceil(Fraction(4500 * DAY, 699_791))
-    assert report.summary(r)["withheld_mcg"] == 4.5 and r.state == "delivering"
+    # The referee's own figure: the ideal written off over the hold, 699.791 mcg/day x 555.595 s.
+    assert r.figures["withheld_mcg"] == float(Fraction(699_791 * 555_595, DAY * 1000))
+    assert report.summary(r)["withheld_mcg"] == 4.5 and r.withheld_ng == 4500 and r.state == "delivering"
     blocks = [(f.t_ms, f.end_ms) for f in sc.faults]
     assert tip_windows(r.stroke_times.tolist(), 250, 2000, blocks) <= 705_300 * 1000
     legend = [t.get_text() for ax in figure(r).axes if ax.get_legend() for t in ax.get_legend().get_texts()]
