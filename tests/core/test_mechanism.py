@@ -15,6 +15,7 @@ from firmware.alarms import (
     EV_LIMIT_HOLD_ENDED,
     EV_OCCLUSION,
     EV_OCCLUSION_RELEASED,
+    EV_PRIME_DONE,
     EV_RUNAWAY,
     EV_STALL,
     EV_STALL_RECOVERED,
@@ -23,7 +24,7 @@ from firmware.alarms import (
     REASON_NAMES,
 )
 from firmware.loop import STATE_NAMES
-from hal.channel import CMD_BOLUS, CMD_REFILL, CMD_RESUME, CMD_SILENCE, CMD_SUSPEND
+from hal.channel import CMD_BOLUS, CMD_PRIME, CMD_REFILL, CMD_RESUME, CMD_SILENCE, CMD_SUSPEND
 
 S = 1000
 MIN = 60 * S
@@ -348,3 +349,50 @@ def test_a_stall_that_outlasts_a_ten_day_suspend_alarms_at_the_resume_and_recove
     assert [e for e in rig.events.of(EV_ALARM) if e[1] == stall] == [(t_resume, stall, 1, 0),
                                                                       (t_resume + 30 * S, stall, 0, 0)]
     assert rig.motor.times == _grid(0, t_stall - 1) + [t_resume + 30 * S] + _grid(t_resume + 30 * S, t_resume + HOUR)
+
+
+def test_a_limit_hold_split_by_other_wakes_withholds_the_exact_mass():
+    # As above (4.5 mcg withheld from the release), with a suspend and a resume inside the hold at
+    # odd milliseconds: the accounting steps end at 100 001 and 200 003 ms, where 600 mcg/day
+    # accrues fractions of an ng. The mass is counted exactly (ng and their fractions), so the hold
+    # still ends 648 000 ms after the release: not one ng (144 ms) later.
+    rig = standard_rig()
+    rig.motor.load_step = 5
+    t_occl = HOUR + 20 * STROKE_MS
+    t_seen = t_occl + 6 * MIN
+    t_end = t_seen + 648 * S
+
+    def release():
+        rig.motor.blocked = False
+        rig.motor.line_load = 100
+
+    rig.at(HOUR + 1, lambda: setattr(rig.motor, "blocked", True))
+    rig.at(t_occl + 5 * MIN + 30 * S, release)
+    rig.send(t_seen + 100_001, (CMD_SUSPEND,))
+    rig.send(t_seen + 200_003, (CMD_RESUME,))
+    rig.run_until(3 * HOUR)
+    assert rig.events.of(EV_LIMIT_HOLD_ENDED) == [(t_end, 4500, 0, 0)]
+    assert rig.motor.times == _grid(0, t_occl) + _grid(t_end, 3 * HOUR)
+
+
+def test_a_block_released_while_priming_withholds_nothing_and_the_prime_finishes():
+    # Prime strokes push the empty path's air, not drug, out of the tip: a block released during a
+    # prime lets no drug through, so nothing is withheld (a limit hold there would never end: nothing
+    # of the prescription accrues while priming). The prime resumes and finishes.
+    rig = standard_rig()
+    rig.motor.load_step = 5  # a soft line: 18 strokes pressed, beyond the margin's 2.25 uL
+    t_prime = HOUR + S
+    rig.send(t_prime, (CMD_PRIME, 0))
+    rig.at(t_prime + 10 * S, lambda: setattr(rig.motor, "blocked", True))
+
+    def release():
+        rig.motor.blocked = False
+        rig.motor.line_load = 100
+
+    rig.at(t_prime + 3 * MIN, release)
+    rig.run_until(4 * HOUR)
+    assert len(rig.events.of(EV_OCCLUSION_RELEASED)) == 1
+    assert rig.events.of(EV_LIMIT_HELD) == [] and rig.loop.ctl.withheld.total() == 0
+    done = rig.events.of(EV_PRIME_DONE)
+    assert len(done) == 1 and rig.loop.state() == _state("delivering")
+    assert rig.motor.times[-1] > done[0][0]  # dosing went on after the prime

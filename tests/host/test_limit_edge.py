@@ -19,6 +19,7 @@ import math
 import os
 from fractions import Fraction
 
+import pytest
 from bounded import JUDGE_SECONDS, time_bound
 from hypothesis import assume, settings
 from hypothesis import strategies as st
@@ -354,3 +355,11 @@ def test_a_line_softer_than_its_parameter_is_met_by_withholding_the_excess():
     assert tip_windows(r.stroke_times.tolist(), 250, 2000, blocks) <= 705_300 * 1000
     legend = [t.get_text() for ax in figure(r).axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert "limit held (4.5 mcg withheld)" in legend
+
+
+def test_the_line_check_at_its_boundary():
+    # 250 nL strokes against max_stored_ul = 2: a 2.25 uL line holds 8 strokes below the occlusion
+    # load (2 uL, the 9th crosses it): accepted. 1 nL more and a 9th stays below: 2.25 uL, refused.
+    scenario.parse(_hairline("705.3", "2.25"), "edge.toml")
+    with pytest.raises(scenario.ScenarioError, match="a 2.251 uL line stores 2.25 uL of 250 nL strokes"):
+        scenario.parse(_hairline("705.3", "2.251"), "edge.toml")
