@@ -24,6 +24,7 @@ from bounded import JUDGE_SECONDS, time_bound
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from test_regressions import rolling_24h_max_pg
 
 from sim import report, runner, scenario
 
@@ -69,12 +70,7 @@ def tip_windows(stroke_times, stroke_nl, conc, blocks):
                 break
         arrivals.append(int(t))
     arrivals.sort()
-    worst, lo = 0, 0
-    for hi, t in enumerate(arrivals):
-        while arrivals[lo] <= t - DAY:
-            lo += 1
-        worst = max(worst, hi - lo + 1)
-    return worst * stroke_nl * conc
+    return rolling_24h_max_pg(arrivals, [stroke_nl * conc] * len(arrivals))
 
 
 def judged(text, jitter=0, seed=0):

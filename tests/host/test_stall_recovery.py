@@ -4,6 +4,7 @@ when the hold ends (docs/alarms.md). Expectations come from the scenario and the
 retry schedule, never from the firmware's counters."""
 
 import pytest
+from test_faults import first_retry_at_or_after
 
 from sim import report, runner, scenario
 
@@ -29,20 +30,6 @@ minutes = 20
 """
 
 
-def _retries(first_fail_ms):
-    """docs/alarms.md: 15 s after the failure, the gap doubling to 4 minutes, one at 15 minutes."""
-    out, t, gap = [], 0, 15 * S
-    while len(out) < 40:
-        nxt = t + gap
-        if t < 15 * MIN < nxt:
-            nxt = 15 * MIN
-        else:
-            gap = min(gap * 2, 4 * MIN)
-        out.append(first_fail_ms + nxt)
-        t = nxt
-    return out
-
-
 def test_a_zero_rate_step_is_refused_with_the_least_rate_named():
     with pytest.raises(scenario.ScenarioError) as e:
         scenario.parse(STALL_ACROSS_A_STEP.replace("LOW", "0"), "zero.toml")
@@ -61,7 +48,7 @@ def test_a_stall_ends_at_the_millisecond_its_retried_stroke_completes():
     failed = int(T[T < fault.t_ms][-1]) + 72 * S  # the next stroke of the 600 mcg/day grid failed
     detected = [round(e["t_s"] * S) for e in r.events if e["kind"] == "motor_stall_detected"]
     assert detected == [failed]
-    back = next(t for t in _retries(failed) if t >= free)
+    back = first_retry_at_or_after(failed, free)
     recovered = [e for e in r.events if e["kind"] == "motor_stall_recovered"]
     assert [round(e["t_s"] * S) for e in recovered] == [back]
     assert back in T.tolist()  # the retried stroke, in the same millisecond
