@@ -15,6 +15,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from sim.closed import AT, CHUNK, COPY, PRIME, RATE, IdealMap, PathMass, Segments, Strokes, cdiv
+
 DAY = 86_400_000
 _EXTRA = 64  # hypothetical strokes past the last fired, so a missing stroke is seen
 MIN = 60_000
@@ -30,9 +32,58 @@ class Referee:
         self.tod0 = scenario.time_of_day_ms
         self.wd0 = scenario.weekday
         self.s = scenario.pump.stroke_nl
-        self.T = np.asarray(result.stroke_times, dtype=np.int64)
+        # The fired strokes as the motor's trains in closed form; an explicit list where the run has
+        # strokes outside any train (a runaway's) or a test set them.
+        if result.strokes_given or result.pump.uncommanded_ms:
+            self.strokes = Strokes.from_times(result.stroke_times)
+        else:
+            self.strokes = Strokes.from_runs(result.pump._runs)
+        self.n = self.strokes.n
+        self.listed = 0  # strokes the judgement had to list one by one (not one progression with the ideal)
+        self._expanded = {}
         self.inputs = result.inputs  # accepted inputs, in order: (t_ms, action, details)
         self.violations = []
+
+    # -- per-stroke arrays, listed on demand (outputs, plots and tests; the judgement needs none) --------
+
+    def _listed(self, name, make):
+        if name not in self._expanded:
+            self._expanded[name] = make()
+        return self._expanded[name]
+
+    @property
+    def T(self):
+        return self._listed("T", lambda: self.strokes.times(0, self.n))
+
+    @property
+    def ideal_t(self):
+        return self._listed("ideal_t", lambda: self.ideal.values(0, self.K))
+
+    @property
+    def is_prime(self):
+        return self._listed("is_prime", lambda: self.ideal.is_prime(0, self.K))
+
+    @property
+    def cum_tip_pg(self):
+        return self._listed("cum", lambda: self.path.cum_many(np.arange(self.K + 1, dtype=np.int64)))
+
+    @property
+    def tip_pg(self):
+        return self._listed("tip", lambda: np.diff(self.cum_tip_pg))
+
+    @property
+    def volume_after(self):
+        return self._listed("volume", lambda: self.volume.many(np.arange(self.K, dtype=np.int64)))
+
+    @property
+    def reservoir_conc(self):
+        def make():
+            out = np.empty(self.n, dtype=np.int64)
+            bounds = [k for k, _ in self.conc_segs[1:]] + [self.n]
+            for (k, c), b in zip(self.conc_segs, bounds):
+                out[min(k, self.n):min(b, self.n)] = c
+            return out
+        return self._listed("conc", make)
 
     # -- the prescription in force ------------------------------------------------------------
 
@@ -110,40 +161,40 @@ class Referee:
     # -- physics: reservoir, path, tip masses, from the actual strokes ---------------------------
 
     def _physics(self):
-        T, s, pump = self.T, self.s, self.sc.pump
-        n = len(T)
-        conc = np.empty(n, dtype=np.int64)  # reservoir drug pushed in by each stroke
-        volume = np.empty(n, dtype=np.int64)  # reservoir after each stroke
+        st, s, pump = self.strokes, self.s, self.sc.pump
+        n = self.n
         c = self.sc.rx.concentration
-        v = self.sc.volume_nl
-        k = 0
-        self.refill_marks = []  # (t, strokes before, concentration)
-        for t, action, d in self.inputs + [(self.end + 1, "end", {})]:
-            j = int(np.searchsorted(T, t, side="right"))  # strokes at or before t come first
-            if j > k:
-                conc[k:j] = c
-                volume[k:j] = v - s * np.arange(1, j - k + 1, dtype=np.int64)
-                v -= s * (j - k)
-                k = j
-            if action == "refill":
-                if d["concentration"] != c:
-                    v = d["volume_nl"]
-                    c = d["concentration"]
+        v = self.sc.volume_nl  # before stroke k_seg
+        k_seg = 0
+        # The reservoir after stroke k (k past the last fired too: a missing stroke is seen).
+        self.volume = Segments()
+        self.volume.add(0, v - s, s)
+        self.conc_segs = [(0, c)]  # (first stroke, concentration of the reservoir drug it pushes in)
+        self.refill_marks = []  # (t, strokes before, volume after)
+        for t, action, d in self.inputs:
+            if action != "refill":
+                continue
+            j = st.count_le(t)  # strokes at or before t come first
+            v -= s * (j - k_seg)
+            k_seg = j
+            if d["concentration"] != c:
+                v = d["volume_nl"]
+                c = d["concentration"]
+                if self.conc_segs[-1][0] == j:
+                    self.conc_segs[-1] = (j, c)
                 else:
-                    v += d["volume_nl"]
-                self.refill_marks.append((t, k, v))
-        self.final_volume_nl = v
-        # Strokes the rule may call for beyond those fired: judged too (missing strokes).
-        self.volume_after = np.concatenate([volume, v - s * np.arange(1, _EXTRA + 1, dtype=np.int64)])
-        self.reservoir_conc = conc
+                    self.conc_segs.append((j, c))
+            else:
+                v += d["volume_nl"]
+            self.volume.add(j, v - s, s)
+            self.refill_marks.append((t, j, v))
+        self.final_volume_nl = v - s * (n - k_seg)
         # The path as a function of cumulative out-volume x: x < path_nl is the initial fill, beyond
         # it the reservoir drug that went in at inlet volume x - path_nl; a prime overwrites its piece.
         path = pump.path_nl
         pieces = [(0, self.sc.rx.concentration)]  # (x_start, concentration), piecewise
-        inlet = [(0, conc[0] if n else self.sc.rx.concentration)]
-        for i in range(1, n):
-            if conc[i] != conc[i - 1]:
-                inlet.append((i * s, int(conc[i])))
+        inlet = [(k * s, cc) for k, cc in self.conc_segs if k < n] or [(0, self.sc.rx.concentration)]
+        inlet[0] = (0, inlet[0][1])
         for u, cc in inlet:
             pieces.append((path + u, int(cc)))
         pieces = _normalise(pieces)
@@ -151,24 +202,15 @@ class Referee:
         self.pre_prime_pg = {}  # stroke index -> the tip mass that stroke would have had without the prime
         for t, action, d in self.inputs:
             if action == "prime":
-                k = int(np.searchsorted(T, t, side="right"))
+                k = st.count_le(t)
                 x0 = k * s
                 self.pre_prime_pg[k] = _piece_mass(pieces, x0, x0 + s)
                 empty = path if d["catheter_cm"] == 0 else d["catheter_cm"] * pump.nl_per_cm
                 pieces = _overwrite(pieces, x0, x0 + empty, 0)
                 self.primes.append((t, k, empty // s))
-        xs = np.array([p[0] for p in pieces], dtype=np.int64)
-        cs = np.array([p[1] for p in pieces], dtype=np.int64)
-        mass_at = np.concatenate([[0], np.cumsum(np.diff(xs) * cs[:-1])])  # pg out by x = xs[i]
-
-        def out_mass(x):
-            i = np.searchsorted(xs, x, side="right") - 1
-            return mass_at[i] + (x - xs[i]) * cs[i]
-
-        edges = np.arange(n + _EXTRA + 1, dtype=np.int64) * s
-        cum = out_mass(edges)
-        self.tip_pg = np.diff(cum)  # pg each stroke pushed out of the tip
-        self.cum_tip_pg = cum  # cum[k]: pg out after k strokes
+        # Strokes the rule may call for beyond those fired: judged too (missing strokes).
+        self.K = n + _EXTRA
+        self.path = PathMass(pieces, s, self.K)
 
     # -- the ideal, epoch by epoch -----------------------------------------------------------------
 
@@ -211,9 +253,8 @@ class Referee:
         neither has emptied the pump (so it fired at least one more stroke) or ends the run. So
         every step takes a prime or a hold or advances the stroke index k: _Walk checks that, and
         the bound that follows from it."""
-        n = len(self.T)
-        self.ideal_t = np.full(n + _EXTRA, -1, dtype=np.int64)
-        self.is_prime = np.zeros(n + _EXTRA, dtype=bool)
+        self.ideal = IdealMap(self.path, SUB_PER_PG, self.strokes)
+        self._expanded = {}
         self.empty_onsets = []
         self.prescribed_sub = 0
         self.missed_sub = 0
@@ -231,7 +272,7 @@ class Referee:
         k = 0
         t = 0
         carry = 0  # owed (sub) kept through a stall: the stroke that failed is retried, not dropped
-        walk = _Walk(len(primes), len(holds), len(self.ideal_t) + max((p for _, _, p in primes), default=0))
+        walk = _Walk(len(primes), len(holds), self.K + max((p for _, _, p in primes), default=0))
         while t < self.end:
             walk.step(pi + hi, k, t)
             while hi < len(holds) and holds[hi][0] < t:  # begun before t: its span was walked already
@@ -300,8 +341,8 @@ class Referee:
             i += 1
             owed = 0
             # The prime's last stroke can reach the empty threshold (it was accepted with its volume above it).
-            if (not p or k - kp < p or t >= self.end or k > len(self.volume_after)
-                    or self.volume_after[k - 1] - self.sc.pump.empty_nl >= self.s):
+            if (not p or k - kp < p or t >= self.end or k > self.K
+                    or self.volume.at(k - 1) - self.sc.pump.empty_nl >= self.s):
                 return i, k, t
             t = self._empty_span(t, i)
             if not (i < len(self.primes) and t == self.primes[i][0] and t < self.end):
@@ -315,16 +356,15 @@ class Referee:
         self.missed_sub += max(owed, 0)
         if k < kp:
             # Fired before the prime, never called for by the rule (its ideal had not reached them).
-            self.ideal_t[k:kp] = self.T[k:kp]
+            self.ideal.assign(k, kp, (COPY,))
             self._walk_violate("never_ahead", f"{kp - k} stroke(s) before the prime at {tp / 1000:.3f} s "
                                "that the rule never called for")
         elif k > kp:
             # Called for before the prime, never fired: what was due more than the wake latency
             # before it is missing; the prime's strokes take their numbers.
-            due = self.ideal_t[kp:k]
+            due = self.ideal.values(kp, k)
             self.missing_before_prime += int(np.count_nonzero((due >= 0) & (due < tp - self.jitter)))
-            self.ideal_t[kp:k] = -1
-            self.is_prime[kp:k] = False
+            self.ideal.clear(kp, k)
         k_next, last = self._prime_epoch(tp, kp, self.sc.pump.prime_nl_per_hour * 24, p)
         self.prime_called.append(k_next - kp)
         return k_next, max(t, last)
@@ -333,14 +373,14 @@ class Referee:
         """The strokes already owed at t (owed sub past stroke k: a stall's stroke, retried at its
         end) fire at t, before anything else of that instant; none past stroke k_cap (a prime's first).
         Returns (next stroke index, what is still owed)."""
-        cum = self.cum_tip_pg
-        base = int(cum[k])
-        j = int(np.searchsorted(cum, base + owed // SUB_PER_PG, side="right")) - 1
+        path = self.path
+        base = path.cum(k)
+        j = path.last_reached(base + owed // SUB_PER_PG)
         if k_cap is not None:
             j = min(j, k_cap)
         if j > k:
-            self.ideal_t[k:j] = t
-            owed -= (int(cum[j]) - base) * SUB_PER_PG
+            self.ideal.assign(k, j, (AT, t))
+            owed -= (path.cum(j) - base) * SUB_PER_PG
             k = j
         return k, owed
 
@@ -386,13 +426,16 @@ class Referee:
             left = p - fired
             if not left:
                 break
-            times = origin + -(-(np.arange(j + 1, j + left + 1, dtype=np.int64) * step) // prime_rate)
-            n = left if a is None else int(np.searchsorted(times, a, side="left" if keep else "right"))
-            m = max(0, min(n, len(self.ideal_t) - k - fired))
-            self.ideal_t[k + fired:k + fired + m] = times[:m]
-            self.is_prime[k + fired:k + fired + m] = True
+            # Prime stroke j' (1-based since origin) at origin + ceil(j' * step / prime_rate).
+            if a is None:
+                n = left
+            else:
+                room = a - origin - (1 if keep else 0)  # a stall's stroke due at its first ms failed
+                n = min(max((room * prime_rate) // step - j, 0), left) if room >= 0 else 0
+            m = max(0, min(n, self.K - k - fired))
+            self.ideal.assign(k + fired, k + fired + m, (PRIME, origin, k + fired - j - 1, step, prime_rate))
             if n:
-                last = int(times[n - 1])
+                last = origin + cdiv((j + n) * step, prime_rate)
             fired += n
             j += n
             if fired == p:
@@ -414,14 +457,14 @@ class Referee:
         s = self.s
         empty_nl = self.sc.pump.empty_nl
         changes = self.changes
-        cum = self.cum_tip_pg
+        path = self.path
         rate = self._rate_at(e)
-        i = bisect_right([c[0] for c in changes], e)
+        i = bisect_right(self.change_ts, e)
         acc = acc0  # ideal mass since e, in sub
         t = e
         k = k0
-        base = int(cum[k0])
-        last_k = len(cum) - 1 if k_limit is None else k_limit  # a prime rewrites the strokes after it
+        base = path.cum(k0)
+        last_k = self.K if k_limit is None else k_limit  # a prime rewrites the strokes after it
         if k_cap is not None and k_cap < last_k:
             last_k = k_cap
         while t < t_limit:
@@ -429,25 +472,21 @@ class Referee:
             self.segs.append((t, acc, rate, base))
             if rate > 0 and k < last_k:
                 hi = acc + rate * (t1 - t)
-                j = int(np.searchsorted(cum, base + hi // SUB_PER_PG, side="right")) - 1  # strokes 1..j reached
-                j = min(j, last_k)
+                j = min(path.last_reached(base + hi // SUB_PER_PG), last_k)  # strokes 1..j reached
                 if j > k:
-                    floor_pg, rem = divmod(acc, SUB_PER_PG)
-                    need = (cum[k + 1:j + 1] - (base + floor_pg)) * SUB_PER_PG - rem
-                    times = t + np.maximum(-(-need // rate), 0)
-                    dry = np.nonzero(self.volume_after[k:j] - empty_nl < s)[0]
-                    if keep and len(dry) and times[dry[0]] >= t_limit:
-                        dry = dry[:0]  # the stroke that failed as the stall began: retried at its end
-                    if len(dry):
-                        j = k + int(dry[0]) + 1
-                        times = times[: j - k]
-                    self.ideal_t[k:j] = times
+                    pay = (RATE, t, base * SUB_PER_PG + acc, rate)
+                    dry = self.volume.first_below(k, j, s + empty_nl)
+                    if keep and dry is not None and self.ideal._one(pay, dry) >= t_limit:
+                        dry = None  # the stroke that failed as the stall began: retried at its end
+                    if dry is not None:
+                        j = dry + 1
+                    self.ideal.assign(k, j, pay)
                     k = j
-                    if len(dry):
-                        t_dry = int(times[-1])
+                    if dry is not None:
+                        t_dry = self.ideal._one(pay, dry)
                         at_dry = acc + rate * (t_dry - t)
                         self.prescribed_sub += at_dry - acc0
-                        self.missed_sub += at_dry - (int(cum[k]) - base) * SUB_PER_PG  # owed, written off
+                        self.missed_sub += at_dry - (path.cum(k) - base) * SUB_PER_PG  # owed, written off
                         return k, t_dry, True, 0
             acc += rate * (t1 - t)
             t = t1
@@ -458,29 +497,24 @@ class Referee:
         if keep:
             # A stall: every stroke not fired by its start stays owed (the one that failed, and one
             # a late wake had left overdue), and fires when the stall ends.
-            fired = int(np.searchsorted(self.T, t_limit, side="right"))
-            while k > k0 and k > fired:
-                k -= 1
-                self.ideal_t[k] = -1
-            return k, t, False, acc - (int(cum[k]) - base) * SUB_PER_PG
+            fired = self.strokes.count_le(t_limit)
+            if k > max(k0, fired):
+                self.ideal.clear(max(k0, fired), k)
+                k = max(k0, fired)
+            return k, t, False, acc - (path.cum(k) - base) * SUB_PER_PG
         if k_limit is not None:  # a prime writes off what was owed: less than the next stroke, or one is missing
-            owed = acc - (int(cum[k]) - base) * SUB_PER_PG
+            owed = acc - (path.cum(k) - base) * SUB_PER_PG
             over = owed - self.pre_prime_pg.get(k, 1 << 62) * SUB_PER_PG
             # Due more than the wake latency before the prime, and never fired: missing.
             if k == k_limit and over >= 0 and (not rate or over > rate * self.jitter):
                 self.missing_before_prime += 1
             self.missed_sub += max(owed, 0)
         elif t < self.end:  # a hold writes off what was owed
-            self.missed_sub += max(acc - (int(cum[k]) - base) * SUB_PER_PG, 0)
+            self.missed_sub += max(acc - (path.cum(k) - base) * SUB_PER_PG, 0)
         return k, t, False, 0
 
     def _rate_at(self, t):
-        rate = 0
-        for tc, d in self.changes:
-            if tc > t:
-                break
-            rate += d
-        return rate
+        return self.rate_after[bisect_right(self.change_ts, t)]
 
     def _accrue_missed(self, t0, t1):
         """The ideal while the pump is empty: prescribed, and missed."""
@@ -514,11 +548,16 @@ class Referee:
         self.empty_onsets = []
         for _ in range(3):
             self.changes = self._rate_changes()
+            self.change_ts = [tc for tc, _ in self.changes]
+            self.rate_after = [0]  # rate_after[i]: the rate after the first i changes
+            for _, d in self.changes:
+                self.rate_after.append(self.rate_after[-1] + d)
             onsets = list(self.empty_onsets)
             self._ideal()
             if self.empty_onsets == onsets:
                 break
         inv = {}
+        self._judged = None
         inv["never_ahead"] = self._never_ahead()
         inv["never_a_stroke_behind"] = self._never_behind()
         inv["rolling_24h_limit"] = self._rolling_limit()
@@ -535,61 +574,139 @@ class Referee:
             inv[name].setdefault("detail", line)
         return inv
 
-    def _judged(self):
-        k = self.strokes_judged
-        n = min(k, len(self.T))
-        return self.T[:n], self.ideal_t[:n]
+    # -- comparing the fired strokes with their ideal times ----------------------------------------
+
+    def _extremes(self, k0, k1, prime_only=False):
+        """(max ideal - fired, max fired - ideal) over strokes [k0, k1), or (None, None) if none.
+        Unassigned ideal times count as -1 (unless prime_only: then only prime strokes count).
+        Where the fired train and the ideal are one progression the difference is 0 without listing
+        the strokes; elsewhere they are listed, a chunk at a time."""
+        early = late = None
+        for a, b, i in self.strokes.pieces(k0, k1):
+            for c, d, pay in self.ideal.pieces(a, b):
+                if prime_only and (pay is None or pay[0] != PRIME):
+                    continue
+                if self._same_progression(c, d, i, pay):  # most stretches: no need to split
+                    early = 0 if early is None else max(early, 0)
+                    late = 0 if late is None else max(late, 0)
+                    continue
+                for lo, hi in self._cells(c, d, pay):
+                    e, lt = self._cell_extremes(lo, hi, i, pay)
+                    early = e if early is None else max(early, e)
+                    late = lt if late is None else max(late, lt)
+        return early, late
+
+    def _cells(self, c, d, pay):
+        pts = [c] + (self.ideal.split_points(pay, c, d) if pay is not None else []) + [d]
+        return zip(pts, pts[1:])
+
+    def _same_progression(self, lo, hi, i, pay):
+        st = self.strokes
+        if pay is None or st.kind[i] != 0:
+            return False
+        if pay[0] == COPY:
+            return True
+        prog = self.ideal.progression(pay, lo, hi)
+        if prog is None:
+            return False
+        t0, alpha, beta, den = prog
+        o, a, p, d = st.args[i]
+        a -= st.k0[i] * p  # in terms of the global index, as the ideal's
+        # t0 + (alpha + beta*k)/den == o + (a + p*k)/d for every k: same ceil, to the ms
+        return beta * d == p * den and (t0 * den + alpha) * d == (o * d + a) * den
+
+    def _cell_extremes(self, lo, hi, i, pay):
+        if pay is not None and pay[0] == COPY or self._same_progression(lo, hi, i, pay):
+            return 0, 0
+        self.listed += hi - lo
+        early = late = None
+        for c0 in range(lo, hi, CHUNK):
+            c1 = min(hi, c0 + CHUNK)
+            diff = self.ideal.values(c0, c1) - self.strokes.times(c0, c1)
+            e, lt = int(diff.max()), int(-diff.min())
+            early = e if early is None else max(early, e)
+            late = lt if late is None else max(late, lt)
+        return early, late
+
+    def _judged_extremes(self):
+        if self._judged is None:
+            self._judged = self._extremes(0, min(self.strokes_judged, self.n))
+        return self._judged
 
     def _never_ahead(self):
-        T, ideal = self._judged()
-        early = ideal - T
-        worst = int(early.max()) if len(early) else 0
+        early, _ = self._judged_extremes()
+        worst = early if early is not None else 0
         # Strokes the rule never called for (a runaway's uncommanded strokes are judged apart).
-        extra = len(self.T) - self.strokes_judged - len(self.r.pump.uncommanded_ms)
+        extra = self.n - self.strokes_judged - len(self.r.pump.uncommanded_ms)
         ok = worst <= 0 and extra <= 0
         return {"pass": bool(ok), "worst_early_ms": max(worst, 0), "extra_strokes": max(extra, 0)}
 
     def _never_behind(self):
-        T, ideal = self._judged()
-        late = T - ideal
-        worst = int(late.max()) if len(late) else 0
+        _, late = self._judged_extremes()
+        worst = late if late is not None else 0
         # Strokes the rule calls for before the end that never fired (beyond the allowed lateness).
-        due = self.ideal_t[len(self.T):self.strokes_judged] if self.strokes_judged > len(self.T) else []
+        due = self.ideal.values(self.n, min(self.strokes_judged, self.K)) if self.strokes_judged > self.n else []
         missing = int(np.count_nonzero(np.asarray(due) <= self.end - self.jitter)) if len(due) else 0
         missing += self.missing_before_prime
         ok = worst <= self.jitter and missing == 0
         return {"pass": bool(ok), "worst_late_ms": max(worst, 0), "allowed_ms": self.jitter, "missing_strokes": missing}
 
+    # -- where the drug reached the patient -------------------------------------------------------------
+
+    @property
+    def _occlusions(self):
+        return [(f.t_ms, f.end_ms) for f in self.sc.faults if f.kind == "occlusion"]
+
+    def arrival_times(self, k0, k1):
+        """When strokes [k0, k1) reached the patient: at the stroke, or, pushed against a blocked
+        catheter, when the block released (the scenario's fault). The order of the strokes is kept."""
+        T = self.strokes.times(k0, k1)
+        for a, b in self._occlusions:
+            T[(T >= a) & (T < b)] = b
+        return T
+
+    def arrived_by(self, ts):
+        """How many strokes had reached the patient at or before each time in ts (int64 array)."""
+        x = np.array(ts, dtype=np.int64)
+        for a, b in reversed(self._occlusions):  # undo each release: arrived by t <=> fired by h(t)
+            x = np.where((x >= a) & (x < b), a - 1, x)
+        return self.strokes.count_le_many(x)
+
     def arrivals(self):
-        """When each stroke's drug reached the patient: at its stroke, or, pushed against a blocked
-        catheter, when the block released (the scenario's fault); and the strokes in that order."""
-        T = self.T.copy()
-        for f in self.sc.faults:
-            if f.kind == "occlusion":
-                T[(T >= f.t_ms) & (T < f.end_ms)] = f.end_ms
-        order = np.argsort(T, kind="stable")
-        return T[order], order
+        """Every stroke's arrival time, in stroke (and arrival) order, and that order."""
+        return self.arrival_times(0, self.n), np.arange(self.n)
 
     def _rolling_limit(self):
-        T, order = self.arrivals()
-        if not len(T):
+        """The largest drug mass that reached the patient in any 24 h, against the limit in force."""
+        n = self.n
+        if not n:
             return {"pass": True, "worst_mcg": 0.0}
-        cum = np.cumsum(self.tip_pg[:len(T)][order])
-        first = np.searchsorted(T, T - DAY, side="right")  # strokes in (t - 24 h, t]
-        window = cum - np.where(first > 0, cum[np.maximum(first - 1, 0)], 0)
+        path = self.path
         prog_t = np.array([t for t, _ in self.programs], dtype=np.int64)
         prog_l = np.array([rx.max_daily_ng * 1000 for _, rx in self.programs], dtype=np.int64)
-        limit = prog_l[np.searchsorted(prog_t, T, side="right") - 1]
-        over = window - limit
-        worst = int(np.argmax(over))
-        return {"pass": bool(over[worst] <= 0), "worst_mcg": round(int(window.max()) / 1e6, 6),
-                "closest_to_limit_mcg": round(-int(over[worst]) / 1e6, 6)}
+        worst_window = None
+        worst_over = None
+        for c0 in range(0, n, CHUNK):
+            c1 = min(n, c0 + CHUNK)
+            T = self.arrival_times(c0, c1)
+            first = self.arrived_by(T - DAY)  # strokes in (t - 24 h, t]
+            window = path.cum_many(np.arange(c0 + 1, c1 + 1, dtype=np.int64)) - path.cum_many(first)
+            over = window - prog_l[np.searchsorted(prog_t, T, side="right") - 1]
+            w = int(window.max())
+            worst_window = w if worst_window is None else max(worst_window, w)
+            o = int(over.max())
+            worst_over = o if worst_over is None else max(worst_over, o)
+        return {"pass": bool(worst_over <= 0), "worst_mcg": round(worst_window / 1e6, 6),
+                "closest_to_limit_mcg": round(-worst_over / 1e6, 6)}
 
     def _ptm(self):
         grants = [b["pump_t_ms"] for b in self.r.boluses if b["kind"] == "ptm" and b["granted"]]
         worst_gap = None
         ok = True
+        first = 0  # the first grant inside (t - 24 h, t]
         for i, t in enumerate(grants):
+            while grants[first] <= t - DAY:
+                first += 1
             ptm = self._rx_at(t).ptm
             if ptm is None:
                 ok = False
@@ -598,7 +715,7 @@ class Referee:
                 gap = t - grants[i - 1]
                 worst_gap = gap if worst_gap is None else min(worst_gap, gap)
                 ok &= gap >= ptm[1] * MIN
-            ok &= sum(1 for u in grants[: i + 1] if u > t - DAY) <= ptm[2]
+            ok &= i + 1 - first <= ptm[2]
         return {"pass": bool(ok), "granted": len(grants), "shortest_gap_min": None if worst_gap is None else worst_gap / MIN}
 
     def _periodic(self):
@@ -628,16 +745,16 @@ class Referee:
         run, came first) is unfinished, not a violation: the strokes it made are judged."""
         worst = 0
         unfinished = 0
-        n = len(self.T)
+        n = self.n
         for i, (_tp, k, p) in enumerate(self.primes):
             unfinished += min(k + p, n) - k < p
             called = self.prime_called[i] if i < len(self.prime_called) else 0
             hi = min(k + called, n)
             if hi > k:
-                mine = self.is_prime[k:hi]  # all of them, unless a later prime took some of their numbers
-                early = self.ideal_t[k:hi][mine] - self.T[k:hi][mine]
-                if len(early):
-                    worst = max(worst, int(early.max()))
+                # all of them, unless a later prime took some of their numbers
+                early, _ = self._extremes(k, hi, prime_only=True)
+                if early is not None:
+                    worst = max(worst, early)
         volume = sum(p for _, _, p in self.primes) * self.s
         return {"pass": worst <= 0, "primes": len(self.primes), "volume_ml": volume / 1e6,
                 "worst_early_ms": max(worst, 0), "unfinished": unfinished}
@@ -645,12 +762,13 @@ class Referee:
     def _stopped(self):
         """No stroke inside a hold (strokes at its first ms came first; a stall's retried stroke
         ends it), and none at all after a runaway but the uncommanded ones."""
-        T = self.T
+        st = self.strokes
         bad = 0
         unc = set(self.r.pump.uncommanded_ms)
         for a, b, _keep in self.held:
-            inside = T[(T > a) & (T < b)]
-            bad += sum(1 for t in inside.tolist() if t not in unc)
+            lo, hi = st.count_le(a), st.count_le(b - 1)
+            if hi > lo:
+                bad += sum(1 for t in st.times(lo, hi).tolist() if t not in unc) if unc else hi - lo
         return {"pass": bad == 0, "strokes_while_stopped": bad, "holds": len(self.r.holds)}
 
     def _audible(self):
@@ -702,7 +820,6 @@ class Referee:
     def faults(self):
         """Per scenario fault: when the firmware alarmed, what it missed, what a released block let through."""
         out = []
-        T, _ = self.arrivals()
         alarms = self.r.alarms
         for f in self.sc.faults:
             entry = {"kind": f.kind, "start_s": f.t_ms / 1000, "end_s": f.end_ms / 1000 if f.minutes else None,
@@ -719,7 +836,8 @@ class Referee:
                 entry["missed_mcg"] = float(Fraction(m, DAY * 1000))
             if f.kind == "occlusion":
                 t1 = f.end_ms
-                entry["after_release_ul"] = int(np.count_nonzero((T >= t1) & (T < t1 + 60 * MIN))) * self.s / 1000
+                lo, hi = self.arrived_by([t1 - 1, t1 + 60 * MIN - 1]).tolist()
+                entry["after_release_ul"] = (hi - lo) * self.s / 1000
             if f.kind == "runaway":
                 entry["excess_ul"] = len(self.r.pump.uncommanded_ms) * self.s / 1000
             out.append(entry)
@@ -728,11 +846,10 @@ class Referee:
     # -- figures ------------------------------------------------------------------------------------
 
     def figures(self):
-        T = self.T
-        n = len(T)
-        res_conc = self.reservoir_conc
-        patient_pg = int(self.cum_tip_pg[n]) if n else 0
-        delivered_pg = int((res_conc * self.s).sum()) if n else 0
+        n = self.n
+        patient_pg = self.path.cum(n)
+        bounds = [k for k, _ in self.conc_segs[1:]] + [n]
+        delivered_pg = sum(max(min(b, n) - min(k, n), 0) * c * self.s for (k, c), b in zip(self.conc_segs, bounds))
         lag = self._lag()
         # What the ideal wrote off while a limit hold held delivery (the firmware's limit_held).
         limit_starts = {h["start_ms"] for h in self.r.holds if h["kind"] == "limit"}
@@ -750,24 +867,30 @@ class Referee:
     def _lag(self):
         """Largest owed-but-undelivered just before a dosing stroke, in nL of that stroke's drug
         (below one stroke when every stroke is on its ms)."""
-        T = self.T
-        n = min(len(T), self.strokes_judged)
-        idx = np.nonzero(~self.is_prime[:n] & (self.tip_pg[:n] > 0))[0]
-        if not len(idx) or not self.segs:
+        n = min(self.n, self.strokes_judged)
+        if not n or not self.segs:
             return 0.0
         starts = np.array([g[0] for g in self.segs], dtype=np.int64)
-        seg = np.searchsorted(starts, T[idx] - 1, side="right") - 1
-        keep = seg >= 0
-        idx, seg = idx[keep], seg[keep]
         # Per segment: the ideal since its epoch as whole pg + remainder (Python ints made int64-safe).
         acc_pg = np.array([g[1] // SUB_PER_PG + g[3] for g in self.segs], dtype=np.int64)
         acc_rem = np.array([g[1] % SUB_PER_PG for g in self.segs], dtype=np.int64)
         rate = np.array([g[2] for g in self.segs], dtype=np.int64)
-        t0 = starts
-        owed_sub = ((acc_pg[seg] - self.cum_tip_pg[idx]) * SUB_PER_PG + acc_rem[seg]
-                    + rate[seg] * (T[idx] - 1 - t0[seg]))
-        frac = owed_sub / (self.tip_pg[idx] * float(SUB_PER_PG))
-        return round(float(frac.max()) * self.s, 6)
+        best = None
+        for c0 in range(0, n, CHUNK):
+            c1 = min(n, c0 + CHUNK)
+            T = self.strokes.times(c0, c1)
+            cum = self.path.cum_many(np.arange(c0, c1 + 1, dtype=np.int64))
+            tip = np.diff(cum)
+            sel = np.nonzero(~self.ideal.is_prime(c0, c1) & (tip > 0))[0]
+            seg = np.searchsorted(starts, T[sel] - 1, side="right") - 1
+            keep = seg >= 0
+            sel, seg = sel[keep], seg[keep]
+            if not len(sel):
+                continue
+            owed_sub = ((acc_pg[seg] - cum[sel]) * SUB_PER_PG + acc_rem[seg] + rate[seg] * (T[sel] - 1 - starts[seg]))
+            frac = float((owed_sub / (tip[sel] * float(SUB_PER_PG))).max())
+            best = frac if best is None else max(best, frac)
+        return 0.0 if best is None else round(best * self.s, 6)
 
     def daily(self):
         """Per pump day (from the start): prescribed mcg (exact ideal) and patient mcg (tip)."""
@@ -780,7 +903,7 @@ class Referee:
             if i < len(self.prime_called) and self.prime_called[i] < p:  # unfinished: priming to the end
                 end = self.end
             else:
-                end = int(self.ideal_t[k + p - 1]) if p and k + p - 1 < len(self.ideal_t) else tp
+                end = self.ideal.at(k + p - 1) if p and k + p - 1 < self.K else tp
             prime_spans.append((tp, end))
         points = sorted({0, self.end} | {t for t, _ in rate_changes if 0 < t < self.end}
                         | {d * DAY for d in range(days)} | {a for a, _ in prime_spans} | {b for _, b in prime_spans})
@@ -793,10 +916,12 @@ class Referee:
             if any(pa <= a < pb for pa, pb in prime_spans):
                 continue
             pres[min(a // DAY, days - 1)] += rate * (b - a)
-        T = self.T
-        pat = np.zeros(days, dtype=np.int64)
-        if len(T):
-            np.add.at(pat, np.minimum(T // DAY, days - 1), self.tip_pg[: len(T)])
+        # Strokes by the end of each day (the last day takes any at the run's last instant).
+        edges = np.arange(1, days + 1, dtype=np.int64) * DAY - 1
+        by_day = self.strokes.count_le_many(edges)
+        by_day[-1] = self.n
+        cum = self.path.cum_many(by_day)
+        pat = np.diff(np.concatenate([[0], cum]))
         return [{"day": d, "prescribed_mcg": round(pres[d] / DAY / 1000, 3), "patient_mcg": round(int(pat[d]) / 1e6, 3)}
                 for d in range(days)]
 

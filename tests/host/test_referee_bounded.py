@@ -86,7 +86,7 @@ job = json.load(sys.stdin)
 sc = scenario.parse(job["text"], "bounded.toml")
 r = runner.simulate(sc)
 if job["extra_stroke_ms"] is not None:  # a pump that fired one stroke more than the firmware was asked for
-    r._stroke_times = np.sort(np.append(r.stroke_times, np.int64(job["extra_stroke_ms"])))
+    r.stroke_times = np.sort(np.append(r.stroke_times, np.int64(job["extra_stroke_ms"])))
 ref, inv = referee.judge(sc, r)
 json.dump({"failed": {k: v for k, v in inv.items() if not v["pass"]}, "steps": ref.walk_steps,
            "bound": len(ref.primes) + len(ref.held) + len(ref.empty_onsets) + 1,
