@@ -30,7 +30,20 @@ def _parser():
     r.add_argument("--seed", type=int, default=0, help="seed for --wake-jitter-ms (default 0)")
     c = sub.add_parser("check", help="validate a scenario without running it")
     c.add_argument("scenario", help="scenario TOML file")
+    # Each tool below owns its arguments and its run: add_arguments(parser) and main(args) -> exit status.
+    for name, _module, text in _TOOLS:
+        _tool(name).add_arguments(sub.add_parser(name, help=text))
     return p
+
+
+_TOOLS = (("sweep", "sim.sweep", "run every variant of a base scenario (grid or seeded random ranges)"),
+          ("accuracy", "sim.accuracy", "delivery error as IEC 60601-2-24 trumpet curves"))
+
+
+def _tool(name):
+    import importlib
+
+    return importlib.import_module(dict((n, m) for n, m, _ in _TOOLS)[name])
 
 
 def _load(path, days):
@@ -52,6 +65,8 @@ def _progress(days):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("sweep", "accuracy"):
+            return _tool(args.command).main(args)
         if args.command == "check":
             sc = scenario.load(args.scenario)
             print(f"{args.scenario}: ok ({sc.name}, {sc.days} days, {len(sc.events)} events)")

@@ -81,6 +81,7 @@ class Scenario:
     battery: object = None  # firmware.battery.BatteryParams
     critical_repeat_minutes: int = 10
     compliance_nl: int = 2000  # the catheter line's compliance against a block
+    mechanism: object = None  # sim.mechanism_model.MechanismParams; None: an exact mechanism
 
     @property
     def weekday(self):
@@ -264,9 +265,14 @@ def parse(text, source, days_override=None, name_default="scenario"):
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(f"{source}: TOML syntax error: {e}") from None
+    return parse_data(data, source, days_override, name_default)
+
+
+def parse_data(data, source, days_override=None, name_default="scenario"):
+    """A scenario from an already-loaded TOML table (sim/sweep.py's variants); data is not modified."""
     top = _Reader(source, data, "")
     top.only("name", "days", "start", "pump", "catheter", "drug", "basal", "periodic_bolus", "ptm", "limits", "event",
-             "alarms", "battery", "fault")
+             "alarms", "battery", "fault", "mechanism")
     name = top.string("name", default=name_default)
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", name):
         top.fail("name", f"{name!r} must be 1-64 letters, digits, '.', '_' or '-'")
@@ -329,6 +335,7 @@ def parse(text, source, days_override=None, name_default="scenario"):
     alarms_r.only("critical_repeat_minutes")
     scenario.critical_repeat_minutes = alarms_r.integer("critical_repeat_minutes", 1, 60, default=10)
     scenario.battery = _battery(top.sub("battery") or _Reader(source, {}, "battery"))
+    scenario.mechanism = _mechanism(top.sub("mechanism") or _Reader(source, {}, "mechanism"))
     scenario.events = _events(top, scenario)
     scenario.faults = _faults(top, scenario)
     if days_override is not None:
@@ -361,6 +368,15 @@ def _battery(reader):
         if reader.has(key):
             given[key] = reader.integer(key, lo, hi)
     return _firmware(reader, "battery", lambda: BatteryParams(**given))
+
+
+def _mechanism(reader):
+    """The simulated mechanism's volume error (sim/mechanism_model.py); default: exact."""
+    from sim.mechanism_model import RANGES, SEED_MAX, MechanismParams
+
+    reader.only(*RANGES, "seed")
+    given = {key: reader.number(key, lo, hi, default=0, unit=" %") for key, (lo, hi) in RANGES.items()}
+    return MechanismParams(**given, seed=reader.integer("seed", 0, SEED_MAX, default=0))
 
 
 def _faults(top, scenario):
