@@ -159,17 +159,36 @@ class Strokes:
             return k0  # its strokes are all after t
         return k0 + int(np.searchsorted(args[0], t, side="right"))
 
+    def table(self):
+        """The pieces as int64 arrays: o, a, p, d (LIN; CONST: o is its time), kind, k0, k1, t_last."""
+        if self._table is None:
+            cols = [args if kind == LIN else ((args[0], 0, 1, 1) if kind == CONST else (0, 0, 1, 1))
+                    for kind, args in zip(self.kind, self.args)]
+            lin = list(zip(*cols)) or [(), (), (), ()]
+            self._table = tuple(np.asarray(col, dtype=np.int64) for col in lin) + (
+                np.asarray(self.kind), np.asarray(self.k0, dtype=np.int64), np.asarray(self.k1, dtype=np.int64),
+                np.asarray(self.t_last, dtype=np.int64))
+        return self._table
+
+    def times_at(self, ks):
+        """Stroke times of the strokes numbered ks (an int64 array of 0 <= k < n)."""
+        ks = np.asarray(ks, dtype=np.int64)
+        o, a, p, d, kind, k0, _k1, _t_last = self.table()
+        w = np.searchsorted(k0, ks, side="right") - 1
+        out = o[w] - (-(a[w] + (ks - k0[w]) * p[w]) // d[w])
+        const = kind[w] == CONST
+        out[const] = o[w][const]
+        for i in np.unique(w[kind[w] == ARR]).tolist():
+            sel = w == i
+            out[sel] = self.args[i][0][ks[sel] - self.k0[i]]
+        return out
+
     def count_le_many(self, ts):
         """count_le for an int64 array of times, vectorised over the pieces."""
         ts = np.asarray(ts, dtype=np.int64)
         if not len(self.k0):
             return np.zeros(len(ts), dtype=np.int64)
-        if self._table is None:
-            lin = [args if kind == LIN else (0, 0, 1, 1) for kind, args in zip(self.kind, self.args)]
-            self._table = tuple(np.asarray(col, dtype=np.int64) for col in zip(*lin)) + (
-                np.asarray(self.kind), np.asarray(self.k0, dtype=np.int64), np.asarray(self.k1, dtype=np.int64),
-                np.asarray(self.t_last, dtype=np.int64))
-        o, a, p, d, kind, k0, k1, t_last = self._table
+        o, a, p, d, kind, k0, k1, t_last = self.table()
         w = np.minimum(np.searchsorted(t_last, ts + 1, side="left"), len(k0) - 1)
         out = np.clip(k0[w] + ((ts - o[w]) * d[w] - a[w]) // p[w] + 1, k0[w], k1[w])
         out[kind[w] == CONST] = k0[w][kind[w] == CONST]
@@ -406,3 +425,71 @@ class IdealMap:
         if k0 < j < k1:
             pts.append(j)
         return sorted(set(pts))
+
+
+# -- the same, vectorised over many progressions -------------------------------------------------------
+
+_BIG = 1 << 62
+
+
+def _mod_many(n, m, a, b, want_max):
+    """minmod / maxmod for int64 arrays, all progressions in lockstep. Each reduction step rewrites
+    the answer as a clamped affine function of the next level's answer,
+    g(F) = min(max(s*F + o, lo), hi), so the levels need no stack. Needs b*(n-1) + m < 2**62."""
+    n, m = np.array(n, dtype=np.int64), np.array(m, dtype=np.int64)
+    a, b = np.array(a, dtype=np.int64) % m, np.array(b, dtype=np.int64) % m
+    mode = np.full(len(n), bool(want_max))
+    o = np.zeros(len(n), dtype=np.int64)
+    s = np.ones(len(n), dtype=np.int64)
+    lo = np.full(len(n), -_BIG, dtype=np.int64)
+    hi = np.full(len(n), _BIG, dtype=np.int64)
+    out = np.zeros(len(n), dtype=np.int64)
+    live = np.ones(len(n), dtype=bool)
+    while live.any():
+        idx = np.nonzero(live)[0]
+        nn, mm, aa, bb, md = n[idx], m[idx], a[idx] % m[idx], b[idx] % m[idx], mode[idx]
+        f = np.full(len(idx), -1, dtype=np.int64)
+        zero = bb == 0
+        f[zero] = aa[zero]
+        flip = ~zero & (2 * bb > mm)
+        # F = m - 1 - F' of the other mode, over m - 1 - a stepping by m - b
+        fi = idx[flip]
+        o[fi] += s[fi] * (mm[flip] - 1)
+        s[fi] = -s[fi]
+        a[fi] = mm[flip] - 1 - aa[flip]
+        b[fi] = mm[flip] - bb[flip]
+        mode[fi] = ~md[flip]
+        red = ~zero & ~flip
+        top = aa + bb * (nn - 1)
+        wraps = np.where(red, top // np.maximum(mm, 1), 0)
+        end = red & (wraps == 0)
+        f[end] = np.where(md[end], top[end], aa[end])
+        go = red & (wraps > 0)
+        gi = idx[go]
+        # min: F = min(a, F''); max: F = max(top mod m, m - b + F''), F'' over wraps terms mod b
+        c = np.where(md[go], top[go] % mm[go], aa[go])
+        d = np.where(md[go], mm[go] - bb[go], 0)
+        sg, og = s[gi], o[gi]
+        mx = md[go]
+        lo[gi] = np.where(mx & (sg > 0), np.maximum(lo[gi], og + c), np.where(~mx & (sg < 0),
+                          np.maximum(lo[gi], og - c), lo[gi]))
+        hi[gi] = np.where(~mx & (sg > 0), np.minimum(hi[gi], np.maximum(og + c, lo[gi])),
+                          np.where(mx & (sg < 0), np.minimum(hi[gi], np.maximum(og - c, lo[gi])), hi[gi]))
+        o[gi] = og + sg * d
+        n[gi] = wraps[go]
+        a[gi] = aa[go] - mm[go]
+        b[gi] = -mm[go]
+        m[gi] = bb[go]
+        done = f >= 0
+        di = idx[done]
+        out[di] = np.minimum(np.maximum(s[di] * f[done] + o[di], lo[di]), hi[di])
+        live[di] = False
+    return out
+
+
+def minmod_many(n, m, a, b):
+    return _mod_many(n, m, a, b, False)
+
+
+def maxmod_many(n, m, a, b):
+    return _mod_many(n, m, a, b, True)

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from sim.closed import AT, CHUNK, COPY, PRIME, RATE, IdealMap, PathMass, Segments, Strokes, cdiv
+from sim.closed import AT, CHUNK, COPY, PRIME, RATE, IdealMap, PathMass, Segments, Strokes, cdiv, maxmod_many, minmod_many
 
 DAY = 86_400_000
 _EXTRA = 64  # hypothetical strokes past the last fired, so a missing stroke is seen
@@ -558,6 +558,7 @@ class Referee:
                 break
         inv = {}
         self._judged = None
+        self._itable = None
         inv["never_ahead"] = self._never_ahead()
         inv["never_a_stroke_behind"] = self._never_behind()
         inv["rolling_24h_limit"] = self._rolling_limit()
@@ -630,8 +631,77 @@ class Referee:
 
     def _judged_extremes(self):
         if self._judged is None:
-            self._judged = self._extremes(0, min(self.strokes_judged, self.n))
+            self._judged = self._extremes_many(0, min(self.strokes_judged, self.n))
         return self._judged
+
+    def _cuts(self, k0, k1, *bounds):
+        """Cells [lo, hi) of [k0, k1) cut at every boundary given (int64 arrays)."""
+        cuts = np.unique(np.clip(np.concatenate([np.array([k0, k1], dtype=np.int64)]
+                                                + [np.asarray(b, dtype=np.int64) for b in bounds]), k0, k1))
+        return cuts[:-1], cuts[1:]
+
+    def _ideal_table(self):
+        """The ideal's pieces as arrays: start, end, kind, t0, den, base pg, rem sub, kb, step."""
+        if self._itable is None:
+            m = self.ideal
+            rows = []
+            for pay in m.pays:
+                if pay[0] == RATE:
+                    base, rem = divmod(pay[2], SUB_PER_PG)
+                    rows.append((RATE, pay[1], pay[3], base, rem, 0, 0))
+                elif pay[0] == PRIME:
+                    rows.append((PRIME, pay[1], pay[4], 0, 0, pay[2], pay[3]))
+                else:
+                    rows.append((pay[0], 0, 1, 0, 0, 0, 0))
+            cols = [np.asarray(c, dtype=np.int64) for c in zip(*rows)] if rows else [np.zeros(0, np.int64)] * 7
+            self._itable = (np.asarray(m.starts, dtype=np.int64), np.asarray(m.ends, dtype=np.int64), *cols)
+        return self._itable
+
+    def _slope_pg(self, j):
+        """pg per stroke of cum from stroke j on (its path piece)."""
+        path = self.path
+        i = np.searchsorted(path._xs, np.asarray(j, dtype=np.int64) * self.s, side="right") - 1
+        return path._cs[i] * self.s
+
+    def _progressions(self, lo, hi):
+        """Cells with one stroke piece and one ideal piece: (stroke piece, ideal piece or -1, whether the
+        fired train is the ideal's progression there, and the ideal's need at lo, slope, rate)."""
+        o, a, p, d, kind, k0, _k1, _t = self.strokes.table()
+        w = np.searchsorted(k0, lo, side="right") - 1
+        starts, ends, ikind, t0, den, base, rem, kb, step = self._ideal_table()
+        v = np.searchsorted(starts, lo, side="right") - 1
+        assigned = (v >= 0) & (lo < ends[np.maximum(v, 0)])
+        v = np.where(assigned, v, 0)
+        ik = np.where(assigned, ikind[v] if len(ikind) else 0, -1)
+        rate_piece = ik == RATE
+        need = np.where(rate_piece, (self.path.cum_many(lo + 1) - base[v]) * SUB_PER_PG - rem[v],
+                        (lo - kb[v]) * step[v])
+        beta = np.where(rate_piece, self._slope_pg(lo + 1) * SUB_PER_PG, step[v])
+        num = a[w] + (lo - k0[w]) * p[w]
+        # The same progression (same rate as denominator, as the firmware plans it): same ms, every stroke.
+        same = ((kind[w] == 0) & ((ik == RATE) | (ik == PRIME)) & (need > 0) & (den[v] == d[w]) & (beta == p[w])
+                & ((t0[v] - o[w]) * d[w] + need - num == 0))
+        if self.path.k_starts[1:]:  # one path piece for cum(k+1) over the whole cell
+            ks = np.asarray(self.path.k_starts[1:], dtype=np.int64)
+            same &= np.searchsorted(ks, lo + 1, side="right") == np.searchsorted(ks, hi, side="right")
+        same |= (ik == COPY)
+        return w, np.where(assigned, v, -1), same, need, beta, den[v]
+
+    def _extremes_many(self, k0, k1):
+        """_extremes over [k0, k1), the cells where the fired train is the ideal's progression found at once."""
+        if k1 <= k0:
+            return None, None
+        st = self.strokes
+        lo, hi = self._cuts(k0, k1, st.k0, st.k1, self.ideal.starts, self.ideal.ends,
+                            np.asarray(self.path.k_starts, dtype=np.int64) - 1)
+        _w, _v, same, *_ = self._progressions(lo, hi)
+        early = late = 0 if same.any() else None
+        for c, d in zip(lo[~same].tolist(), hi[~same].tolist()):
+            e, lt = self._extremes(c, d)
+            if e is not None:
+                early = e if early is None else max(early, e)
+                late = lt if late is None else max(late, lt)
+        return early, late
 
     def _never_ahead(self):
         early, _ = self._judged_extremes()
@@ -677,27 +747,75 @@ class Referee:
         return self.arrival_times(0, self.n), np.arange(self.n)
 
     def _rolling_limit(self):
-        """The largest drug mass that reached the patient in any 24 h, against the limit in force."""
+        """The largest drug mass that reached the patient in any 24 h, against the limit in force.
+
+        Over head strokes i (in arrival order, which is stroke order): W_i = cum(i+1) - cum(F(i)), F(i)
+        the strokes arrived by A_i - 24 h. The strokes are cut into cells where the limit, both path
+        pieces and the tail's piece stay the same. Where the tail does not move, or the head's arrival
+        time does not, W grows with i: its last stroke is the cell's largest. Where both are trains of
+        the same rate and tip mass, W_i = W_lo - m * (phi_i - phi_lo) with phi_i = floor((E + r_i)/p) and
+        r_i the head's ceil remainder: its least value is one minmod. Any other cell is listed."""
         n = self.n
         if not n:
             return {"pass": True, "worst_mcg": 0.0}
-        path = self.path
+        st, path = self.strokes, self.path
+        o, a, p, d, kind, k0, k1, t_last = st.table()
         prog_t = np.array([t for t, _ in self.programs], dtype=np.int64)
         prog_l = np.array([rx.max_daily_ng * 1000 for _, rx in self.programs], dtype=np.int64)
-        worst_window = None
-        worst_over = None
-        for c0 in range(0, n, CHUNK):
-            c1 = min(n, c0 + CHUNK)
-            T = self.arrival_times(c0, c1)
-            first = self.arrived_by(T - DAY)  # strokes in (t - 24 h, t]
-            window = path.cum_many(np.arange(c0 + 1, c1 + 1, dtype=np.int64)) - path.cum_many(first)
-            over = window - prog_l[np.searchsorted(prog_t, T, side="right") - 1]
-            w = int(window.max())
-            worst_window = w if worst_window is None else max(worst_window, w)
-            o = int(over.max())
-            worst_over = o if worst_over is None else max(worst_over, o)
+        occl = np.array(self._occlusions, dtype=np.int64).reshape(-1, 2)
+        firsts = st.times_at(k0)
+        tail_x = np.concatenate([firsts, t_last, occl[:, 0], occl[:, 1]])
+        ks = np.asarray([j for j in path.k_starts if 0 < j <= n], dtype=np.int64)
+        lo, hi = self._cuts(0, n, k0, k1, st.count_le_many(occl.ravel() - 1),
+                            self.arrived_by(tail_x + DAY - 1), self.arrived_by(prog_t - 1), ks - 1,
+                            self.arrived_by(self._arrivals_at(ks - 1) + DAY - 1))
+        last = hi - 1
+        A_lo, A_last = self._arrivals_at(lo), self._arrivals_at(last)
+        F_lo, F_last = self.arrived_by(A_lo - DAY), self.arrived_by(A_last - DAY)
+        limit = prog_l[np.searchsorted(prog_t, A_lo, side="right") - 1]
+        # Cells whose largest window is at their last stroke.
+        at_last = (A_lo == A_last) | (F_lo == F_last)
+        w_last = path.cum_many(hi) - path.cum_many(F_last)
+        windows = [w_last[at_last]]
+        overs = [w_last[at_last] - limit[at_last]]
+        # Cells where head and tail are trains of one rate and one tip mass.
+        wh = np.searchsorted(k0, lo, side="right") - 1
+        x = A_lo - DAY
+        wt = np.minimum(np.searchsorted(t_last, x + 1, side="left"), len(k0) - 1)
+        m_head, m_tail = self._slope_pg(lo + 1), self._slope_pg(F_lo)
+        both = (~at_last & (kind[wh] == 0) & (A_lo == st.times_at(lo)) & (kind[wt] == 0) & (x >= firsts[wt])
+                & (x < t_last[wt]) & (d[wh] == d[wt]) & (p[wh] == p[wt]) & (m_head == m_tail))
+        if both.any():
+            wh, wt, dd, pp = wh[both], wt[both], d[wh[both]], p[wh[both]]
+            num = a[wh] + (lo[both] - k0[wh]) * pp  # the head's numerator at lo
+            e = (o[wh] - DAY - o[wt]) * dd + num - a[wt]
+            phi_lo = (e + (-num) % dd) // pp
+            rmin = minmod_many(hi[both] - lo[both], dd, -num, -pp)
+            w_lo = path.cum_many(lo[both] + 1) - path.cum_many(F_lo[both])
+            w = w_lo + m_head[both] * (phi_lo - (e + rmin) // pp)
+            windows.append(w)
+            overs.append(w - limit[both])
+        worst_window = max(int(v.max()) for v in windows if len(v)) if any(len(v) for v in windows) else None
+        worst_over = max(int(v.max()) for v in overs if len(v)) if any(len(v) for v in overs) else None
+        rest = ~at_last & ~both
+        for c0, c1 in zip(lo[rest].tolist(), hi[rest].tolist()):
+            self.listed += c1 - c0
+            for b0 in range(c0, c1, CHUNK):
+                b1 = min(c1, b0 + CHUNK)
+                T = self.arrival_times(b0, b1)
+                window = path.cum_many(np.arange(b0 + 1, b1 + 1, dtype=np.int64)) - path.cum_many(
+                    self.arrived_by(T - DAY))
+                over = window - prog_l[np.searchsorted(prog_t, T, side="right") - 1]
+                worst_window = int(window.max()) if worst_window is None else max(worst_window, int(window.max()))
+                worst_over = int(over.max()) if worst_over is None else max(worst_over, int(over.max()))
         return {"pass": bool(worst_over <= 0), "worst_mcg": round(worst_window / 1e6, 6),
                 "closest_to_limit_mcg": round(-worst_over / 1e6, 6)}
+
+    def _arrivals_at(self, ks):
+        T = self.strokes.times_at(ks)
+        for a, b in self._occlusions:
+            T[(T >= a) & (T < b)] = b
+        return T
 
     def _ptm(self):
         grants = [b["pump_t_ms"] for b in self.r.boluses if b["kind"] == "ptm" and b["granted"]]
@@ -866,7 +984,11 @@ class Referee:
 
     def _lag(self):
         """Largest owed-but-undelivered just before a dosing stroke, in nL of that stroke's drug
-        (below one stroke when every stroke is on its ms)."""
+        (below one stroke when every stroke is on its ms).
+
+        Where the fired train is the ideal's progression inside one dosing segment, stroke k fires at
+        t0 + ceil(need_k / rate), so what is owed at its ms - 1 is tip*SUB - rate + ((-need_k) mod rate):
+        its largest value is one maxmod. Other strokes are listed."""
         n = min(self.n, self.strokes_judged)
         if not n or not self.segs:
             return 0.0
@@ -875,20 +997,39 @@ class Referee:
         acc_pg = np.array([g[1] // SUB_PER_PG + g[3] for g in self.segs], dtype=np.int64)
         acc_rem = np.array([g[1] % SUB_PER_PG for g in self.segs], dtype=np.int64)
         rate = np.array([g[2] for g in self.segs], dtype=np.int64)
+        st = self.strokes
+        xs = np.asarray(self.path.xs[1:], dtype=np.int64)
+        lo, hi = self._cuts(0, n, st.k0, st.k1, self.ideal.starts, self.ideal.ends, -(-xs // self.s), xs // self.s,
+                            st.count_le_many(starts), np.asarray(self.path.k_starts, dtype=np.int64) - 1)
+        w, v, same, need, beta, den = self._progressions(lo, hi)
+        _starts, _ends, ikind, t0, _den, base, rem, _kb, _step = self._ideal_table()
+        T_lo = st.times_at(lo)
+        g = np.searchsorted(starts, T_lo - 1, side="right") - 1
+        tip = self._slope_pg(lo)
+        vv = np.maximum(v, 0)
+        # The stroke's own segment: the one its ideal piece was planned in (same start, mass and rate).
+        own = (same & (v >= 0) & (ikind[vv] == RATE) & (g >= 0) & (tip > 0)
+               & (starts[np.maximum(g, 0)] == t0[vv]) & (T_lo - 1 >= t0[vv])
+               & (acc_pg[np.maximum(g, 0)] == base[vv]) & (acc_rem[np.maximum(g, 0)] == rem[vv])
+               & (rate[np.maximum(g, 0)] == den))
         best = None
-        for c0 in range(0, n, CHUNK):
-            c1 = min(n, c0 + CHUNK)
-            T = self.strokes.times(c0, c1)
+        if own.any():
+            r = maxmod_many(hi[own] - lo[own], den[own], -need[own], -beta[own])
+            tip_sub = tip[own] * SUB_PER_PG
+            best = float(((tip_sub - den[own] + r) / tip_sub.astype(float)).max())
+        for c0, c1 in zip(lo[~own].tolist(), hi[~own].tolist()):
+            self.listed += c1 - c0
+            T = st.times(c0, c1)
             cum = self.path.cum_many(np.arange(c0, c1 + 1, dtype=np.int64))
-            tip = np.diff(cum)
-            sel = np.nonzero(~self.ideal.is_prime(c0, c1) & (tip > 0))[0]
+            tip_k = np.diff(cum)
+            sel = np.nonzero(~self.ideal.is_prime(c0, c1) & (tip_k > 0))[0]
             seg = np.searchsorted(starts, T[sel] - 1, side="right") - 1
             keep = seg >= 0
             sel, seg = sel[keep], seg[keep]
             if not len(sel):
                 continue
             owed_sub = ((acc_pg[seg] - cum[sel]) * SUB_PER_PG + acc_rem[seg] + rate[seg] * (T[sel] - 1 - starts[seg]))
-            frac = float((owed_sub / (tip[sel] * float(SUB_PER_PG))).max())
+            frac = float((owed_sub / (tip_k[sel] * float(SUB_PER_PG))).max())
             best = frac if best is None else max(best, frac)
         return 0.0 if best is None else round(best * self.s, 6)
 

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sim.closed import IdealMap, PathMass, Segments, Strokes, maxmod, minmod
+from sim.closed import IdealMap, PathMass, Segments, Strokes, maxmod, maxmod_many, minmod, minmod_many
 
 SUB = 86_400
 
@@ -15,6 +15,19 @@ def test_min_and_max_of_a_progression_mod_m_are_those_of_its_terms(n, m, a, b):
     terms = [(a + b * k) % m for k in range(n)]
     assert minmod(n, m, a, b) == min(terms)
     assert maxmod(n, m, a, b) == max(terms)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10**6), st.integers(1, 2**30), st.integers(-2**40, 2**40),
+                          st.integers(-2**40, 2**40)), min_size=1, max_size=40))
+def test_the_vectorised_min_and_max_mod_agree_with_the_scalar_ones(rows):
+    n, m, a, b = (np.array(c, dtype=np.int64) for c in zip(*rows))
+    assert minmod_many(n, m, a, b).tolist() == [minmod(*r) for r in rows]
+    assert maxmod_many(n, m, a, b).tolist() == [maxmod(*r) for r in rows]
+    for r in rows[:5]:  # and the scalar ones against the terms, where listing them is cheap
+        k = min(r[0], 2000)
+        terms = [(r[2] + r[3] * j) % r[1] for j in range(k)]
+        assert minmod(k, r[1], r[2], r[3]) == min(terms) and maxmod(k, r[1], r[2], r[3]) == max(terms)
 
 
 def _trains(draw_runs):
@@ -57,6 +70,7 @@ def test_the_trains_in_closed_form_give_every_stroke_time_and_count(draw, probes
     assert np.array_equal(strokes.times(0, strokes.n), T)
     for k in range(0, len(T), max(1, len(T) // 7)):
         assert strokes.time(k) == T[k]
+    assert np.array_equal(strokes.times_at(np.arange(len(T))), T)
     probes = probes + ([int(t) for t in T[:5]] + [int(T[-1]) - 1, int(T[-1])] if len(T) else [])
     expected = np.searchsorted(T, np.array(probes, dtype=np.int64), side="right")
     assert [strokes.count_le(t) for t in probes] == expected.tolist()
