@@ -135,7 +135,7 @@ def write(result, out_dir, plot=True, strokes=False):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     s = summary(result)
-    _atomic(out / "summary.json", lambda f: json.dump(s, f, indent=2))
+    _atomic(out / "summary.json", lambda f: _dump_summary(s, f))
     _atomic(out / "events.jsonl", lambda f: [f.write(json.dumps(e) + "\n") for e in result.events])
 
     def daily(f):
@@ -164,6 +164,23 @@ def write(result, out_dir, plot=True, strokes=False):
         plot_run(result, tmp)
         os.replace(tmp, out / "plot.png")
     return s
+
+
+def _dump_summary(s, f):
+    """A key per line and a list's items one per line, each value compact: json's C encoder writes a
+    7-year summary in milliseconds, where its indenting (pure Python) encoder took a third of a second."""
+    items = list(s.items())
+    f.write("{\n")
+    for i, (k, v) in enumerate(items):
+        f.write(f"  {json.dumps(k)}: ")
+        if isinstance(v, list) and v:
+            f.write("[\n" + ",\n".join("    " + json.dumps(x) for x in v) + "\n  ]")
+        elif isinstance(v, dict) and v:
+            f.write("{\n" + ",\n".join(f"    {json.dumps(k2)}: {json.dumps(v2)}" for k2, v2 in v.items()) + "\n  }")
+        else:
+            f.write(json.dumps(v))
+        f.write(",\n" if i + 1 < len(items) else "\n")
+    f.write("}\n")
 
 
 def _atomic(path, fill):
