@@ -2,7 +2,7 @@
 #
 #   make test     lint, CPython tests + coverage, MicroPython unix port, MicroPython WebAssembly
 #                 port, pyright against MicroPython stubs, mpy-cross for three targets
-#   make run      the desktop simulator          make bench   the simulator benchmark
+#   make run      the desktop simulator          make bench   whole-process benchmark vs SimPy
 #   make mpy BOARD=rpi_pico|esp32|pyboard        cross-compile one board into build/<board>/
 #   make deploy BOARD=... PORT=/dev/ttyACM0      copy it onto a board with mpremote, soft-reset
 #   make demo BOARD=...   the board's main.py on the MicroPython unix port, with simulated pins
@@ -122,8 +122,8 @@ demo: $(VENV_STAMP)
 run: $(VENV_STAMP)
 	$(BIN)/pumpsim run
 
-bench: $(VENV_STAMP)
-	$(PY) -m sim.bench
+bench: $(VENV_STAMP)  # BENCH_FLAGS=--quick|--strict|--out DIR (docs/bench.md)
+	$(PY) -m sim.bench $(BENCH_FLAGS)
 
 soak: $(VENV_STAMP)
 	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -s -p no:cacheprovider tests/host/test_stateful.py tests/host/test_properties.py \
