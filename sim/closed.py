@@ -76,21 +76,36 @@ class Strokes:
     @classmethod
     def from_runs(cls, runs):
         """From the simulated motor's trains: (origin, first, period, den, from j, to j) with stroke j
-        (0-based in the train) at origin + max(ceil((first + j*period) / den), 0)."""
+        (0-based in the train) at origin + max(ceil((first + j*period) / den), 0). Vectorised over
+        the trains: overdue strokes (numerator <= 0) become a CONST piece at the origin."""
         s = cls()
-        for origin, first, period, den, j0, j1 in runs:
-            if j1 <= j0:
-                continue
-            k = s.n
-            a = first + (j0 - k) * period  # in terms of the global index
-            if period == 0:
-                s._add(k, k + j1 - j0, CONST, (origin + max(cdiv(first, den), 0),))
-                continue
-            k_unclamped = min(max(-a // period + 1, k), k + j1 - j0)  # first k with a + k*p > 0
-            if k_unclamped > k:  # overdue strokes: at once
-                s._add(k, k_unclamped, CONST, (origin,))
-            if k + j1 - j0 > k_unclamped:
-                s._add(k_unclamped, k + j1 - j0, LIN, (origin, a + k_unclamped * period, period, den))
+        r = np.asarray(runs, dtype=np.int64).reshape(-1, 6)
+        r = r[r[:, 5] > r[:, 4]]
+        if not len(r):
+            return s
+        origin, first, period, den, j0, j1 = r.T
+        k_start = np.concatenate([[0], np.cumsum(j1 - j0)[:-1]])
+        flat = period == 0
+        # the first j whose numerator is > 0 (a single-stroke train: none of it is a progression)
+        j_u = np.where(flat, j1, np.clip(np.where(flat, 0, -first // np.where(flat, 1, period)) + 1, j0, j1))
+        const_t = np.where(flat, origin + np.maximum(-(-first // den), 0), origin)
+        has_const = j_u > j0
+        has_lin = j1 > j_u
+        # Pieces in order: each train's CONST part, then its LIN part.
+        order = np.stack([has_const, has_lin], axis=1).ravel()
+        k0 = np.stack([k_start, k_start + j_u - j0], axis=1).ravel()[order]
+        k1 = np.stack([k_start + j_u - j0, k_start + j1 - j0], axis=1).ravel()[order]
+        kind = np.stack([np.full(len(r), CONST), np.full(len(r), LIN)], axis=1).ravel()[order]
+        o = np.stack([const_t, origin], axis=1).ravel()[order]
+        a0 = np.stack([np.zeros(len(r), dtype=np.int64), first + j_u * period], axis=1).ravel()[order]
+        p = np.stack([np.ones(len(r), dtype=np.int64), np.where(flat, 1, period)], axis=1).ravel()[order]
+        d = np.stack([np.ones(len(r), dtype=np.int64), den], axis=1).ravel()[order]
+        lin = kind == LIN
+        t_last = np.where(lin, o - (-(a0 + (k1 - 1 - k0) * p) // d), o)
+        s.k0, s.k1, s.kind, s.t_last = k0.tolist(), k1.tolist(), kind.tolist(), t_last.tolist()
+        s.args = [(oo, aa, pp, dd) if kk == LIN else (oo,) for kk, oo, aa, pp, dd in
+                  zip(s.kind, o.tolist(), a0.tolist(), p.tolist(), d.tolist())]
+        s.n = s.k1[-1]
         return s
 
     @classmethod
