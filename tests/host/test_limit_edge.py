@@ -24,6 +24,7 @@ from bounded import JUDGE_SECONDS, time_bound
 from hypothesis import assume, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from listed import judged_both_ways
 from test_regressions import rolling_24h_max_pg
 
 from sim import report, runner, scenario
@@ -78,6 +79,7 @@ def judged(text, jitter=0, seed=0):
     r = runner.simulate(sc, wake_jitter_ms=jitter, seed=seed)
     with time_bound(JUDGE_SECONDS, "the referee's judgement"):
         inv = report.judge(r)
+    judged_both_ways(sc, r)  # the closed forms against every stroke listed: limit holds, runaways, suspends
     return sc, r, inv
 
 

@@ -7,6 +7,7 @@ import oracle
 from bounded import JUDGE_SECONDS, time_bound
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from listed import judged_both_ways
 
 from sim import report, runner, scenario
 
@@ -95,6 +96,7 @@ def check_run(text, wake_jitter_ms=0, seed=0):
     with time_bound(JUDGE_SECONDS, "the referee's judgement"):
         inv = report.judge(r)
     assert all(v["pass"] for v in inv.values()), report.violations(r)
+    judged_both_ways(sc, r)  # the closed forms against every stroke listed
     held = sc.faults or any(e.action in ("suspend", "resume") for e in sc.events)
     if not wake_jitter_ms and not held:  # the oracle models no holds: the referee judges those runs
         o = oracle.run(sc)
