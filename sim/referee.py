@@ -6,6 +6,11 @@ time of each decision). Everything else, the ideal dose, the fluid path, the res
 pump ran empty, priming, is computed here from docs/delivery.md in exact integer arithmetic:
 Python ints, and numpy int64 only on quantities bounded well inside it.
 
+It judges in closed form (sim/closed.py, docs/referee.md): the fired strokes are the motor's
+trains, the ideal stroke times, tip masses and reservoir are pieces over the stroke index, and its
+cost grows with schedule changes and trains, not with strokes. A stretch is listed stroke by stroke
+only where no closed form covers it.
+
 Units: rates ng/day; ideal mass in "sub" = 1/86_400_000 ng (a rate of R ng/day accrues R sub per
 ms); tip masses in pg (nL x mcg/mL); 1 pg = 86_400 sub.
 """
