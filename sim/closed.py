@@ -295,6 +295,8 @@ class Segments:
     def first_below(self, k0, k1, limit):
         """The first k in [k0, k1) with value(k) < limit, or None (slopes >= 0: falling values)."""
         i = max(bisect_right(self.k0, k0) - 1, 0)
+        if (i + 1 == len(self.k0) or self.k0[i + 1] >= k1) and self.v[i] - self.slope[i] * (k1 - 1 - self.k0[i]) >= limit:
+            return None  # one segment, falling: its last value is its least
         while i < len(self.k0) and self.k0[i] < k1:
             lo = max(self.k0[i], k0)
             hi = min(self.k0[i + 1] if i + 1 < len(self.k0) else k1, k1)
@@ -330,6 +332,12 @@ class IdealMap:
 
     def assign(self, k0, k1, pay):
         if k1 <= k0:
+            return
+        if not self.ends or k0 >= self.ends[-1]:  # the walk's usual step: past every piece
+            if pay is not None:
+                self.starts.append(k0)
+                self.ends.append(k1)
+                self.pays.append(pay)
             return
         lo = bisect_right(self.ends, k0)  # first piece ending after k0
         hi = bisect_left(self.starts, k1)  # first piece starting at or after k1

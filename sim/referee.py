@@ -1041,8 +1041,6 @@ class Referee:
     def daily(self):
         """Per pump day (from the start): prescribed mcg (exact ideal) and patient mcg (tip)."""
         days = self.sc.days
-        pres = [0] * days
-        rate_changes = self.changes
         # Integrate the ideal rate over each day, excluding priming and counting it while empty.
         prime_spans = []
         for i, (tp, k, p) in enumerate(self.primes):
@@ -1051,17 +1049,18 @@ class Referee:
             else:
                 end = self.ideal.at(k + p - 1) if p and k + p - 1 < self.K else tp
             prime_spans.append((tp, end))
-        points = sorted({0, self.end} | {t for t, _ in rate_changes if 0 < t < self.end}
-                        | {d * DAY for d in range(days)} | {a for a, _ in prime_spans} | {b for _, b in prime_spans})
-        rate = 0
-        ci = 0
-        for a, b in zip(points, points[1:]):
-            while ci < len(rate_changes) and rate_changes[ci][0] <= a:
-                rate += rate_changes[ci][1]
-                ci += 1
-            if any(pa <= a < pb for pa, pb in prime_spans):
-                continue
-            pres[min(a // DAY, days - 1)] += rate * (b - a)
+        ts = np.asarray(self.change_ts, dtype=np.int64)
+        points = np.unique(np.concatenate([np.array([0, self.end], dtype=np.int64), ts[(ts > 0) & (ts < self.end)],
+                                           np.arange(days, dtype=np.int64) * DAY,
+                                           np.array([x for span in prime_spans for x in span], dtype=np.int64)]))
+        a, b = points[:-1], points[1:]
+        rate = np.asarray(self.rate_after, dtype=np.int64)[np.searchsorted(ts, a, side="right")]
+        priming = np.zeros(len(a), dtype=bool)
+        for pa, pb in prime_spans:
+            priming |= (a >= pa) & (a < pb)
+        pres = np.zeros(days, dtype=np.int64)  # at most 24 mL/day x 5000 mcg/mL x DAY: inside int64
+        np.add.at(pres, np.minimum(a // DAY, days - 1)[~priming], (rate * (b - a))[~priming])
+        pres = pres.tolist()
         # Strokes by the end of each day (the last day takes any at the run's last instant).
         edges = np.arange(1, days + 1, dtype=np.int64) * DAY - 1
         by_day = self.strokes.count_le_many(edges)
