@@ -56,9 +56,9 @@ def _samples(result):
     """(day, reservoir_ml, patient_mcg cumulative, prescribed_mcg cumulative) at each day's end."""
     sc = result.scenario
     days = np.array([0] + [d["day"] + 1 for d in result.daily], dtype=np.int64)
-    i = np.searchsorted(result.stroke_times, days * MS_PER_DAY, side="right")
-    after = np.asarray(result.referee.volume_after)
-    vol = np.where(i > 0, after[np.maximum(i - 1, 0)], sc.volume_nl)
+    ref = result.referee  # the strokes and the reservoir in closed form: no stroke is listed
+    i = ref.strokes.count_le_many(days * MS_PER_DAY)
+    vol = np.where(i > 0, ref.volume.many(np.maximum(i - 1, 0)), sc.volume_nl)
     vol[0] = sc.volume_nl
     pat = np.concatenate([[0.0], np.cumsum([d["patient_mcg"] for d in result.daily])])
     pres = np.concatenate([[0.0], np.cumsum([d["prescribed_mcg"] for d in result.daily])])
@@ -76,7 +76,7 @@ def battery_series(result):
     cell of the run's own class from every draw the run recorded."""
     sc = result.scenario
     end = sc.days * MS_PER_DAY
-    T = result.stroke_times
+    fired = result.referee.strokes
     grid = _grid_ms(end)
     factors = dict(result.cell.factor_changes)  # ms -> factor from then on
     commands = Counter(ev.t_ms for ev in sc.events if ev.action != "ptm" and ev.t_ms <= end)
@@ -86,7 +86,7 @@ def battery_series(result):
     clock = SimpleNamespace(now_ms=0, started=False)
 
     def strokes():
-        return int(np.searchsorted(T, clock.now_ms, side="right")) if clock.started else 0
+        return fired.count_le(clock.now_ms) if clock.started else 0
 
     cell = type(result.cell)(clock, result.cell.params, strokes)
     clock.started = True
