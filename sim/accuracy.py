@@ -103,7 +103,7 @@ def prime_spans(referee):
         if i < len(referee.prime_called) and referee.prime_called[i] < p:
             end = referee.end
         else:
-            end = int(referee.ideal_t[k + p - 1]) if p and k + p - 1 < len(referee.ideal_t) else tp
+            end = referee.ideal.at(k + p - 1) if p and k + p - 1 < referee.K else tp
         spans.append((tp, end))
     return spans
 
