@@ -234,6 +234,8 @@ class Alarms:
     def sound(self):
         """Plays what is due now (first tones, then repeats); returns the seconds of tone played."""
         self.tone_s = 0
+        if not self.active and not self.fresh:  # nothing to sound: the usual wake
+            return 0
         now = self._clock.ticks_ms()
         fresh = self.fresh
         if fresh:

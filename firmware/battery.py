@@ -82,6 +82,8 @@ class Gauge:
         self._uc = 0  # ... uC (0..999) ...
         self._nc = 0  # ... nC (0..999)
         self._marks = [0] * _RING  # mC counted at the start of day d, at [d % _RING]
+        self._win_mc = 0  # mC counted over the window days_left() projects from, and its whole days:
+        self._win_days = 0  # set at each new day (days_left() runs at every wake)
         self._qr = [0, 0]
         self.mv = 0  # the last voltage read by check()
         self.eri_day = -1  # when ERI and EOS were reached (day, ms of the day), -1 before
@@ -119,10 +121,20 @@ class Gauge:
     def _new_day(self):
         self.service_ms = 0
         self.service_day += 1
-        self._marks[self.service_day % _RING] = self._mc
+        day = self.service_day
+        self._marks[day % _RING] = self._mc
+        if day >= WINDOW_DAYS:
+            self._win_mc = self._mc - self._marks[(day - WINDOW_DAYS) % _RING]
+            self._win_days = WINDOW_DAYS
+        else:
+            self._win_mc = self._mc
+            self._win_days = day
 
     def strokes(self, n):
-        self._add_n(n, self._s_uc)
+        if 0 < n <= _CHUNK:  # a wake's strokes: one add
+            self._add_uc(n * self._s_uc)
+        else:
+            self._add_n(n, self._s_uc)
 
     def tone(self, seconds):
         self._add_n(seconds, self._t_uc)
@@ -216,19 +228,11 @@ class Gauge:
         WINDOW_DAYS whole days (all whole days so far before that); 0 once reached; -1 while no
         usage is known: on day 0, whose fraction of a day (the implant's prime, the first tones)
         would project a service life of minutes, and while nothing was counted in the window."""
-        day = self.service_day
-        if not day:
-            return -1
-        if day >= WINDOW_DAYS:
-            self._qr[0] = self._marks[day % _RING] - self._marks[(day - WINDOW_DAYS) % _RING]
-            day = WINDOW_DAYS
-        else:
-            self._qr[0] = self._marks[day]
-        if self._qr[0] <= 0:
+        if self._win_mc <= 0:  # day 0 (nothing counted yet) included
             return -1
         if self._mc >= self._usable_mc:
             return 0
-        return (self._usable_mc - self._mc) * day // self._qr[0]
+        return (self._usable_mc - self._mc) * self._win_days // self._win_mc
 
     def eri_in_days(self):
         """Whole days from now to the projected ERI; 0 once reached; -1 while unknown."""

@@ -44,6 +44,7 @@ class Boluses:
         self._led_day = [0] * _LEDGER_SLOTS
         self._led_ms = [0] * _LEDGER_SLOTS
         self._led_ng = [0] * _LEDGER_SLOTS
+        self._led_top = 0  # slots from here on were never used (0 ng): ledger_ng() stops here
         self._qr = [0, 0]
 
     def active_count(self):
@@ -127,7 +128,9 @@ class Boluses:
     def ledger_ng(self, day, ms):
         """Granted mass that can still share a limit window with anything from now on."""
         total = 0
-        for i in range(_LEDGER_SLOTS):
+        i = self._led_top  # the slots above were never used; the order of a sum does not matter
+        while i:
+            i -= 1
             if self._led_ng[i]:
                 if since_ms(self._led_day[i], self._led_ms[i], day, ms) >= WINDOW_MS:
                     self._led_ng[i] = 0
@@ -164,6 +167,8 @@ class Boluses:
                 self._led_day[j] = day + end // MS_PER_DAY
                 self._led_ms[j] = end % MS_PER_DAY
                 self._led_ng[j] = amount_ng
+                if j >= self._led_top:
+                    self._led_top = j + 1
                 return
         raise RuntimeError("ledger full")  # free_slot() is checked first
 
@@ -177,6 +182,8 @@ class Boluses:
                 self._led_day[j] = day
                 self._led_ms[j] = ms
                 self._led_ng[j] = amount_ng
+                if j >= self._led_top:
+                    self._led_top = j + 1
                 return
             if since_ms(self._led_day[best], self._led_ms[best], self._led_day[j], self._led_ms[j]) > 0:
                 best = j

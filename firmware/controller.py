@@ -7,6 +7,8 @@
 # wake. Hot methods are small and keep their state in attributes: MicroPython puts a frame of
 # more than about 11 words on the heap.
 
+import sys
+
 from firmware.alarms import (
     ALARM_EMPTY_RESERVOIR,
     BUSY,
@@ -172,16 +174,6 @@ class Controller:
         self._plan()
         return self._deadline
 
-    def sync(self):
-        """service() in two halves: account up to now (the main loop's fault watch then acts on a
-        synced controller, before any stroke is planned) ..."""
-        self._sync()
-
-    def plan(self):
-        """... then apply due changes and plan the next train; returns the deadline."""
-        self._plan()
-        return self._deadline
-
     def weekday(self):
         return (self.weekday0 + self.day) % 7
 
@@ -209,6 +201,10 @@ class Controller:
         if self._lost_ng:
             self._emit(EV_UNDER_DELIVERY, self._lost_ng, 0, 0)
 
+    # service() in two halves, each one call at every wake: sync() accounts up to now (the main loop's
+    # fault watch then acts on a synced controller, before any stroke is planned) ...
+    sync = _sync
+
     def _advance(self, elapsed):
         """Accrue up to the next change point (or elapsed ms); apply the changes there."""
         step = self._to_change if self._to_change < elapsed else elapsed
@@ -220,7 +216,8 @@ class Controller:
         else:
             self._accrue(step, self.held)
         self._to_change -= step
-        self.boluses.elapse(step)
+        if self.boluses.n_active:
+            self.boluses.elapse(step)
         self.ms += step
         if self.ms >= MS_PER_DAY:
             self.ms -= MS_PER_DAY
@@ -259,7 +256,7 @@ class Controller:
             self._deliver(n * self.pump.stroke_nl)
 
     def _deliver(self, volume_nl):
-        self.reservoir.take(volume_nl)
+        self.reservoir.volume_nl -= volume_nl  # Reservoir.take(), inline: a call less at every wake
         self.delivered.add(volume_nl)
         if self._priming:
             self.priming_left -= volume_nl // self.pump.stroke_nl
@@ -286,15 +283,17 @@ class Controller:
             self._done_day = self.day
             if self.ms == 0:
                 self.rx_periodic = self.rx
-            self.boluses.at(self._emit)
+            if self.boluses.n_active:
+                self.boluses.at(self._emit)
             self._periodic()
         self._set_rate()
         self._schedule()
 
     def _schedule(self):
         """ms to the next change point: the schedule's, a bolus's, or the end of a limit hold."""
-        self._to_change = self.boluses.next_change_ms(
-            next_change_ms(self.rx, self.rx_periodic.periodic, self.weekday(), self.ms))
+        self._to_change = next_change_ms(self.rx, self.rx_periodic.periodic, (self.weekday0 + self.day) % 7, self.ms)
+        if self.boluses.n_active:
+            self._to_change = self.boluses.next_change_ms(self._to_change)
         if self.held & HOLD_LIMIT:
             self._limit_hold()
 
@@ -328,7 +327,7 @@ class Controller:
         if self._priming:
             self.rate = self._prime_rate()
         else:
-            self.rate = basal_ng_per_day(self.rx, self.weekday(), self.ms) + self.boluses.rate_sum
+            self.rate = basal_ng_per_day(self.rx, (self.weekday0 + self.day) % 7, self.ms) + self.boluses.rate_sum
 
     def _check_reservoir(self):
         self.reservoir.check()
@@ -371,10 +370,14 @@ class Controller:
                     span = self._overdue_span()
                 self._deadline = self._clock.ticks_add(self._tick, span)
                 self._to_change = span
-                return
+                return self._deadline
         self.train.clear(self._tick, self._seen)
         self._motor.start(self.train)
         self._deadline = self._clock.ticks_add(self._tick, span)
+        return self._deadline
+
+    # ... then plan() applies due changes and plans the next train; returns the deadline.
+    plan = _plan
 
     def _overdue_span(self):
         # The capped train's last stroke is overdue (a retried stroke, a late wake). A motor that
@@ -436,16 +439,19 @@ class Controller:
         if need[0] >= 0:
             muldivmod(need[0], MS_PER_DAY, self.rate, self._qr)
             t = self._qr[1] + need[1]
-            self.train.first(self._qr[0] + t // self.rate, t % self.rate)
+            self.train.first_ms = self._qr[0] + t // self.rate  # train.first(), without a call
+            self.train.first_rem = t % self.rate
         else:
             muldivmod(-need[0], MS_PER_DAY, self.rate, self._qr)
             t = need[1] - self._qr[1]
-            self.train.first(t // self.rate - self._qr[0], t % self.rate)
+            self.train.first_ms = t // self.rate - self._qr[0]
+            self.train.first_rem = t % self.rate
 
     def _period(self):
         muldivmod(self._m_ng, MS_PER_DAY, self.rate, self._qr)
         t = self._qr[1] + self._m_sub
-        self.train.period(self._qr[0] + t // self.rate, t % self.rate)
+        self.train.period_ms = self._qr[0] + t // self.rate  # train.period(), without a call
+        self.train.period_rem = t % self.rate
 
     def _cap_ms(self, count):
         # Wake at the last stroke the train may hold: ceil(tau_1 + (count-1) * period).
@@ -739,3 +745,40 @@ class Controller:
             self._schedule()
         self._plan()
         return ng
+
+
+if sys.implementation.name != "micropython":
+    # CPython: the planning arithmetic of every wake on exact integers, a mass as one int of 1/MS_PER_DAY ng,
+    # with the same results as the small-int methods above (MicroPython keeps those: these products would
+    # be big ints on its boards). tests/host/test_fast_path.py cross-checks both over the prescribable range.
+    # The small-int versions stay reachable for that test (and for _accrue's rarer cases).
+    Controller._count_small = Controller._count  # pyright: ignore[reportAttributeAccessIssue]
+    Controller._first_small = Controller._first  # pyright: ignore[reportAttributeAccessIssue]
+    Controller._period_small = Controller._period  # pyright: ignore[reportAttributeAccessIssue]
+    Controller._accrue_small = Controller._accrue  # pyright: ignore[reportAttributeAccessIssue]
+
+    def _count(self, span):
+        end = self.due[0] * MS_PER_DAY + self.due[1] + self.rate * span
+        if end < 0:
+            return 0
+        n = (end // MS_PER_DAY * 1000 + end % MS_PER_DAY // SUB_PER_PG) // self._m_milli
+        return n if n < self._cap else self._cap
+
+    def _first(self):
+        self.train.first_ms, self.train.first_rem = divmod(
+            (self._m_ng - self.due[0]) * MS_PER_DAY + self._m_sub - self.due[1], self.rate)
+
+    def _period(self):
+        self.train.period_ms, self.train.period_rem = divmod(self._m_ng * MS_PER_DAY + self._m_sub, self.rate)
+
+    def _accrue(self, ms, lost):
+        if not lost and self.rate and ms:  # the usual case: due += rate * ms, kept normalised
+            q, self.due[1] = divmod(self.due[1] + self.rate * ms, MS_PER_DAY)
+            self.due[0] += q
+        else:
+            self._accrue_small(ms, lost)
+
+    Controller._count = _count
+    Controller._accrue = _accrue
+    Controller._first = _first
+    Controller._period = _period

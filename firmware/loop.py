@@ -146,12 +146,15 @@ class PumpLoop:
         t = self._clock.ticks_diff(self.ctl.deadline(), now)
         if t > HOUSEKEEPING_MS:
             t = HOUSEKEEPING_MS
-        a = self.alarms.ms_to_next(now)
-        if 0 <= a < t:
-            t = a
-        a = self.watch.ms_to_next(now)
-        if 0 <= a < t:
-            t = a
+        # Most wakes have no alarm and no mechanism fault: then neither has a timer (-1), so skip the calls.
+        if self.alarms.active or self.alarms.fresh:
+            a = self.alarms.ms_to_next(now)
+            if 0 <= a < t:
+                t = a
+        if self.watch.stall or self.watch.occluded:
+            a = self.watch.ms_to_next(now)
+            if 0 <= a < t:
+                t = a
         a = self.gauge.ms_to_next_event()
         if 0 <= a < t:
             t = a

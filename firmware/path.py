@@ -46,7 +46,8 @@ class Path:
         while left > 0:
             left -= self._out(i, left, due)
             i += 1
-        self.push(volume_nl, self._reservoir)
+        if self.n > 1 or self.conc[0] != self._reservoir:  # else push() would add and pop the same volume
+            self.push(volume_nl, self._reservoir)
 
     def _out(self, i, left, due):
         # Segment i's share of the flow (beyond the path: reservoir drug pushed in by this flow).

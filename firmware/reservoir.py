@@ -40,13 +40,16 @@ class Reservoir:
 
     def check(self):
         """Raise or clear the low and empty alarms for the current volume."""
+        # Checked at every change point: raise_() and clear() only when the alarm changes.
         alarms = self._alarms
         v = self.volume_nl
         if v <= self.pump.low_nl:
-            alarms.raise_(ALARM_LOW_RESERVOIR, EV_LOW_RESERVOIR, v)
-        else:
+            if not alarms.active & ALARM_LOW_RESERVOIR:
+                alarms.raise_(ALARM_LOW_RESERVOIR, EV_LOW_RESERVOIR, v)
+        elif alarms.active & ALARM_LOW_RESERVOIR:
             alarms.clear(ALARM_LOW_RESERVOIR, EV_LOW_RESERVOIR_CLEARED, v)
-        if self.empty():
-            alarms.raise_(ALARM_EMPTY_RESERVOIR, EV_EMPTY_RESERVOIR, v)
-        else:
+        if v - self.pump.empty_nl < self.pump.stroke_nl:  # empty(): no stroke left above the threshold
+            if not alarms.active & ALARM_EMPTY_RESERVOIR:
+                alarms.raise_(ALARM_EMPTY_RESERVOIR, EV_EMPTY_RESERVOIR, v)
+        elif alarms.active & ALARM_EMPTY_RESERVOIR:
             alarms.clear(ALARM_EMPTY_RESERVOIR, EV_DELIVERY_RESUMED, v)

@@ -4,6 +4,8 @@
 # remainder is kept in 1/MS_PER_DAY ng, so a rate of R ng/day accrues exactly R of them per ms.
 # Every value stays within MicroPython's small-int range (+-2**30) over the prescribable range.
 
+import sys
+
 from micropython import const
 
 MS_PER_DAY = const(86_400_000)
@@ -49,6 +51,18 @@ def muldivmod(a, b, d, qr):
     qr[0] += q
     qr[1] = r
     return qr[0]
+
+
+if sys.implementation.name != "micropython":
+    # CPython: ints are unbounded, so the exact product is one multiplication and divmod, with the same q
+    # and r. MicroPython keeps the small-int version above (its boards would allocate a big int);
+    # tests/host/test_fast_path.py checks that both agree over every a, b, d the firmware can pass.
+    muldivmod_small = muldivmod
+
+    def muldivmod(a, b, d, qr):  # noqa: F811 -- the CPython fast path, chosen once at import
+        q, qr[1] = divmod(a * b, d)
+        qr[0] = q
+        return q
 
 
 _scratch = [0, 0]

@@ -50,7 +50,9 @@ class StrokeTrain:
         self.base = base
         self.count = count
         self.den = den
-        self.rewind()
+        self.k = 0  # rewind(), inline: set() is called at every wake
+        self._ms = self.first_ms
+        self._rem = self.first_rem
 
     def clear(self, origin, base):
         self.origin = origin

@@ -57,6 +57,14 @@ class SimCell:
         self.factor_changes = []  # (ms, factor) of every set_factor()
         self._t = clock.now_ms
         self._seen = stroke_count()
+        # read_mv()'s curve in nC at this capacity: (end, start, v0, v1 - v0, end - start) per segment, and
+        # past the rated capacity the knee's end, held.
+        cap = self.capacity_uc
+        self._segs = tuple((d1 * cap, d0 * cap, v0, v1 - v0, (d1 - d0) * cap)
+                           for (d0, v0), (d1, v1) in zip(CURVE, CURVE[1:])) + ((1 << 127, 0, CURVE[-1][1], 0, 1),)
+        self._seg = 0  # where the last reading fell: the charge only grows, so the search starts there
+        self._mv_nc = -1  # the charge of the last reading, and that reading
+        self._mv = 0
         self._nc = 0  # charge drawn, nC (exact int)
         self.strokes = 0  # strokes drawn for, tones (seconds) and commands, for reports
         self.tone_s = 0
@@ -119,13 +127,26 @@ class SimCell:
         interpolation as voltage_mv, floored in integers: v0 + floor((v1 - v0)(nc - d0 cap) /
         ((d1 - d0) cap)), with the depth d = nc / cap per-mille."""
         self._update()
-        nc, cap = self._nc, self.capacity_uc
+        if self._nc == self._mv_nc:
+            return self._mv
+        return self._reading()
+
+    def _reading(self):
+        nc = self._nc
         if nc <= 0:
             return CURVE[0][1]
-        for (d0, v0), (d1, v1) in zip(CURVE, CURVE[1:]):
-            if nc <= d1 * cap:
-                return v0 + (v1 - v0) * (nc - d0 * cap) // ((d1 - d0) * cap)
-        return CURVE[-1][1]
+        segs = self._segs
+        i = self._seg
+        if i and nc <= segs[i - 1][0]:  # the charge went back (only a test sets it): search from the start
+            i = 0
+        while nc > segs[i][0]:
+            i += 1
+        self._seg = i
+        _end, start, v0, dv, span = segs[i]
+        mv = v0 + dv * (nc - start) // span
+        self._mv_nc = nc
+        self._mv = mv
+        return mv
 
     def percent_left(self):
         """Of the rated capacity, 0..100 (a float)."""
@@ -135,7 +156,9 @@ class SimCell:
 
     def exhausted(self):
         self._update()
-        return self._nc >= self._capacity_nc or self.read_mv() < BROWNOUT_MV
+        if self._nc >= self._capacity_nc:
+            return True
+        return (self._mv if self._nc == self._mv_nc else self._reading()) < BROWNOUT_MV  # read_mv(), updated
 
     def can_supply_tone(self):
         """False once the cell is exhausted: below BROWNOUT_MV, or its rated charge all drawn."""

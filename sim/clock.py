@@ -16,9 +16,10 @@ class SimClock:
     def __init__(self, start_ticks=TICKS_PERIOD - START_BEFORE_WRAP_MS):
         self.now_ms = 0
         self._start_ticks = start_ticks
+        self._ticks = start_ticks % TICKS_PERIOD  # ticks_ms() at now_ms, kept by advance_to()
 
     def ticks_ms(self):
-        return (self._start_ticks + self.now_ms) % TICKS_PERIOD
+        return self._ticks
 
     # As the ports (extmod/modtime.c): tick values are taken modulo the period; ticks_add raises
     # OverflowError unless -2**29 < delta < 2**29, so ticks_diff(ticks_add(t, d), t) == d and
@@ -36,9 +37,10 @@ class SimClock:
 
     def to_ms(self, ticks):
         """Simulated time of a tick value within +-2**29 of now."""
-        return self.now_ms + self.ticks_diff(ticks, self.ticks_ms())
+        return self.now_ms + (ticks - self._ticks + _HALF) % TICKS_PERIOD - _HALF  # + ticks_diff(ticks, now)
 
     def advance_to(self, t_ms):
         if t_ms < self.now_ms:
             raise ValueError(f"virtual clock cannot go back from {self.now_ms} to {t_ms} ms")
         self.now_ms = t_ms
+        self._ticks = (self._start_ticks + t_ms) % TICKS_PERIOD

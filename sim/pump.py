@@ -15,6 +15,7 @@ from hal.interfaces import LOAD_NORMAL, MOTOR_OVERLOAD, MOTOR_STALL, MOTOR_UNCOM
 from hal.train import COUNT_MASK
 
 TOP_SPEED_MS = 200  # a runaway motor's stroke period (the mechanism's fastest)
+_NEVER = 1 << 62  # ms beyond any run
 
 
 def line_load(strokes, stroke_nl, compliance_nl):
@@ -58,22 +59,29 @@ class SimPump:
         self._first = 0  # tau_1 * den (may be negative: overdue)
         self._period = 0  # period * den
         self._den = 1
+        self._due = 0  # the first ms at which stroke _done + 1 is due (while _done < _n): _count_to's quick test
 
     # -- hal Motor interface --------------------------------------------------------------
 
+    # The motor is read several times a wake: a stroke falling due is rare, so test that inline first.
     def strokes(self):
-        self._count_to(self.clock.now_ms)
+        if self._done < self._n and self.clock.now_ms >= self._due:
+            self._count_to(self.clock.now_ms)
         return self.count
 
     def faults(self):
-        self._count_to(self.clock.now_ms)
+        if self._done < self._n and self.clock.now_ms >= self._due:
+            self._count_to(self.clock.now_ms)
         f = self._faults
         self._faults = 0
         return f
 
     def load(self):
-        self._count_to(self.clock.now_ms)
-        return self._load(self.block_strokes)
+        if self._done < self._n and self.clock.now_ms >= self._due:
+            self._count_to(self.clock.now_ms)
+        if not self.blocked:
+            return LOAD_NORMAL
+        return line_load(self.block_strokes, self.stroke_nl, self.compliance_nl)
 
     def _load(self, strokes):
         if not self.blocked:
@@ -87,7 +95,8 @@ class SimPump:
         self._pressure_load = percent
 
     def pressed(self):
-        self._count_to(self.clock.now_ms)
+        if self._done < self._n and self.clock.now_ms >= self._due:
+            self._count_to(self.clock.now_ms)
         n = self._pressed
         self._pressed = 0
         return n
@@ -113,17 +122,25 @@ class SimPump:
             self._handler(bits)
 
     def start(self, train):
-        self._settle(self.clock.now_ms)
+        now = self.clock.now_ms
+        if self._done < self._n and now >= self._due:
+            self._count_to(now)
+        if self._done > self._recorded:
+            self._settle_fired()
         self._origin_ms = self.clock.to_ms(train.origin)
-        self._n = train.count
-        self._den = train.den
-        self._first = train.first_ms * train.den + train.first_rem
-        self._period = train.period_ms * train.den + train.period_rem
-        self._done = min(self._n, (self.count - train.base) & COUNT_MASK)
-        self._recorded = self._done
+        n = self._n = train.count
+        den = self._den = train.den
+        self._first = train.first_ms * den + train.first_rem
+        self._period = train.period_ms * den + train.period_rem
+        done = (self.count - train.base) & COUNT_MASK
+        if done > n:
+            done = n
+        self._done = self._recorded = done
         if not self.powered:
-            self._n = self._done
-        self._count_to(self.clock.now_ms)  # an overdue stroke is attempted at once
+            self._n = done
+        self._set_due()
+        if done < self._n and now >= self._due:
+            self._count_to(now)  # an overdue stroke is attempted at once
 
     def stop(self):
         self._settle(self.clock.now_ms)
@@ -131,24 +148,24 @@ class SimPump:
 
     # -- ground truth -----------------------------------------------------------------------
 
-    def _fired_by(self, t_ms):
-        """How many strokes k of the train have ceil(tau_k) <= t (k = 1..n; overdue ones at once)."""
-        if self._done >= self._n:
-            return self._n
-        budget = (t_ms - self._origin_ms) * self._den - self._first
-        if budget < 0:
-            return self._done
-        if not self._period:
-            return max(self._done, 1) if self._n else 0
-        return max(self._done, min(self._n, 1 + budget // self._period))
+    def _set_due(self):
+        """_due: the least whole ms t at which stroke _done + 1 is due, tau <= t - origin (overdue ones at once)."""
+        if self._period or not self._done:
+            self._due = self._origin_ms - (-(self._first + self._done * self._period) // self._den)
+        else:  # a train of one stroke at once: nothing more falls due
+            self._due = _NEVER
 
     def _count_to(self, t_ms):
         """Fire (count) the train's strokes due by t_ms; their times are recorded at _settle."""
-        if self._done >= self._n:
+        if self._done >= self._n or t_ms < self._due:
             return
-        n = self._fired_by(t_ms)
-        if n <= self._done:
-            return
+        # Strokes k of the train with tau_k <= t - origin, at most n; at least _done + 1, as t >= _due.
+        # A train without a period is one stroke (_due is _NEVER once it fired).
+        n = 1
+        if self._period:
+            n += ((t_ms - self._origin_ms) * self._den - self._first) // self._period
+            if n > self._n:
+                n = self._n
         if self.stalled:  # the next stroke is attempted and does not complete: the train ends
             self._settle_fired()
             self._n = self._done
@@ -161,6 +178,10 @@ class SimPump:
                 n, over = k, True
         new = n - self._done
         self._done = n
+        if self._period:  # _set_due(), inline
+            self._due = self._origin_ms - (-(self._first + n * self._period) // self._den)
+        else:
+            self._due = _NEVER
         self.strokes_total += new
         self.count = (self.count + new) & COUNT_MASK
         self.volume_nl -= new * self.stroke_nl

@@ -131,9 +131,7 @@ class _Clock(SimClock):
     def __init__(self, run):
         super().__init__()
         self._run = run
-
-    def wait(self, deadline, ready):
-        return self._run.wait(deadline, ready)
+        self.wait = run.wait  # the HAL clock's wait(deadline, ready) is the run's: one call a wake, not two
 
 
 class Run:
@@ -159,6 +157,7 @@ class Run:
         self.end_ms = scenario.days * DAY
         self._ei = 0
         self._edges = self._fault_edges()
+        self._next_input()
         self._runaway_left = 0
         self._runaway_next = None
         self._progress = None
@@ -198,18 +197,25 @@ class Run:
         edges.sort(key=lambda e: (e[0], e[1]))
         return edges
 
-    def _next_external(self):
+    def _next_input(self):
+        """The end, the next scenario input or the next fault edge, whichever is first (_externals moves it)."""
         t = self.end_ms
         events = self.scenario.events
         if self._ei < len(events):
             t = min(t, events[self._ei].t_ms)
         if self._edges:
             t = min(t, self._edges[0][0])
-        p = self.pump.next_event_ms()
-        if p is not None:
-            t = min(t, p)
-        if self._runaway_next is not None:
-            t = min(t, self._runaway_next)
+        self._next_in = t
+
+    def _next_external(self):
+        t = self._next_in
+        pump = self.pump
+        if pump.stalled or pump.blocked:  # else the motor reports nothing by itself
+            p = pump.next_event_ms()
+            if p is not None and p < t:
+                t = p
+        if self._runaway_next is not None and self._runaway_next < t:
+            t = self._runaway_next
         return t
 
     def _externals(self, t):
@@ -226,6 +232,7 @@ class Run:
                 self._runaway_next = t + TOP_SPEED_MS if self._runaway_left else None
             else:
                 self._runaway_next = None
+        self._next_input()
         self.pump.poke()
 
     def _fault_edge(self, what, f):
@@ -280,13 +287,15 @@ class Run:
             return True
         t_wake = self._wake_at(deadline)
         while True:
-            t_ext = self._next_external()
-            t = min(t_wake, t_ext)
+            t = self._next_external()
+            external = t <= t_wake
+            if not external:
+                t = t_wake
             self.clock.advance_to(t)
             while self._progress and t >= self._next_day:
                 self._progress(1)
                 self._next_day += DAY
-            if t == t_ext:
+            if external:
                 self._externals(t)
             if t >= self.end_ms:
                 return False
@@ -298,7 +307,8 @@ class Run:
         if deadline != self._jit_deadline:
             self._jit_deadline = deadline
             self._jit = self._rng.randint(0, self._jitter) if self._jitter else 0
-        return max(self.clock.to_ms(deadline), self.clock.now_ms) + self._jit
+        t = self.clock.to_ms(deadline)
+        return (t if t > self.clock.now_ms else self.clock.now_ms) + self._jit  # an overdue deadline: now
 
     # -- what the firmware reports ------------------------------------------------------------------
 
@@ -310,12 +320,15 @@ class Run:
         return ctl.day * DAY + ctl.ms - self.scenario.time_of_day_ms
 
     def _emit(self, code, a, b, c):
+        if code == A.EV_PROJECTION:  # the most frequent, with tones (recorded by SimAnnunciator)
+            if self.loop is not None:  # else emitted while starting up: Run() notes the first itself
+                self._note_projection()
+            return
+        if code == A.EV_TONE:
+            return
         t_ms = self.clock.now_ms
         r = self.result
-        name = A.EVENT_NAMES[code]
-        ev = {"t_s": t_ms / 1000, "kind": name}
-        if code == A.EV_TONE or code == A.EV_PROJECTION and self.loop is None:
-            return
+        ev = {"t_s": t_ms / 1000, "kind": A.EVENT_NAMES[code]}
         if code == A.EV_BOLUS:
             kind = A.KIND_NAMES[a]
             reason = A.REASON_NAMES[b] or None
@@ -371,9 +384,6 @@ class Run:
             r.battery["eri_s" if code == A.EV_ERI else "eos_s"] = t_ms / 1000
             if code == A.EV_EOS:
                 self._hold_start(t_ms, "end_of_service", False)
-        elif code == A.EV_PROJECTION:
-            self._note_projection()
-            return
         elif code == A.EV_SUSPENDED:
             self._hold_start(t_ms, "suspended", False)
         elif code == A.EV_RESUMED:

@@ -187,14 +187,15 @@ def test_late_wakes_keep_every_invariant_and_are_reproducible(tmp_path, capsys):
 
 def test_a_violated_invariant_exits_3_with_one_line_per_invariant(tmp_path, capsys, monkeypatch):
     # A firmware whose trains fire every stroke 5 ms early: the referee must catch it on its own.
-    from hal import train
+    from firmware.controller import Controller
 
-    real = train.StrokeTrain.first
+    real = Controller._first
 
-    def early(self, first_ms, first_rem):
-        real(self, first_ms - 5, first_rem)
+    def early(self):
+        real(self)
+        self.train.first_ms -= 5
 
-    monkeypatch.setattr(train.StrokeTrain, "first", early)
+    monkeypatch.setattr(Controller, "_first", early)
     out = tmp_path / "bad"
     code, stdout, err = _run(["run", "--days", "2", "--out", str(out), "--no-plot"], capsys)
     assert code == 3

@@ -144,21 +144,23 @@ def test_local_and_dask_executors_give_identical_rows(tmp_path, capsys):
 def _early_for(stroke_nl, monkeypatch):
     """A firmware whose trains fire every stroke 5 ms early, but only in runs with this stroke volume.
     The sweep runs in this process (--jobs 1), so the patch is seen; the referee must catch it alone."""
-    from hal import train
+    from firmware.controller import Controller
     from sim import runner
 
     now = {}
-    real_init, real_first = runner.Run.__init__, train.StrokeTrain.first
+    real_init, real_first = runner.Run.__init__, Controller._first
 
     def init(self, scenario, *a, **k):
         now["stroke_nl"] = scenario.pump.stroke_nl
         real_init(self, scenario, *a, **k)
 
-    def first(self, first_ms, first_rem):
-        real_first(self, first_ms - 5 if now["stroke_nl"] == stroke_nl else first_ms, first_rem)
+    def first(self):
+        real_first(self)
+        if now["stroke_nl"] == stroke_nl:
+            self.train.first_ms -= 5
 
     monkeypatch.setattr(runner.Run, "__init__", init)
-    monkeypatch.setattr(train.StrokeTrain, "first", first)
+    monkeypatch.setattr(Controller, "_first", first)
 
 
 def test_a_violating_variant_exits_3_names_itself_in_junit_and_its_row(tmp_path, capsys, monkeypatch):
