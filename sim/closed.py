@@ -260,6 +260,16 @@ class PathMass:
             j = (self.xs[i] * c + mass_pg - self.mass_at[i]) // (c * self.s)
         return min(j, self.k_max)
 
+    def last_reached_many(self, masses):
+        """last_reached for an int64 array of masses."""
+        m = np.asarray(masses, dtype=np.int64)
+        i = np.maximum(np.searchsorted(self._mass, m, side="right") - 1, 0)
+        c = self._cs[i]
+        nxt = np.append(self._xs[1:], 0)[i] // self.s  # a flat piece's end (the last piece: k_max)
+        flat = np.where(i + 1 == len(self.xs), self.k_max, nxt)
+        j = np.where(c > 0, (self._xs[i] * c + m - self._mass[i]) // np.maximum(c * self.s, 1), flat)
+        return np.where(m < 0, 0, np.minimum(j, self.k_max))
+
     def linear_from(self, j):
         """(slope in pg per stroke, last j') with cum linear on [j, j'] (one path piece)."""
         x = j * self.s

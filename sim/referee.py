@@ -15,7 +15,7 @@ Units: rates ng/day; ideal mass in "sub" = 1/86_400_000 ng (a rate of R ng/day a
 ms); tip masses in pg (nL x mcg/mL); 1 pg = 86_400 sub.
 """
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from fractions import Fraction
 
 import numpy as np
@@ -472,6 +472,10 @@ class Referee:
         last_k = self.K if k_limit is None else k_limit  # a prime rewrites the strokes after it
         if k_cap is not None and k_cap < last_k:
             last_k = k_cap
+        if not keep:  # a long epoch that does not empty the pump: every segment at once
+            bulk = self._bulk_epoch(e, i, rate, acc, k, base, last_k, t_limit)
+            if bulk is not None:
+                acc, t, k, rate, i = bulk
         while t < t_limit:
             t1 = min(changes[i][0] if i < len(changes) else self.end, t_limit)
             self.segs.append((t, acc, rate, base))
@@ -518,6 +522,39 @@ class Referee:
             self.missed_sub += max(acc - (path.cum(k) - base) * SUB_PER_PG, 0)
         return k, t, False, 0
 
+    def _bulk_epoch(self, e, i, rate, acc, k, base, last_k, t_limit):
+        """The loop of _dose_epoch over every constant-rate segment of [e, t_limit) at once, when the
+        epoch has many and no stroke in it empties the pump; None to let the loop do it. Returns the
+        loop's state at t_limit: (acc, t, k, rate, i)."""
+        ts = self.change_ts
+        j_end = bisect_left(ts, t_limit, i)
+        n = j_end - i + 1
+        if n < 16:
+            return None
+        starts = np.array([e] + ts[i:j_end], dtype=np.int64)
+        dt = np.append(starts[1:], t_limit) - starts
+        rates = rate + np.concatenate([[0], np.cumsum(self.deltas[i:j_end], dtype=np.int64)])
+        if int(rates.max()) * (t_limit - e) + acc >= 1 << 62 or int(rates.min()) < 0:
+            return None  # not within int64 (the loop's Python ints then)
+        grown = rates * dt
+        accs = acc + np.concatenate([[0], np.cumsum(grown[:-1])])
+        js = np.minimum(self.path.last_reached_many(base + (accs + grown) // SUB_PER_PG), last_k)
+        js = np.maximum.accumulate(np.maximum(js, k))
+        if js[-1] > k and self.volume.first_below(k, int(js[-1]), self.s + self.sc.pump.empty_nl) is not None:
+            return None  # the pump empties in this epoch: the loop finds the stroke
+        prev = np.concatenate([[k], js[:-1]])
+        base_sub = base * SUB_PER_PG
+        starts_l, accs_l, rates_l = starts.tolist(), accs.tolist(), rates.tolist()
+        assign = self.ideal.assign
+        for seg in np.nonzero((js > prev) & (rates > 0))[0].tolist():
+            assign(int(prev[seg]), int(js[seg]), (RATE, starts_l[seg], base_sub + accs_l[seg], rates_l[seg]))
+        self.segs.extend(zip(starts_l, accs_l, rates_l, [base] * n))
+        rate = rates_l[-1]
+        if j_end < len(ts) and ts[j_end] == t_limit:  # the loop applies a change at t_limit too
+            rate += self.deltas[j_end]
+            j_end += 1
+        return acc + int(grown.sum()), t_limit, int(js[-1]), rate, j_end
+
     def _rate_at(self, t):
         return self.rate_after[bisect_right(self.change_ts, t)]
 
@@ -554,6 +591,7 @@ class Referee:
         for _ in range(3):
             self.changes = self._rate_changes()
             self.change_ts = [tc for tc, _ in self.changes]
+            self.deltas = [d for _, d in self.changes]
             self.rate_after = [0]  # rate_after[i]: the rate after the first i changes
             for _, d in self.changes:
                 self.rate_after.append(self.rate_after[-1] + d)
