@@ -773,7 +773,10 @@ class Referee:
     def arrival_times(self, k0, k1):
         """When strokes [k0, k1) reached the patient: at the stroke, or, pushed against a blocked
         catheter, when the block released (the scenario's fault). The order of the strokes is kept."""
-        T = self.strokes.times(k0, k1)
+        return self._released(self.strokes.times(k0, k1))
+
+    def _released(self, T):
+        """Stroke times moved to the end of any block they were pushed against (in place)."""
         for a, b in self._occlusions:
             T[(T >= a) & (T < b)] = b
         return T
@@ -855,10 +858,7 @@ class Referee:
                 "closest_to_limit_mcg": round(-worst_over / 1e6, 6)}
 
     def _arrivals_at(self, ks):
-        T = self.strokes.times_at(ks)
-        for a, b in self._occlusions:
-            T[(T >= a) & (T < b)] = b
-        return T
+        return self._released(self.strokes.times_at(ks))
 
     def _ptm(self):
         grants = [b["pump_t_ms"] for b in self.r.boluses if b["kind"] == "ptm" and b["granted"]]

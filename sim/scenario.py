@@ -463,17 +463,20 @@ def _events(top, scenario):
     return events
 
 
-def load(path, days_override=None):
-    p = Path(path)
+def read_text(path, what="scenario"):
+    """A TOML file's text; a missing, unreadable or non-UTF-8 file is one ScenarioError line."""
     try:
-        text = p.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise ScenarioError(f"{path}: is a directory, not a scenario file") from None
+        raise ScenarioError(f"{path}: is a directory, not a {what} file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ScenarioError(f"{path}: cannot read: {e}") from None
-    return parse(text, str(path), days_override, name_default=p.stem)
+
+
+def load(path, days_override=None):
+    return parse(read_text(path), str(path), days_override, name_default=Path(path).stem)
 
 
 def builtin(name="default", days_override=None):

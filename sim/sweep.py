@@ -19,7 +19,7 @@ import tomllib
 import traceback
 from pathlib import Path
 
-from sim.scenario import MAX_DAYS, ScenarioError
+from sim.scenario import MAX_DAYS, ScenarioError, read_text
 
 MAX_VARIANTS = 100_000
 _TOP_KEYS = ("name", "base", "days", "grid", "random")
@@ -87,15 +87,7 @@ def _fail(source, key, message):
 def load(path):
     """Read and check a sweep file; every problem is one ScenarioError line naming the key."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ScenarioError(f"{path}: is a directory, not a sweep file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ScenarioError(f"{path}: cannot read: {e}") from None
-    return parse(text, str(path), p.parent, name_default=p.stem)
+    return parse(read_text(path, "sweep"), str(path), p.parent, name_default=p.stem)
 
 
 def parse(text, source, directory=".", name_default="sweep"):

@@ -9,9 +9,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+from test_cli import _run  # pumpsim main() with argparse exits as exit codes
 
 from sim import sweep
-from sim.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "sim" / "scenarios" / "default.toml"
@@ -23,15 +23,6 @@ def _write(tmp_path, body, name="s.toml"):
     path = tmp_path / name
     path.write_text(body, encoding="utf-8")
     return path
-
-
-def _run(args, capsys):
-    try:
-        code = main(args)
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 GRID = f"""
