@@ -3,7 +3,7 @@
     python tools/demo.py rpi_pico|esp32|pyboard
 
 Runs tools/demo_board.py under .venv/bin/micropython in the board's folder (its board.json), with
-tests/boards/fakes first on MICROPYPATH (machine, rp2, esp32, pyb). On a terminal, single keys
+the board's virtual port first on MICROPYPATH (boards/virtual/<port>: machine, rp2, esp32, pyb). On a terminal, single keys
 go straight through (a = button A, b = button B, q = quit); piped input is passed on as it comes.
 """
 
@@ -13,7 +13,8 @@ import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BOARDS = ("rpi_pico", "esp32", "pyboard")
+PORTS = {"rpi_pico": "rp2", "esp32": "esp32", "pyboard": "stm32"}  # the virtual port each board runs on
+BOARDS = tuple(PORTS)
 
 
 def main(argv):
@@ -25,7 +26,8 @@ def main(argv):
     if not os.access(mp, os.X_OK):
         print(f"make demo: MicroPython unix port not found at {mp} (run 'make .venv')", file=sys.stderr)
         return 2
-    path = [os.path.join(ROOT, p) for p in ("tests/boards/fakes", "boards", ".")] + [".frozen"]
+    path = [os.path.join(ROOT, p) for p in ("boards/virtual/" + PORTS[board], "boards/virtual", "boards", ".")]
+    path.append(".frozen")
     env = dict(os.environ, MICROPYPATH=":".join(path))
     cmd = [mp, "-X", "heapsize=2M", os.path.join(ROOT, "tools", "demo_board.py"), board]
     proc = subprocess.Popen(cmd, cwd=os.path.join(ROOT, "boards", board), stdin=subprocess.PIPE, env=env)

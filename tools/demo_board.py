@@ -1,5 +1,5 @@
 # make demo, the MicroPython side: runs a board's own main.py on the unix port with simulated
-# pins (the fakes in tests/boards/fakes), and shows on the terminal what the board would do:
+# pins (the virtual board, boards/virtual), and shows on the terminal what the board would do:
 # the LED, the buzzer and the stroke count, live. Keys on stdin: a = button A (bolus),
 # b = button B (refill), q = quit. tools/demo.py starts it (cwd: the board's folder).
 

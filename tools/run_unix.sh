@@ -8,7 +8,7 @@
 #   MP_HEAPSIZE     GC heap for -X heapsize (default 2M; the unix port's own default is 2M too)
 #   MP_EMIT         optional default code emitter for -X emit (bytecode|native|viper)
 #   MP_TIMEOUT      seconds before the run is killed as hung (default 300)
-#   MP_EXTRA_PATH   folders put before the default MICROPYPATH (tools/run_boards.sh: the fakes)
+#   MP_EXTRA_PATH   folders put before the default MICROPYPATH (tools/run_boards.sh: the virtual port)
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

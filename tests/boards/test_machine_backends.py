@@ -934,7 +934,7 @@ def _measure(fn, n):
     mem = heap_meter()
     if mem is None:
         skip("allocation is measured on MicroPython")
-    machine.record = False  # the fakes' history lists would grow
+    machine.set_record(False)  # the fakes' history lists would grow
     try:
         fn(10)  # warm up: attributes and caches settle
         before = mem()
@@ -942,7 +942,7 @@ def _measure(fn, n):
         allocated = mem() - before
     finally:
         heap_meter_done()
-        machine.record = True
+        machine.set_record(True)
     return allocated
 
 

@@ -21,6 +21,9 @@ from firmware.config import load  # noqa: E402
 
 MIN = 60_000
 HOUR = 60 * MIN
+# The board this virtual port runs (one port per run: tools/run_boards.sh runs each).
+BOARD = {"rp2": "rpi_pico", "esp32": "esp32", "stm32": "pyboard"}[machine.PORT]
+FAULT_LED = {"rpi_pico": 25, "esp32": 2, "pyboard": "LED_RED"}[BOARD]
 
 
 def _root():
@@ -83,13 +86,32 @@ def _boot(board):
     return calls[0][1], calls[0][2]
 
 
-def _demo_hour(board, volume_ml):
-    import esp32
-    import pyb
-    import rp2
+def _only(board):
+    if board != BOARD:
+        from support import skip
 
+        skip("the %s runs on the virtual %s port, not %s" % (board, {"rpi_pico": "rp2", "esp32": "esp32",
+                                                                     "pyboard": "stm32"}[board], machine.PORT))
+
+
+def _engine_class(board):
+    if board == "rpi_pico":
+        import rp2
+
+        return rp2.StateMachine
+    if board == "esp32":
+        import esp32
+
+        esp32.reset_fakes()
+        return esp32.RMT126
+    import pyb
+
+    return pyb.Timer
+
+
+def _demo_hour(board, volume_ml):
     machine.reset_fakes()
-    esp32.reset_fakes()
+    engine = _engine_class(board)
     make_steps, fault_led = _boot(board)
     assert fault_led is not None
     with open(ROOT + "/boards/" + board + "/board.json") as f:
@@ -99,7 +121,6 @@ def _demo_hour(board, volume_ml):
     cfg = load(json.dumps(data), board)
     pumpboard = _pumpboard()
     steps = make_steps(cfg)
-    engine = {"rpi_pico": rp2.StateMachine, "esp32": esp32.RMT126, "pyboard": pyb.Timer}[board]
     assert isinstance(getattr(steps, "_sm", None) or getattr(steps, "_rmt", None) or steps._tim, engine)
 
     sched = FakeScheduler()  # run at each ms of the world: deterministic on both runtimes
@@ -187,14 +208,17 @@ def _low_id():
 
 
 def test_rpi_pico_main_runs_a_demo_hour():
+    _only("rpi_pico")
     _check_hour("rpi_pico")
 
 
 def test_esp32_main_runs_a_demo_hour():
+    _only("esp32")
     _check_hour("esp32")
 
 
 def test_pyboard_main_runs_a_demo_hour():
+    _only("pyboard")
     _check_hour("pyboard")
 
 
@@ -206,7 +230,9 @@ def test_an_invalid_board_json_stops_the_pump_with_one_line_and_the_fault_patter
     pumpboard.print = lambda *a: printed.append(" ".join(str(x) for x in a))
     try:
         with open(ROOT + "/boards/rpi_pico/board.json") as f:
-            text = f.read().replace('"step_pin": 2', '"step_pin": 31')
+            data = json.loads(f.read())
+        data["motor"]["step_pin"] = 31
+        text = json.dumps(data)
         path = ROOT + "/build/test_bad_board.json"
         try:
             import os
@@ -217,7 +243,7 @@ def test_an_invalid_board_json_stops_the_pump_with_one_line_and_the_fault_patter
         with open(path, "w") as f:
             f.write(text)
         made = []
-        pumpboard.boot("rpi_pico", lambda cfg: made.append(cfg), path=path, fault_led=25, forever=False)
+        pumpboard.boot("rpi_pico", lambda cfg: made.append(cfg), path=path, fault_led=FAULT_LED, forever=False)
     finally:
         if real_print is None:
             del pumpboard.print
@@ -225,11 +251,11 @@ def test_an_invalid_board_json_stops_the_pump_with_one_line_and_the_fault_patter
             pumpboard.print = real_print
     assert made == []  # nothing built: the pump did not start
     assert printed == ["pump stopped: board.json: motor.step_pin: must be a GPIO number 0..28, not 31"], printed
-    led = machine.Pin.get(25)
+    led = machine.Pin.get(FAULT_LED)
     assert led.history[-1] == 1  # the fault pattern started on the LED: its first flash is on
 
 
-def test_heap_after_boot_with_the_pico_config():
+def test_heap_after_boot_with_the_boards_config():
     # What the pump's objects take once booted (code loaded before: frozen on a board, it stays in
     # flash). Measured on MicroPython only; the unix port is 64-bit, about twice a board's size.
     import gc
@@ -244,30 +270,35 @@ def test_heap_after_boot_with_the_pico_config():
     import hal.machine_clock  # noqa: F401
     import hal.machine_led  # noqa: F401
     import hal.machine_motor  # noqa: F401
-    import hal.steps_rp2  # noqa: F401
 
-    make_steps, _ = _boot("rpi_pico")
+    make_steps, _ = _boot(BOARD)
     pumpboard = _pumpboard()
     machine.reset_fakes()
-    with open(ROOT + "/boards/rpi_pico/board.json") as f:
+    with open(ROOT + "/boards/" + BOARD + "/board.json") as f:
         text = f.read()
+    make_steps(load(text, BOARD))  # the step engine's code loaded too
+    machine.reset_fakes()
     gc.collect()
     before = gc.mem_alloc()
-    cfg = load(text, "rpi_pico")
+    cfg = load(text, BOARD)
     pump = pumpboard.Pump(cfg, make_steps(cfg))
     gc.collect()
     taken = gc.mem_alloc() - before
-    print("heap after boot (Pico config): the pump takes %d B; %d B free of %d B" % (
-        taken, gc.mem_free(), gc.mem_alloc() + gc.mem_free()))
+    print("heap after boot (%s config): the pump takes %d B; %d B free of %d B" % (
+        BOARD, taken, gc.mem_free(), gc.mem_alloc() + gc.mem_free()))
     assert pump.loop is not None and taken < 32_000, taken
 
 
 def test_each_main_builds_the_uln2003_engine_of_its_port():
-    import rp2
-
     machine.reset_fakes()
-    for board, kind, timer_id in (("rpi_pico", rp2.StateMachine, None), ("esp32", machine.Timer, 0),
+    for board, kind, timer_id in (("rpi_pico", None, None), ("esp32", machine.Timer, 0),
                                   ("pyboard", machine.Timer, -1)):
+        if board != BOARD:
+            continue
+        if kind is None:
+            import rp2
+
+            kind = rp2.StateMachine
         make_steps, _ = _boot(board)
         with open(ROOT + "/boards/" + board + "/board.json") as f:
             data = json.loads(f.read())
@@ -288,13 +319,13 @@ def test_the_boards_own_poll_allocates_nothing():
         from support import skip
 
         skip("allocation is measured on MicroPython")
-    make_steps, _ = _boot("rpi_pico")
+    make_steps, _ = _boot(BOARD)
     pumpboard = _pumpboard()
     machine.reset_fakes()
-    with open(ROOT + "/boards/rpi_pico/board.json") as f:
-        cfg = load(f.read(), "rpi_pico")
+    with open(ROOT + "/boards/" + BOARD + "/board.json") as f:
+        cfg = load(f.read(), BOARD)
     pump = pumpboard.Pump(cfg, make_steps(cfg))
-    machine.record = False  # the fake pins' history lists would grow
+    machine.set_record(False)  # the fake pins' history lists would grow
     now = pump.clock.ticks_ms()
     try:
         pump.poll(now)
@@ -310,6 +341,6 @@ def test_the_boards_own_poll_allocates_nothing():
         allocated = gc.mem_alloc() - before
     finally:
         gc.enable()
-        machine.record = True
+        machine.set_record(True)
     print("Pump.poll: %d B over %d polls" % (allocated, n))
     assert allocated == 0, allocated

@@ -1,10 +1,11 @@
-# A fake of MicroPython's `machine` for the board backends' tests, on CPython (pytest) and on the
-# unix port (whose own machine has no Pin, PWM, ADC or Timer). It is found first on sys.path
-# (tests/boards/conftest.py; MICROPYPATH in tools/run_boards.sh), so `import machine` in hal/
-# gets it. Signatures, constants and errors follow the rp2 port (the ports differ in constant
-# values only); each class has test hooks, named without a leading underscore and documented.
+# The parts of MicroPython's `machine` that every port shares, for the virtual board: each port's
+# own machine.py (boards/virtual/<port>/machine.py) builds on these and sets what its port does
+# differently. On CPython (pytest) and on the unix port (whose own machine has no Pin, PWM, ADC or
+# Timer), found first on sys.path (tests/boards/conftest.py; MICROPYPATH in tools/run_boards.sh and
+# tools/demo.py), so `import machine` in hal/ gets the port's. Each class has test hooks, named
+# without a leading underscore and documented.
 #
-#   record: False stops Pin and PWM appending to their history (allocation tests: the list
+#   set_record(False) stops Pin and PWM appending to their history (allocation tests: the list
 #          growing would be counted against the code under test).
 #   Pin:   drive(level) sets the level outside world puts on an input and fires the irq
 #          handler on a matching edge; bounce(levels) drives several; Pin.get(id) is the
@@ -24,6 +25,11 @@ idles = 0
 record = True
 
 
+def set_record(on):
+    global record
+    record = bool(on)
+
+
 def idle():
     global idles
     idles += 1
@@ -34,7 +40,6 @@ def reset_fakes():
     Pin._pins.clear()
     global idles
     idles = 0
-record = True
 
 
 class Pin:
