@@ -20,11 +20,9 @@ PAIRS = (
     ("stm32", "1.28"),
 )
 PORTS = ("rp2", "esp32", "stm32")
-# A module not listed runs on every port.
+# A module whose name ends in _rp2, _esp32 or _stm32 runs on that port only; one listed here, on the
+# ports listed; any other, on every port.
 ONLY = {
-    "test_steps_rp2": ("rp2",),
-    "test_steps_esp32": ("esp32",),
-    "test_steps_stm32": ("stm32",),
     "test_steps_timer": ("esp32", "stm32"),
 }
 BOARD_PORT = {"rpi_pico": "rp2", "esp32": "esp32", "pyboard": "stm32"}
@@ -34,7 +32,14 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def modules(port):
     names = sorted(f[:-3] for f in os.listdir(HERE) if f.startswith("test_") and f.endswith(".py"))
-    return [m for m in names if port in ONLY.get(m, PORTS)]
+    return [m for m in names if port in ONLY.get(m, _suffix(m))]
+
+
+def _suffix(module):
+    for p in PORTS:
+        if module.endswith("_" + p):
+            return (p,)
+    return PORTS
 
 
 if __name__ == "__main__":
