@@ -5,7 +5,7 @@
 #   make run      the desktop simulator          make bench   whole-process benchmark vs SimPy
 #   make mpy BOARD=rpi_pico|esp32|pyboard        cross-compile one board into build/<board>/
 #   make deploy BOARD=... PORT=/dev/ttyACM0      copy it onto a board with mpremote, soft-reset
-#   make demo BOARD=...   the board's main.py on the MicroPython unix port, with simulated pins
+#   make demo BOARD=... [CONFIG=file.json]   the board's main.py on the virtual board (unix port)
 #   make soak     the property tests with a large hypothesis profile (>= 500 long examples)
 #   make mutants  mutation testing of firmware/ (mutmut); survivors are listed in docs/mutants.md
 #   make clean    remove build output (keeps .venv and node_modules; `make distclean` drops them)
@@ -119,7 +119,7 @@ deploy: $(VENV_STAMP)
 	tools/deploy.sh $(BOARD) $(PORT)
 
 demo: $(VENV_STAMP)
-	$(PY) tools/demo.py $(or $(BOARD),rpi_pico)
+	$(PY) tools/demo.py $(or $(BOARD),rpi_pico) $(if $(CONFIG),--config $(CONFIG))
 
 # ---------------------------------------------------------------- run
 
