@@ -19,7 +19,8 @@ def _parse(text):
     return v
 
 
-VERSION = _parse(os.getenv("VIRTUAL_MICROPYTHON") or "%d.%d" % NEWEST)
+_getenv = getattr(os, "getenv", None)  # the WebAssembly port's os has none
+VERSION = _parse((_getenv and _getenv("VIRTUAL_MICROPYTHON")) or "%d.%d" % NEWEST)
 
 
 def at_least(major, minor):
