@@ -4,6 +4,7 @@
 #                 port, pyright against MicroPython stubs, mpy-cross for three targets
 #   make run      the desktop simulator          make bench   whole-process benchmark vs SimPy
 #   make mpy BOARD=rpi_pico|esp32|pyboard        cross-compile one board into build/<board>/
+#   make heap     each board's build booted on 32-bit MicroPython (wasm): .mpy size, heap after boot
 #   make deploy BOARD=... PORT=/dev/ttyACM0      copy it onto a board with mpremote, soft-reset
 #   make demo BOARD=... [CONFIG=file.json]   the board's main.py on the virtual board (unix port)
 #   make soak     the property tests with a large hypothesis profile (>= 500 long examples)
@@ -49,7 +50,7 @@ BOARDS := rpi_pico esp32 pyboard
 BOARD ?=
 PORT ?=
 
-.PHONY: test lint test-py test-unix test-wasm test-boards typecheck mpy deploy demo run bench soak mutants clean \
+.PHONY: test lint test-py test-unix test-wasm test-boards typecheck mpy heap deploy demo run bench soak mutants clean \
         distclean \
         bootstrap venv .venv node node_modules stubs
 
@@ -112,6 +113,9 @@ else
 endif
 
 # ---------------------------------------------------------------- boards
+
+heap: $(NODE_STAMP) mpy
+	node tools/board_heap.mjs $(or $(BOARD),$(BOARDS))
 
 deploy: $(VENV_STAMP)
 	@if [[ -z "$(BOARD)" ]]; then echo "make deploy: say which board: BOARD=rpi_pico|esp32|pyboard PORT=/dev/ttyACM0" >&2; exit 2; fi

@@ -1,0 +1,106 @@
+#!/usr/bin/env node
+// The heap a board's pump takes after boot, on a 32-bit MicroPython (the WebAssembly port): what
+// each board's build (build/<board>/, from `make mpy`: the .mpy modules, main.py, board.json)
+// leaves of the board's GC heap once booted. Run by `make heap` (after make mpy).
+//
+//   node tools/board_heap.mjs [board ...]        default: rpi_pico esp32 pyboard
+//
+// For each board, in a fresh interpreter: the virtual port's modules (boards/virtual/<port>, the
+// port's own on a board: built in, no heap) are imported first; then main.py runs with boot()
+// captured, the config is loaded and the Pump is built as boot() builds it, without running it.
+// Measured with gc.mem_alloc() after gc.collect(): the code (bytecode loaded from the .mpy, as
+// on a board whose modules are not frozen) and the pump's objects, in bytes of a 32-bit heap.
+// The wasm port's heap grows on demand, so "free" is the board's GC heap (HEAP_BYTES below, from
+// the ports' linker scripts and a board's gc.mem_free() at boot: see docs) less what was taken.
+
+import fs from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const PORTS = { rpi_pico: "rp2", esp32: "esp32", pyboard: "stm32" };
+const BOARDS = Object.keys(PORTS);
+const PORT_MODULES = { rp2: ["machine", "rp2"], esp32: ["machine", "esp32"], stm32: ["machine", "pyb"] };
+
+function copyTree(FS, src, dest, keep) {
+  FS.mkdirTree(dest);
+  for (const ent of fs.readdirSync(src, { withFileTypes: true })) {
+    const s = path.join(src, ent.name);
+    const d = dest + "/" + ent.name;
+    if (ent.isDirectory()) {
+      if (ent.name !== "__pycache__") copyTree(FS, s, d, keep);
+    } else if (keep(ent.name)) {
+      FS.writeFile(d, fs.readFileSync(s));
+    }
+  }
+}
+
+async function measure(pkg, board) {
+  const build = path.join(ROOT, "build", board);
+  if (!fs.existsSync(path.join(build, "main.py"))) {
+    throw new Error(`build/${board} is not built (make mpy BOARD=${board})`);
+  }
+  const out = [];
+  const mp = await pkg.loadMicroPython({ heapsize: 8 * 1024 * 1024, stdout: (l) => out.push(l), stderr: (l) => out.push(l) });
+  const port = PORTS[board];
+  copyTree(mp.FS, build, "/board", () => true);
+  copyTree(mp.FS, path.join(ROOT, "boards", "virtual"), "/virtual", (n) => n.endsWith(".py"));
+  const code = `
+import gc, os, sys
+sys.path[:0] = ["/virtual/${port}", "/virtual", "/board"]
+os.chdir("/board")
+for _m in ${JSON.stringify(PORT_MODULES[port])}:
+    __import__(_m)
+gc.collect()
+_a0 = gc.mem_alloc()
+import pumpboard
+_made = []
+def _capture(name, make_steps, path="board.json", fault_led=None, forever=True):
+    _made.append((name, make_steps))
+pumpboard.boot = _capture
+with open("main.py") as _f:
+    exec(_f.read(), {"__name__": "__main__"})
+from firmware.config import load
+with open("board.json") as _f:
+    _cfg = load(_f.read(), _made[0][0])
+_steps = _made[0][1](_cfg)
+import hal.machine_adc, hal.machine_button, hal.machine_buzzer, hal.machine_clock, hal.machine_led, hal.machine_motor
+import firmware.loop
+gc.collect()
+_a1 = gc.mem_alloc()
+_pump = pumpboard.Pump(_cfg, _steps)
+gc.collect()
+_a2 = gc.mem_alloc()
+print("HEAP", _a1 - _a0, _a2 - _a1)
+`;
+  mp.runPython(code);
+  const line = out.find((l) => l.startsWith("HEAP "));
+  if (!line) throw new Error(`${board}: no measurement:\n${out.join("\n")}`);
+  const [, codeBytes, pumpBytes] = line.split(" ").map(Number);
+  return { codeBytes, pumpBytes };
+}
+
+const pkg = await import("@micropython/micropython-webassembly-pyscript");
+const boards = process.argv.slice(2).length ? process.argv.slice(2) : BOARDS;
+let rc = 0;
+for (const board of boards) {
+  if (!PORTS[board]) {
+    console.error(`board_heap: unknown board ${board}`);
+    process.exit(2);
+  }
+  try {
+    const { codeBytes, pumpBytes } = await measure(pkg, board);
+    const mpy = fs
+      .readdirSync(path.join(ROOT, "build", board), { recursive: true })
+      .filter((n) => String(n).endsWith(".mpy"))
+      .reduce((s, n) => s + fs.statSync(path.join(ROOT, "build", board, String(n))).size, 0);
+    console.log(
+      `${board}: ${mpy} B of .mpy; after boot on a 32-bit heap: code ${codeBytes} B + pump ${pumpBytes} B = ` +
+        `${codeBytes + pumpBytes} B`,
+    );
+  } catch (e) {
+    console.error(`board_heap: ${board}: ${e && e.message ? e.message : e}`);
+    rc = 1;
+  }
+}
+process.exit(rc);
