@@ -1,7 +1,7 @@
 """The RP2040 PIO step programs of hal/steps_rp2.py, run cycle by cycle in rp2040-pio-emulator.
 
-The opcodes are those of the real program (hal/steps_rp2.py assembled by the fake rp2 of
-tests/boards/fakes, whose encoder is checked against known opcodes here first); the emulator gets
+The opcodes are those of the real program (hal/steps_rp2.py assembled by the virtual board's rp2,
+boards/virtual/rp2/rp2.py, whose encoder is checked against known opcodes here first); the emulator gets
 the configuration the program carries (wrap, shift directions, pin counts), decoded as the
 hardware reads it. The expected timing is computed here from the program's documented timing
 (2 * (D + 4) cycles per STEP, 1029 per phase) and compared with what the emulator measures.
@@ -13,16 +13,15 @@ import sys
 from collections import deque
 
 import pytest
-
-pioemu = pytest.importorskip("pioemu")
-from pioemu import State, emulate  # noqa: E402
+from pioemu import State, emulate  # rp2040-pio-emulator, a dev dependency: missing, the tests fail
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
-_FAKES = os.path.join(_HERE, "..", "boards", "fakes")
-if _FAKES not in sys.path:
-    sys.path.insert(0, _FAKES)
+_VIRTUAL = os.path.join(_HERE, "..", "..", "boards", "virtual")
+for _p in (_VIRTUAL, os.path.join(_VIRTUAL, "rp2")):  # rp2, and the machine hal/steps_rp2.py imports
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
-import rp2  # noqa: E402  (the fake: asm_pio assembles)
+import rp2  # noqa: E402  (the virtual board's: asm_pio assembles)
 
 from hal import steps_rp2  # noqa: E402
 
