@@ -10,8 +10,8 @@
 // captured, the config is loaded and the Pump is built as boot() builds it, without running it.
 // Measured with gc.mem_alloc() after gc.collect(): the code (bytecode loaded from the .mpy, as
 // on a board whose modules are not frozen) and the pump's objects, in bytes of a 32-bit heap.
-// The wasm port's heap grows on demand, so "free" is the board's GC heap (HEAP_BYTES below, from
-// the ports' linker scripts and a board's gc.mem_free() at boot: see docs) less what was taken.
+// The wasm port's heap grows on demand, so this reports what boot takes, not what is left: free on
+// a board is its GC heap (set by the port's linker script and its static data) less these figures.
 
 import fs from "node:fs";
 import path from "node:path";
