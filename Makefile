@@ -5,7 +5,7 @@
 #   make run      the desktop simulator          make bench   whole-process benchmark vs SimPy
 #   make mpy BOARD=rpi_pico|esp32|pyboard        cross-compile one board into build/<board>/
 #   make heap     each board's build booted on 32-bit MicroPython (wasm): .mpy size, heap after boot
-#   make deploy BOARD=... PORT=/dev/ttyACM0      copy it onto a board with mpremote, soft-reset
+#   make deploy BOARD=... PORT=/dev/ttyACM0      copy it onto a board with mpremote, hard-reset
 #   make demo BOARD=... [CONFIG=file.json]   the board's main.py on the virtual board (unix port)
 #   make soak     the property tests with a large hypothesis profile (>= 500 long examples)
 #   make mutants  mutation testing of firmware/ (mutmut); survivors are listed in docs/mutants.md

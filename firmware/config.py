@@ -1,23 +1,59 @@
 # A dev board's configuration (boards/<board>/board.json), validated at boot.
 #
-# Configuration is data: pins, the driver, steps per stroke, the stroke volume and the starting
-# prescription in the scenario's units (mL, mcg, "HH:MM"; docs/scenarios.md). Every key is checked
-# here, on the board, and the first bad one stops the boot with a ValueError naming it
-# ("board.json: motor.step_pin: ..."). Runs once at boot: it may allocate, and it takes floats
-# from JSON (single precision on ESP32 and pyboard), so volumes resolve to 1 uL and doses to 1 ng.
+# Configuration is data: pins, the driver, steps per stroke, the mode, and for a pump or a demo the
+# stroke volume and the starting prescription in the scenario's units (mL, mcg, "HH:MM";
+# docs/scenarios.md). Every key is checked here, on the board, and the first bad one stops the
+# boot with a ValueError naming it ("board.json: motor.step_pin: ..."). Runs once at boot: it may
+# allocate, and it takes floats from JSON (single precision on ESP32 and pyboard), so volumes
+# resolve to 1 uL and doses to 1 ng.
+#
+# Modes: "pump" (real time, the prescription as written), "demo" (the same, time demo_speed times
+# faster; the old spelling "demo": true still works) and "toy" (real time, no drug at all: a
+# reservoir of sips, a sip every N seconds and a button bolus, from which a made-up prescription is
+# derived that passes every limit of firmware/prescription.py; boards/README.md).
 
 from firmware.battery import BatteryParams
-from firmware.prescription import Bolus, Prescription, Profile, PumpParams
-from firmware.units import NL_PER_ML
+from firmware.limits import volume_mass_ng
+from firmware.prescription import (
+    MAX_BOLUS_MINUTES,
+    MAX_BOLUS_NG,
+    MAX_LOCKOUT_MINUTES,
+    MAX_PTM_PER_DAY,
+    MIN_LOCKOUT_MINUTES,
+    Bolus,
+    Prescription,
+    Profile,
+    PumpParams,
+    bolus_top_rate,
+)
+from firmware.units import MIN_BASAL_NL_PER_DAY, MS_PER_MINUTE, NL_PER_ML, max_rate_ng_per_day, muldiv
 
 BOARDS = ("rpi_pico", "esp32", "pyboard")
 DRIVERS = ("step_dir", "uln2003")
+MODES = ("pump", "demo", "toy")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-MAX_DEMO_SPEED = 1000  # a board polls about once a real ms: at 1000x a wake is a virtual second late
+MAX_DEMO_SPEED = 1000  # the DemoClock never passes a deadline; the motor's pace bounds the speed (_demo_steps)
 
-_TOP = ("board", "demo", "demo_speed", "start_weekday", "start_time", "motor", "buzzer_pin", "led_pin",
+# The toy's made-up pump and drug: one sip is one 250 nL stroke of a 1000 mcg/mL "drug" (water),
+# so a sip is 250 ng and ng equal nL; the reservoir is the 20 mL one, "empty" at 0.5 mL.
+TOY_STROKE_NL = 250
+TOY_CONCENTRATION = 1000
+TOY_CAPACITY_NL = 20 * NL_PER_ML
+TOY_EMPTY_NL = NL_PER_ML // 2
+TOY_MAX_SIPS = (TOY_CAPACITY_NL - TOY_EMPTY_NL) // TOY_STROKE_NL  # 78 000: a full 20 mL reservoir
+TOY_MAX_LOW_SIPS = (10 * NL_PER_ML - TOY_EMPTY_NL) // TOY_STROKE_NL  # the low threshold is at most 10 mL
+_SIP_NL_PER_DAY = TOY_STROKE_NL * 86_400  # a sip a second, in nL (= ng) per day
+TOY_MAX_SIP_EVERY_S = _SIP_NL_PER_DAY // MIN_BASAL_NL_PER_DAY  # 450: the least basal, 0.048 mL/day
+_TOP_RATE = max_rate_ng_per_day(TOY_CONCENTRATION)  # 24 mL/day, in ng/day of the toy's drug
+# A demo's virtual time may run up to 5/4 of its speed while it catches up (hal/machine_clock.py).
+_CATCH_UP_NUM = 5
+_CATCH_UP_DEN = 4
+
+_TOP = ("board", "mode", "demo", "demo_speed", "start_weekday", "start_time", "motor", "buzzer_pin", "led_pin",
         "button_a_pin", "button_b_pin", "battery", "pump", "drug", "basal", "periodic_bolus", "ptm", "limits",
-        "alarms")
+        "alarms", "toy")
+_DRUG_KEYS = ("drug", "pump", "basal", "periodic_bolus", "ptm", "limits")  # refused in toy mode
+_TOY = ("sips", "sip_every_s", "low_sips", "bolus_sips", "bolus_minutes", "bolus_lockout_minutes", "bolus_per_day")
 _MOTOR = ("driver", "step_pin", "dir_pin", "enable_pin", "phase_pins", "stall_pin", "load_adc_pin",
           "steps_per_stroke", "demo_steps_per_stroke", "steps_per_s", "state_machine", "timer", "timer_channel")
 
@@ -107,36 +143,81 @@ _REQUIRED = object()
 _FLOAT_EPS = 2e-7 if 1.0 + 1e-8 == 1.0 else 1e-12
 
 
+# Pico GPIOs that are not on its header, and why (RP2040 and Pico W datasheets). A Pico W wires
+# them to its wireless chip; its LED is the chip's WL_GPIO0, Pin("LED") on both boards
+# (ports/rp2/boards/RPI_PICO{,_W}/pins.csv, MicroPython 1.24..1.28).
+_PICO_INTERNAL = {
+    23: "GPIO 23 is not on the Pico's pins: it sets the power supply's mode (on a Pico W it powers the wireless chip)",
+    24: "GPIO 24 is not on the Pico's pins: it senses USB power (on a Pico W it is the wireless chip's data line)",
+    25: "GPIO 25 drives the LED on a Pico but is the wireless chip's SPI select on a Pico W: "
+        "use \"LED\" for the LED",
+    29: "GPIO 29 is not on the Pico's pins: it measures VSYS (on a Pico W it is also the wireless chip's clock)",
+}
+_PICO_PINS = "a GPIO number 0..22 or 26..28, or a name GP0..GP22, GP26..GP28"
+# The pyboard's names (ports/stm32/boards/PYBV11/pins.csv): X13..X16 are RST, GND, 3V3 and VIN.
+_PYB_LEDS = ("LED_RED", "LED_GREEN", "LED_YELLOW", "LED_BLUE")
+
+
 class _Pins:
-    """The board's pin rules, and every pin used once only."""
+    """The board's pin rules, and every pin used once only (a Pico pin by number or by name alike)."""
 
     def __init__(self, board):
         self.board = board
         self.used = {}
 
-    def pin(self, r, k, output, adc=False, required=True):
+    def pin(self, r, k, output, adc=False, required=True, led=False):
+        """The pin at r's key k, as machine.Pin takes it: an int, or a name where the port has one.
+        led: the key is led_pin, which may also name the board's LED."""
         if not r.has(k):
             if required:
                 r.fail(k, "missing (a pin)")
             return None
-        p = r.t[k]
+        given = r.t[k]
         if self.board == "pyboard":
-            if not isinstance(p, str) or len(p) < 2 or p[0] not in "XY" or not p[1:].isdigit() \
-                    or not 1 <= int(p[1:]) <= (22 if p[0] == "X" else 12):
-                r.fail(k, "must be a pyboard pin name X1..X22 or Y1..Y12, not %r" % (p,))
+            p = self._pyboard(r, k, given, led)
+        elif self.board == "rpi_pico":
+            p = self._pico(r, k, given, adc, led)
         else:
-            top = 28 if self.board == "rpi_pico" else 39
-            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= top:
-                r.fail(k, "must be a GPIO number 0..%d, not %r" % (top, p))
-            if self.board == "esp32" and output and p >= 34:
+            p = given
+            if isinstance(p, bool) or not isinstance(p, int) or not 0 <= p <= 39:
+                r.fail(k, "must be a GPIO number 0..39, not %r" % (p,))
+            if output and p >= 34:
                 r.fail(k, "GPIO %d is input-only on the ESP32" % p)
-            if adc and self.board == "rpi_pico" and not 26 <= p <= 28:
-                r.fail(k, "must be an ADC pin (GPIO 26..28) on the Pico, not %d" % p)
-            if adc and self.board == "esp32" and not 32 <= p <= 39:
+            if adc and not 32 <= p <= 39:
                 r.fail(k, "must be an ADC1 pin (GPIO 32..39) on the ESP32, not %d" % p)
         if p in self.used:
-            r.fail(k, "pin %r is also %s" % (p, self.used[p]))
+            r.fail(k, "pin %r is also %s" % (given, self.used[p]))
         self.used[p] = r.key(k)
+        return p
+
+    def _pico(self, r, k, p, adc, led):
+        if p == "LED":
+            if not led:
+                r.fail(k, "\"LED\" is the board's LED: only led_pin may name it")
+            return p
+        if isinstance(p, str) and p[:2] == "GP" and p[2:].isdigit() and str(int(p[2:])) == p[2:]:
+            n = int(p[2:])
+        elif isinstance(p, int) and not isinstance(p, bool):
+            n = p
+        else:
+            n = -1
+        if n in _PICO_INTERNAL:
+            r.fail(k, _PICO_INTERNAL[n])
+        if not 0 <= n <= 28:
+            r.fail(k, "must be %s%s, not %r" % (_PICO_PINS, ", or \"LED\"" if led else "", p))
+        if adc and not 26 <= n <= 28:
+            r.fail(k, "must be an ADC pin (GPIO 26..28) on the Pico, not %r" % (p,))
+        return n
+
+    def _pyboard(self, r, k, p, led):
+        if led and p in _PYB_LEDS:
+            return p
+        if not isinstance(p, str) or len(p) < 2 or p[0] not in "XY" or not p[1:].isdigit() \
+                or not 1 <= int(p[1:]) <= (22 if p[0] == "X" else 12):
+            r.fail(k, "must be a pyboard pin name X1..X22 or Y1..Y12%s, not %r" % (
+                " or an LED " + ", ".join(_PYB_LEDS) if led else "", p))
+        if p[0] == "X" and 13 <= int(p[1:]) <= 16:
+            r.fail(k, "%s is the pyboard's %s, not a pin" % (p, ("RST", "GND", "3V3", "VIN")[int(p[1:]) - 13]))
         return p
 
 
@@ -145,7 +226,9 @@ class BoardConfig:
 
     def __init__(self):
         self.board = ""
-        self.demo = False
+        self.mode = "pump"
+        self.demo = False  # mode demo
+        self.toy = False  # mode toy
         self.demo_speed = 1  # virtual ms per real ms
         self.weekday = 0
         self.time_of_day_ms = 0
@@ -162,23 +245,30 @@ class BoardConfig:
         self.battery = BatteryParams()
         self.pump = PumpParams()
         self.volume_nl = 0
+        self.full_nl = 0  # what a refill (button B) tops the reservoir up to
         self.rx = None
         self.critical_repeat_minutes = 10
+        # mode toy: the toy's own numbers (boards/README.md)
+        self.sips = self.sip_every_s = self.low_sips = 0
+        self.bolus_sips = self.bolus_minutes = self.bolus_lockout_minutes = self.bolus_per_day = 0
+        self._demo_steps = None  # motor.demo_steps_per_stroke as given (checked against the prescription)
 
     def _parse(self, top, board):
         top.only(_TOP)
         self.board = top.text("board", BOARDS, _REQUIRED)
         if self.board != board:
             top.fail("board", "is %r, but this is the %s's main.py" % (self.board, board))
-        self.demo = top.flag("demo", False)
-        self.demo_speed = top.integer("demo_speed", 1, MAX_DEMO_SPEED, 360) if self.demo else 1
+        self._mode(top)
         self.weekday = WEEKDAYS.index(top.text("start_weekday", WEEKDAYS, "mon"))
         self.time_of_day_ms = top.time_ms("start_time", "08:00")
         pins = _Pins(self.board)
         self._motor(top.sub("motor", True), pins)
         self.buzzer_pin = pins.pin(top, "buzzer_pin", True)
-        self.led_pin = pins.pin(top, "led_pin", True)
+        self.led_pin = pins.pin(top, "led_pin", True, led=True)
         self.button_a_pin = pins.pin(top, "button_a_pin", False)
+        # The toy's refill and quiet button; a demo's refill; a pump has none (B never touches therapy).
+        if self.toy and not top.has("button_b_pin"):
+            top.fail("button_b_pin", "missing (a pin): the toy's refill and quiet button")
         self.button_b_pin = pins.pin(top, "button_b_pin", False, required=False)
         bat = top.sub("battery")
         bat.only(("adc_pin", "divider_num", "divider_den", "capacity_mah", "quiescent_ua", "uc_per_stroke"))
@@ -188,16 +278,39 @@ class BoardConfig:
         self.battery = _firmware(lambda: BatteryParams(bat.integer("capacity_mah", 100, 5000, 720),
                                                     bat.integer("quiescent_ua", 1, 100, 10),
                                                     bat.integer("uc_per_stroke", 1, 10_000, 50)))
-        self._prescription(top)
+        if self.toy:
+            self._toy(top)
+        else:
+            self._prescription(top)
+        if self.demo:
+            self._demo_steps_per_stroke(top)
         # A stroke's steps must end before the next stroke can be due: at the pump's top rate
         # (24 mL/day) strokes come every 3.6 ms per nL of stroke (900 ms for 250 nL).
-        if not self.demo and self.steps_per_stroke * 1000 // self.steps_per_s * 10 >= self.pump.stroke_nl * 36:
+        elif self.steps_per_stroke * 1000 // self.steps_per_s * 10 >= self.pump.stroke_nl * 36:
             top.sub("motor").fail("steps_per_stroke", "takes %d ms at steps_per_s; at 24 mL/day strokes come every %d ms: "
                                   "raise motor.steps_per_s" % (
                                       self.steps_per_stroke * 1000 // self.steps_per_s, self.pump.stroke_nl * 36 // 10))
         alarms = top.sub("alarms")
         alarms.only(("critical_repeat_minutes",))
         self.critical_repeat_minutes = alarms.integer("critical_repeat_minutes", 1, 60, 10)
+
+    def _mode(self, top):
+        demo = top.flag("demo", False)  # the old spelling of "mode": "demo"
+        self.mode = top.text("mode", MODES, "demo" if demo else "pump")
+        if "demo" in top.t and demo != (self.mode == "demo"):
+            top.fail("demo", "is the old spelling of \"mode\": \"demo\", and says %s with mode %r: "
+                     "keep mode only" % ("true" if demo else "false", self.mode))
+        self.demo = self.mode == "demo"
+        self.toy = self.mode == "toy"
+        if self.toy:
+            for k in _DRUG_KEYS + ("demo_speed",):
+                if k in top.t:
+                    if k == "demo_speed":
+                        top.fail(k, "mode toy runs in real time: remove demo_speed")
+                    top.fail(k, "mode toy takes no drug keys: remove %s (the toy's numbers are under \"toy\")" % k)
+        elif "toy" in top.t:
+            top.fail("toy", "is for mode toy only (this is mode %s)" % self.mode)
+        self.demo_speed = top.integer("demo_speed", 1, MAX_DEMO_SPEED, 360) if self.demo else 1
 
     def _motor(self, m, pins):
         m.only(_MOTOR)
@@ -228,12 +341,12 @@ class BoardConfig:
         self.steps_per_stroke = m.integer("steps_per_stroke", 1, 65_535, _REQUIRED)
         self.steps_per_s = m.integer("steps_per_s", 10, 20_000, 1000)
         if self.demo:
-            # Time runs demo_speed times faster, the motor does not: each stroke is a short twitch,
-            # which must end long before the next stroke is due (about 5 strokes a second at 360x).
-            self.steps_per_stroke = m.integer("demo_steps_per_stroke", 1, self.steps_per_stroke,
-                                           min(self.steps_per_stroke, 16))
-            if self.steps_per_stroke * 1000 // self.steps_per_s > 50:
-                m.fail("demo_steps_per_stroke", "takes more than 50 ms at steps_per_s: a toy's stroke must be short")
+            # Time runs demo_speed times faster, the motor does not: each stroke is a short twitch
+            # (at most 50 ms), and it must end before the next stroke is due (_demo_steps_per_stroke).
+            self._demo_steps = m.integer("demo_steps_per_stroke", 1, self.steps_per_stroke, None) \
+                if m.has("demo_steps_per_stroke") else None
+            if self._demo_steps is not None and self._demo_steps * 1000 // self.steps_per_s > 50:
+                m.fail("demo_steps_per_stroke", "takes more than 50 ms at steps_per_s: a demo's stroke must be short")
         self.state_machine = m.integer("state_machine", 0, 7, 0)
         self.timer = m.integer("timer", 1, 14, 2)
         self.timer_channel = m.integer("timer_channel", 1, 4, 1)
@@ -279,6 +392,104 @@ class BoardConfig:
         rx = _firmware(lambda: Prescription(conc, profiles, tuple(periodic), ptm, max_daily_ng, name))
         _firmware(lambda: rx.check_pump(self.pump))
         self.rx = rx
+        self.full_nl = capacity_nl
+
+    def _demo_steps_per_stroke(self, top):
+        """A demo's stroke is demo_steps_per_stroke steps (default: up to 16), short enough that the
+        motor keeps up at the prescription's top rate (basal plus every bolus at once) even while
+        the demo clock catches up: a stroke whose steps have not ended when the next is due falls
+        behind, and the firmware writes off what a motor fails to deliver."""
+        m = top.sub("motor")
+        every_ms = self._top_rate_every_ms()  # real ms between strokes at the top rate
+        # A burst, plus a poll to start it and one to see it end, within the strokes' spacing at
+        # the demo clock's fastest catch-up pace: the most steps that takes.
+        budget_ms = every_ms * _CATCH_UP_DEN // _CATCH_UP_NUM - 2
+        if budget_ms >= self._burst_ms(self.steps_per_stroke):
+            fits = self.steps_per_stroke
+        else:  # budget_ms < 65 535 steps' ms: the product stays a small int
+            fits = budget_ms * self.steps_per_s // 1000 if budget_ms > 0 else 0
+        if not fits:
+            top.fail("demo_speed", "at %dx the prescription's top rate (basal plus every bolus at once) brings a stroke "
+                     "every %d ms, too fast for even one motor step: at most %dx" % (
+                         self.demo_speed, every_ms, self._top_speed()))
+        if self._demo_steps is None:
+            self.steps_per_stroke = min(fits, 16, 50 * self.steps_per_s // 1000)
+            if not self.steps_per_stroke:
+                m.fail("demo_steps_per_stroke", "one step takes more than 50 ms at steps_per_s: a demo's stroke must "
+                       "be short")
+        elif self._demo_steps > fits:
+            m.fail("demo_steps_per_stroke", "%d steps take %d ms, but at %dx the prescription's top rate (basal plus "
+                   "every bolus at once) brings a stroke every %d ms: at most %d steps" % (
+                       self._demo_steps, self._burst_ms(self._demo_steps), self.demo_speed, every_ms, fits))
+        else:
+            self.steps_per_stroke = self._demo_steps
+
+    def _top_virtual_ms(self):
+        """Virtual ms between strokes at the prescription's top rate, the pump's 24 mL/day at most."""
+        rx = self.rx
+        assert rx is not None  # parsed before
+        cap = max_rate_ng_per_day(rx.concentration)
+        boluses = [b for _, b in rx.periodic] + ([rx.ptm[0]] if rx.ptm is not None else [])
+        top = rx.max_basal_ng_per_day
+        for b in boluses:  # each is at most cap - basal (Prescription.check_pump): the sum stays small
+            top += bolus_top_rate(b.amount_ng, b.minutes)
+            if top > cap:
+                top = cap
+        # A stroke is stroke_nl x concentration pg; a day is 86 400 000 ms: ms = 86 400 x pg / ng per day.
+        return muldiv(86_400, self.pump.stroke_nl * rx.concentration, top)
+
+    def _top_rate_every_ms(self):
+        return self._top_virtual_ms() // self.demo_speed
+
+    def _burst_ms(self, steps):
+        return (steps * 1000 + self.steps_per_s - 1) // self.steps_per_s
+
+    def _top_speed(self):
+        """The fastest demo_speed at which one step fits (_demo_steps_per_stroke's budget)."""
+        every_ms = ((self._burst_ms(1) + 2) * _CATCH_UP_NUM + _CATCH_UP_DEN - 1) // _CATCH_UP_DEN
+        return self._top_virtual_ms() // every_ms
+
+    def _toy(self, top):
+        """The toy's numbers, and the made-up prescription the firmware runs: a sip is one stroke."""
+        t = top.sub("toy", True)
+        t.only(_TOY)
+        self.sips = t.integer("sips", 2, TOY_MAX_SIPS, _REQUIRED)
+        self.sip_every_s = t.integer("sip_every_s", 1, TOY_MAX_SIP_EVERY_S, _REQUIRED)
+        self.low_sips = t.integer("low_sips", 1, min(self.sips - 1, TOY_MAX_LOW_SIPS), max(self.sips // 5, 1))
+        self.bolus_minutes = t.integer("bolus_minutes", 1, MAX_BOLUS_MINUTES, 1)
+        self.bolus_lockout_minutes = t.integer("bolus_lockout_minutes", MIN_LOCKOUT_MINUTES, MAX_LOCKOUT_MINUTES,
+                                               MIN_LOCKOUT_MINUTES)
+        self.bolus_per_day = t.integer("bolus_per_day", 1, MAX_PTM_PER_DAY, MAX_PTM_PER_DAY)
+        pump = PumpParams(TOY_CAPACITY_NL, TOY_STROKE_NL, TOY_EMPTY_NL + self.low_sips * TOY_STROKE_NL, TOY_EMPTY_NL)
+        basal_ng = _SIP_NL_PER_DAY // self.sip_every_s  # ng = nL at the toy's concentration
+        # Boluses that can share a limit window (24 h + 1 s) with a new one: those of the last 24 h
+        # (fewer than bolus_per_day) and those granted up to 1 s + a bolus's minutes before that
+        # (one per lockout), so the daily limit never refuses a bolus the toy's rules allow.
+        lockout_ms = self.bolus_lockout_minutes * MS_PER_MINUTE
+        in_window = self.bolus_per_day + (1000 + self.bolus_minutes * MS_PER_MINUTE) // lockout_ms + 1
+        profiles = (Profile([0], [basal_ng], "toy.sip_every_s"),) * 7
+        worst_ng = Prescription(TOY_CONCENTRATION, profiles, (), None, MAX_BOLUS_NG, "water").worst_window_ng()
+        margin_ng = volume_mass_ng(pump.margin_nl, TOY_CONCENTRATION)
+        # The most sips a bolus may have: the pump's 24 mL/day with the basal running, the
+        # reservoir, and the firmware's largest daily limit with every bolus of a window in it.
+        by_rate = muldiv(_TOP_RATE - basal_ng, self.bolus_minutes, 1440 * TOY_STROKE_NL)
+        by_limit = (MAX_BOLUS_NG - worst_ng - margin_ng) // in_window // TOY_STROKE_NL
+        most = min(by_rate, by_limit, TOY_MAX_SIPS)
+        self.bolus_sips = t.integer("bolus_sips", 1, TOY_MAX_SIPS, 5)
+        if self.bolus_sips > most:
+            why = ("the pump's top rate, 24 mL/day, with a sip every %d s and the bolus over %d min" % (
+                self.sip_every_s, self.bolus_minutes)) if most == by_rate else (
+                "the firmware's largest daily limit, 200000 mcg, with %d boluses a day" % self.bolus_per_day)
+            t.fail("bolus_sips", "must be an integer 1..%d (%s), not %d" % (most, why, self.bolus_sips))
+        ptm = (Bolus(self.bolus_sips * TOY_STROKE_NL, self.bolus_minutes, "toy.bolus_sips"), self.bolus_lockout_minutes,
+               self.bolus_per_day)
+        max_daily_ng = worst_ng + margin_ng + in_window * self.bolus_sips * TOY_STROKE_NL
+        rx = _firmware(lambda: Prescription(TOY_CONCENTRATION, profiles, (), ptm, max_daily_ng, "water"))
+        _firmware(lambda: rx.check_pump(pump))
+        self.pump = pump
+        self.rx = rx
+        self.full_nl = TOY_EMPTY_NL + self.sips * TOY_STROKE_NL
+        self.volume_nl = self.full_nl
 
 
 def load(text, board):

@@ -66,7 +66,8 @@
 #                 steps_rp2.PioPhases(sm_id, first_pin, steps_per_s)      ULN2003, 4 pins in a row
 #                 steps_esp32.RmtSteps(step_pin, dir_pin, steps_per_s)    both RMT APIs
 #                 steps_pyb.TimerSteps(timer_id, channel, step_pin, dir_pin, steps_per_s)
-#                 steps_timer.TimerPhases(pins, steps_per_s)              ULN2003 off the RP2040
+#                 steps_timer.TimerPhases(pins, steps_per_s, timer=None)  ULN2003 off the RP2040
+#                   (timer: a pyb.Timer on the pyboard; else machine.Timer, whole-ms rates only)
 #
 # Poller: poll(now) -> None      called by the board clock's wait() at least once a ms with the
 #                                tick now: a motor fires due strokes, a buzzer or LED advances

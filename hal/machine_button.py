@@ -11,6 +11,10 @@
 # Limit of the edge-only rule: a release that bounces more than debounce_ms after the press
 # was accepted can read pressed for an instant and count again; debounce_ms is per button.
 # The time is the port's time.ticks_ms (an instance attribute: a test can swap in a fake tick).
+#
+# Long presses: held_ms() reads the pin and says how long the button has been held since its
+# last accepted press (-1 once let go), so a board can tell a long press from a short one by
+# polling it (boards/pumpboard.py: toy mode's quiet). It allocates nothing.
 
 import time
 
@@ -53,6 +57,13 @@ class Button:
         n = self._pending
         self._pending = 0
         return n
+
+    def held_ms(self):
+        """ms the button has been held since its last accepted press; -1 if it is not held now."""
+        if not self._accepted or self._pin.value() != self._level:
+            return -1
+        d = self._ticks_diff(self.ticks_ms(), self._last)
+        return d if d >= 0 else 0
 
     # -- interrupt side ---------------------------------------------------------------------------
 

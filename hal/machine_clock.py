@@ -1,7 +1,8 @@
 # Clock backends for MicroPython boards (hal/interfaces.py: Clock, and the Pollers it drives).
 #
 # MachineClock: the port's own wrapping ticks. DemoClock: the same interface on virtual ticks
-# that run `speed` times faster than the port's (demo mode: a day of dosing in minutes).
+# that run `speed` times faster than the port's (demo mode: a day of dosing in minutes), and
+# never past the deadline a wait() was given.
 #
 # wait(deadline, ready) is the board's idle loop: about once a ms it reads the tick, lets every
 # Poller (the motor, the buzzer, the LED, the board) act on it, and returns as soon as ready()
@@ -16,7 +17,7 @@ import time
 from micropython import const
 
 DEMO_SPEED_MAX = const(10_000)
-_STEP = const((1 << 29) - 1)  # the largest delta ticks_add takes: each virtual step stays below it
+_OWED_REAL_MS = const(1000)  # a demo clock owes at most a real second of virtual time
 
 
 class MachineClock:
@@ -51,9 +52,15 @@ class DemoClock(MachineClock):
     """Virtual ticks running `speed` (1..10_000) times faster than the port's.
 
     ticks_ms() is the virtual tick; it wraps at the port's period and moves only with ticks_add,
-    by the real ms elapsed times `speed`, in steps below 2**29 (integers only). It advances in
-    wait() (and in advance()), so it stands still while the firmware services a wake, and the
-    real time the service took is added at the next wait. The pollers get the virtual tick.
+    by the real ms elapsed times `speed` (integers only). It advances in wait() (and in
+    advance()), so it stands still while the firmware services a wake.
+
+    A wake is never late: in wait() the virtual tick stops at the deadline, whatever real time
+    passed (a slow poll, the firmware's service). Virtual time not yet run is owed, and each poll
+    runs at most a quarter more than `speed` virtual ms of it: the average speed holds where
+    deadlines allow, and virtual time never outruns the motor's pace (firmware/config.py checks a
+    demo's strokes against speed x 5/4). At most a real second is owed: a host too slow for the
+    speed runs the demo slower. The pollers get the virtual tick.
     """
 
     def __init__(self, speed, pollers=()):
@@ -61,30 +68,48 @@ class DemoClock(MachineClock):
             raise ValueError("demo_speed: must be an integer 1..10000, not %r" % (speed,))
         MachineClock.__init__(self, pollers)
         self.speed = speed
-        self._chunk = _STEP // speed  # real ms per ticks_add step, so chunk * speed < 2**29
+        self._owed_max = speed * _OWED_REAL_MS  # < 2**29: one ticks_add step
+        self._step_max = speed + speed // 4  # virtual ms a poll may run
         self._real_ms = time.ticks_ms
         self._real = self._real_ms()
         self._virtual = self._real
+        self.owed = 0  # virtual ms not yet run
         self.ticks_ms = self._ticks_ms  # bound once, over the port's ticks_ms bound above
 
     def _ticks_ms(self):
         return self._virtual
 
-    def advance(self):
-        """Bring the virtual tick up to the real time elapsed since the last call."""
-        now = self._real_ms()
-        d = self.ticks_diff(now, self._real)
+    def _owe(self):
+        """Adds the real ms elapsed since the last call, speed times over, to what is owed."""
+        d = self.ticks_diff(self._real_ms(), self._real)
         if d <= 0:
             return
-        self._real = now
-        while d > self._chunk:
-            self._virtual = self.ticks_add(self._virtual, self._chunk * self.speed)
-            d -= self._chunk
-        self._virtual = self.ticks_add(self._virtual, d * self.speed)
+        self._real = self.ticks_add(self._real, d)
+        if d > _OWED_REAL_MS:
+            d = _OWED_REAL_MS
+        self.owed += d * self.speed
+        if self.owed > self._owed_max:
+            self.owed = self._owed_max
+
+    def _run(self, ms):
+        """Moves the virtual tick on by ms, at most what is owed and what a poll may run."""
+        if ms > self.owed:
+            ms = self.owed
+        if ms > self._step_max:
+            ms = self._step_max
+        if ms > 0:
+            self._virtual = self.ticks_add(self._virtual, ms)
+            self.owed -= ms
+
+    def advance(self):
+        """One poll's worth: the virtual tick runs what is owed, as far as a poll may (no deadline)."""
+        self._owe()
+        self._run(self.owed)
 
     def wait(self, deadline, ready):
         while True:
-            self.advance()
+            self._owe()
+            self._run(self.ticks_diff(deadline, self._virtual))
             now = self._virtual
             self._poll(now)
             if ready() or self.ticks_diff(deadline, now) <= 0:

@@ -38,8 +38,10 @@
 #
 # Uncommanded strokes cannot be seen without rotor feedback: a driver that steps by itself (a
 # stuck STEP line) goes unnoticed. With an encoder (encoder(pin, pulses_per_stroke)), its
-# rising edges are counted in a hard IRQ; every pulses_per_stroke pulses seen outside a burst
-# are one uncommanded stroke: counted in strokes() and reported as MOTOR_UNCOMMANDED at once.
+# rising edges are counted in a hard IRQ where the port's Pin.irq has `hard` (rp2, stm32); the
+# esp32's has none (ports/esp32/machine_pin.c: every edge is scheduled, and an edge is lost when
+# the schedule queue is full). Every pulses_per_stroke pulses seen outside a burst are one
+# uncommanded stroke: counted in strokes() and reported as MOTOR_UNCOMMANDED at once.
 #
 # poll() allocates nothing (measured in tests/boards/test_machine_backends.py): state lives in
 # preallocated attributes and every method's frame stays under MicroPython's 11-word limit.
@@ -177,10 +179,13 @@ class StrokeMotor:
         self._per_stroke = pulses_per_stroke
         self._enc = _pin(pin, machine.Pin.IN)
         self._enc_ref = self._on_pulse  # bound once: the IRQ must not allocate
-        self._enc.irq(handler=self._enc_ref, trigger=machine.Pin.IRQ_RISING)
+        try:
+            self._enc.irq(handler=self._enc_ref, trigger=machine.Pin.IRQ_RISING, hard=True)
+        except TypeError:  # esp32: no `hard` argument
+            self._enc.irq(handler=self._enc_ref, trigger=machine.Pin.IRQ_RISING)
 
     def _on_pulse(self, pin):
-        self._pulses = (self._pulses + 1) & COUNT_MASK  # hard IRQ: small ints only, nothing allocated
+        self._pulses = (self._pulses + 1) & COUNT_MASK  # a hard IRQ: small ints only, nothing allocated
 
     # -- Poller -----------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 # FIFO; the state machine emits the steps and pushes one completion word into the RX FIFO.
 #
 # The PIO programs below are the only copy: the board assembles them with MicroPython's
-# rp2.asm_pio, the tests with tests/boards/fakes/rp2.py, whose opcodes tests/host/test_pio.py runs
+# rp2.asm_pio, the tests with boards/virtual/rp2/rp2.py, whose opcodes tests/host/test_pio.py runs
 # cycle by cycle in rp2040-pio-emulator. The DSL names inside a program (pull, mov, x, osr, ...)
 # are injected by asm_pio while it assembles, hence the noqa below.
 #

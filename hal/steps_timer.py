@@ -1,6 +1,15 @@
 # Phase engine for a ULN2003 board and a 28BYJ-48 off the RP2040 (ESP32, pyboard)
 # (hal/interfaces.py, "Steps"): four coil pins, a half-step (default) or full-step sequence,
-# stepped by a machine.Timer periodic callback at steps_per_s.
+# stepped by a periodic timer callback at steps_per_s.
+#
+# The timer: `timer`, a hardware timer already running at steps_per_s that has a callback()
+# method (the pyboard: pyb.Timer(n, freq=steps_per_s), whose callback is a hard IRQ), or else
+# machine.Timer(timer_id) initialised at freq=steps_per_s (the ESP32: hardware timers 0..3,
+# callbacks scheduled). `hard=` is never passed: the ESP32 refuses hard=True and releases before
+# 1.28 have no such keyword on extmod's timer. timer_id -1 is extmod/machine_timer.c's soft
+# timer (the pyboard's machine.Timer): its period is a whole number of ms, 1000 // steps_per_s,
+# so only rates dividing 1000 come out exactly (300 steps/s would run at 333): any other rate
+# is refused, with the nearest exact ones in the message.
 #
 # This is the one engine where Python runs per step. It is accepted for this toy motor only: its
 # rates are low (a 28BYJ-48 tops out near 500-1000 half-steps/s), a late tick delays a step but
@@ -25,12 +34,34 @@ HALF_STEP = b"\x01\x03\x02\x06\x04\x0c\x08\x09"  # coil bits: bit 0 = pins[0] (I
 FULL_STEP = b"\x03\x06\x0c\x09\x03\x06\x0c\x09"
 
 
+def exact_ms_rates(steps_per_s):
+    """(below, above): the nearest rates a whole-ms timer makes exactly (1000 // ms for ms
+    dividing 1000) on each side of steps_per_s; 0 where there is none."""
+    below = above = 0
+    ms = 1
+    while ms <= 1000:
+        if 1000 % ms == 0:
+            r = 1000 // ms  # falling as ms grows
+            if r > steps_per_s:
+                above = r
+            elif r < steps_per_s and not below:
+                below = r
+        ms += 1
+    return below, above
+
+
 class TimerPhases:
-    def __init__(self, pins, steps_per_s, half=True, timer_id=-1):
+    def __init__(self, pins, steps_per_s, half=True, timer_id=-1, timer=None):
         if len(pins) != 4:
             raise ValueError("pins: four coil pins")
         if isinstance(steps_per_s, bool) or not isinstance(steps_per_s, int) or not 1 <= steps_per_s <= 2000:
             raise ValueError("steps_per_s: must be an integer 1..2000")
+        if timer is None and timer_id == -1 and 1000 % steps_per_s:
+            below, above = exact_ms_rates(steps_per_s)
+            ms = 1000 // steps_per_s or 1  # extmod/machine_timer.c: delta_ms, at least 1
+            raise ValueError("steps_per_s: %d is not a rate a whole-ms soft timer makes (it would run at about %d); "
+                             "nearest exact: %s" % (steps_per_s, 1000 // ms,
+                                                    " or ".join("%d" % r for r in (below, above) if r)))
         coils = [Pin(p, Pin.OUT, value=0) for p in pins]
         self._a = coils[0].value
         self._b = coils[1].value
@@ -42,8 +73,12 @@ class TimerPhases:
         self._left = 0  # ticks still to come in this burst: its steps plus one to complete it
         self._bursts = 0
         self._cb = self._tick  # bound once
-        self._tim = Timer(timer_id)
-        self._tim.init(mode=Timer.PERIODIC, freq=steps_per_s, callback=self._cb)
+        if timer is not None:
+            self._tim = timer
+            timer.callback(self._cb)
+        else:
+            self._tim = Timer(timer_id)
+            self._tim.init(mode=Timer.PERIODIC, freq=steps_per_s, callback=self._cb)
 
     def _tick(self, _t):
         if self._left > 1:

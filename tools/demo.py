@@ -5,7 +5,7 @@
 Runs tools/demo_board.py under .venv/bin/micropython in the board's folder (its board.json), or
 with --config in a scratch copy of it whose board.json is FILE, with the board's virtual port first
 on MICROPYPATH (boards/virtual/<port>: machine, rp2, esp32, pyb; VIRTUAL_MICROPYTHON picks the
-release). On a terminal, single keys go straight through (a = button A, b = button B, q = quit);
+release). On a terminal, single keys go straight through (a = button A, b = button B, h = hold B 2 s, q = quit);
 piped input is passed on as it comes.
 """
 

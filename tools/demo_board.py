@@ -1,7 +1,8 @@
 # make demo, the MicroPython side: runs a board's own main.py on the unix port with simulated
 # pins (the virtual board, boards/virtual), and shows on the terminal what the board would do:
 # the LED, the buzzer and the stroke count, live. Keys on stdin: a = button A (bolus),
-# b = button B (refill), q = quit. tools/demo.py starts it (cwd: the board's folder).
+# b = button B (refill), h = hold B for 2 s (toy mode: quiet), q = quit. tools/demo.py starts it
+# (cwd: the board's folder).
 
 import select
 import sys
@@ -16,6 +17,7 @@ from hal.train import COUNT_MASK
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 PRESS_MS = 120  # how long a key holds its button down (longer than the 50 ms debounce)
+HOLD_MS = 2000  # the h key: a long press of B (pumpboard.LONG_PRESS_MS is 1.5 s)
 DRAW_MS = 100
 
 
@@ -53,18 +55,21 @@ class Screen:
         if ch == "":
             self.stdin_open = False  # end of input (a script piped in): the demo runs on
         elif ch in "aA":
-            self.press(cfg.button_a_pin, t, "button A: bolus")
-        elif ch in "bB" and cfg.button_b_pin is not None:
-            self.press(cfg.button_b_pin, t, "button B: refill")
+            self.press(cfg.button_a_pin, t, "Button A: bolus")
+        elif ch in "bB" and self.pump.button_b is not None:
+            self.press(cfg.button_b_pin, t, "Button B: refill")
+        elif ch in "hH" and self.pump.button_b is not None:
+            self.press(cfg.button_b_pin, t, "Button B held for 2 s: quiet (toy mode)", HOLD_MS)
         elif ch in "qQ":
             self.draw()
             sys.stdout.write("\n")
             raise SystemExit(0)
 
-    def press(self, pin, t, what):
+    def press(self, pin, t, what, hold_ms=PRESS_MS):
         say(what)
         machine.Pin.get(pin).drive(0)
-        self.release.append((t + PRESS_MS, pin))
+        self.release.append((t + hold_ms, pin))
+        self.release.sort(key=lambda r: r[0])
 
     def draw(self):
         p = self.pump
@@ -78,12 +83,21 @@ class Screen:
         v = p.clock.ticks_ms()
         self.v_ms += p.clock.ticks_diff(v, self.v_last)  # summed per draw: no ticks_diff over 2**29 ms
         self.v_last = v
-        minutes = self.v_ms // 60_000
-        days = minutes // 1440
-        line = ("LED %s  buzzer %s  strokes %5d  %s %02d:%02d (day %d)  reservoir %6.3f mL  %-13s"
-                "  [a] bolus [b] refill [q] quit") % (
-            "(*)" if led else "( )", sound, strokes, DAYS[(p.cfg.weekday + days) % 7], minutes // 60 % 24, minutes % 60,
-            days, volume_nl / 1_000_000, STATE_NAMES[p.loop.state()])
+        if p.toy:  # real time, no drug: sips left and the time played
+            left = (volume_nl - ctl.pump.empty_nl) // ctl.pump.stroke_nl
+            s = (self.v_ms - p.cfg.time_of_day_ms) // 1000
+            line = ("LED %s  buzzer %s  sips %4d  left %4d  played %d:%02d:%02d  %-13s"
+                    "  [a] bolus [b] refill [h] hold B: quiet [q] quit") % (
+                "(*)" if led else "( )", sound, strokes, left if left > 0 else 0, s // 3600, s // 60 % 60, s % 60,
+                STATE_NAMES[p.loop.state()])
+        else:
+            minutes = self.v_ms // 60_000
+            days = minutes // 1440
+            line = ("LED %s  buzzer %s  strokes %5d  %s %02d:%02d (day %d)  reservoir %6.3f mL  %-13s"
+                    "  [a] bolus%s [q] quit") % (
+                "(*)" if led else "( )", sound, strokes, DAYS[(p.cfg.weekday + days) % 7], minutes // 60 % 24,
+                minutes % 60, days, volume_nl / 1_000_000, STATE_NAMES[p.loop.state()],
+                " [b] refill" if p.button_b is not None else "")
         sys.stdout.write("\r" + line + "\x1b[K")
 
 

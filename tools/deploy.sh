@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make deploy BOARD=... PORT=...: copy build/<board>/ onto a board with mpremote, then soft-reset it.
+# make deploy BOARD=... PORT=...: copy build/<board>/ onto a board with mpremote, then reset it.
 #
 #   tools/deploy.sh rpi_pico|esp32|pyboard /dev/ttyACM0
 #
@@ -48,5 +48,8 @@ for d in ('firmware', 'hal', '.'):
         if n.endswith('.py') and (d != '.' or n == 'pumpboard.py'):
             os.remove(d + '/' + n)
             print('deploy: removed stale', d + '/' + n)"
-"$mpremote" connect "$port" exec "$clean" + fs cp -r firmware hal :. + fs cp pumpboard.mpy main.py board.json :. + soft-reset
-echo "deploy: soft-reset: $board is running main.py; watch it with: $mpremote connect $port repl"
+# A hard reset (mpremote's `reset`: machine.reset()) to start main.py: mpremote's soft-reset is done
+# from the raw REPL, and a soft reset from there skips main.py (ports/*/main.c run it only when
+# pyexec_mode_kind is PYEXEC_MODE_FRIENDLY_REPL).
+"$mpremote" connect "$port" exec "$clean" + fs cp -r firmware hal :. + fs cp pumpboard.mpy main.py board.json :. + reset
+echo "deploy: reset: $board restarts and runs main.py; watch it with: $mpremote connect $port repl"

@@ -12,4 +12,6 @@ def make_steps(cfg):
     return PioSteps(cfg.state_machine, cfg.step_pin, cfg.dir_pin, cfg.steps_per_s)
 
 
-boot("rpi_pico", make_steps, fault_led=25)  # GP25: the Pico's own LED, for a config that names none
+# The board's own LED, for a config that cannot name one: "LED" is GPIO25 on a Pico, the wireless
+# chip's WL_GPIO0 on a Pico W, where GPIO25 is that chip's SPI select (ports/rp2/boards/*/pins.csv)
+boot("rpi_pico", make_steps, fault_led="LED")

@@ -10,7 +10,8 @@ class StepHardware:
     def __init__(self, steps, steps_per_stroke, steps_per_s):
         self.steps = steps
         self.burst_ms = steps_per_stroke * 1000 // steps_per_s + 1
-        self.steps_per_ms = steps_per_s // 1000 or 1
+        self.steps_per_s = steps_per_s
+        self.periods = 0  # timer periods run so far (the ULN2003's timer): steps_per_s a real second
         self.started_at = -1
 
     def tick(self, t):
@@ -27,8 +28,15 @@ class StepHardware:
             if self.started_at >= 0 and t - self.started_at >= self.burst_ms:
                 s._rmt.finish()
                 self.started_at = -1
-        elif hasattr(s, "_tim"):  # pyboard: the timer's periods
-            s._tim.advance(self.steps_per_ms)
+        elif hasattr(s, "_tim"):  # ULN2003 on a timer: its periods due by this ms, at its rate
+            due = (t + 1) * self.steps_per_s // 1000 - self.periods
+            self.periods += due
+            tim = s._tim
+            for _ in range(due):
+                if hasattr(tim, "advance"):  # pyb.Timer (boards/virtual/stm32/pyb.py)
+                    tim.advance(1)
+                else:  # machine.Timer: a hardware alarm or the soft timer
+                    tim.fire()
 
 
 class FakeScheduler:

@@ -8,14 +8,20 @@
 #   set_record(False) stops Pin and PWM appending to their history (allocation tests: the list
 #          growing would be counted against the code under test).
 #   Pin:   drive(level) sets the level outside world puts on an input and fires the irq
-#          handler on a matching edge; bounce(levels) drives several; Pin.get(id) is the
-#          last Pin made for an id; history is every level written by value()/on()/off().
+#          handler on a matching edge (a hard one as the port runs it: see _hard);
+#          bounce(levels) drives several; Pin.get(id) is the last Pin made for an id (a port
+#          whose pins are singletons returns that one); history is every level written by
+#          value()/on()/off().
 #   PWM:   history is every (freq, duty_u16) the output took, in order.
 #   ADC:   set_u16(v) (or .u16 = v) is what read_u16() returns; reads counts the calls.
 #   Timer: fire() runs the callback as the hardware would (ONE_SHOT: once).
 #   idle(): counted in idles.
+#   reset(): the board restarts: the process ends with status RESET_EXIT (tests/host/
+#          serial_board.py boots the board again, running main.py, as a hard reset does).
 #
 # Written in the subset of Python MicroPython implements.
+
+import sys
 
 _PIN_NAMES = (["LED", "LED_RED", "LED_GREEN", "LED_YELLOW", "LED_BLUE"] + ["X%d" % i for i in range(1, 25)]
               + ["Y%d" % i for i in range(1, 13)])
@@ -23,6 +29,18 @@ _N_PINS = 48  # GPIO 0..47 (the ESP32-S3 has the most)
 
 idles = 0
 record = True
+_UNSET = object()  # an argument not given
+RESET_EXIT = 3  # the exit status of reset(): distinct from a soft reset's 0 and a traceback's 1
+
+try:
+    from micropython import heap_lock as _heap_lock
+    from micropython import heap_unlock as _heap_unlock
+except ImportError:  # CPython: no heap to lock
+    def _heap_lock():
+        pass
+
+    def _heap_unlock():
+        pass
 
 
 def set_record(on):
@@ -33,6 +51,36 @@ def set_record(on):
 def idle():
     global idles
     idles += 1
+
+
+def reset():
+    # machine.reset() (extmod/modmachine.c): a hard reset. Its main.py runs at the next boot.
+    sys.exit(RESET_EXIT)
+
+
+def _hard(handler, parent):
+    """A hard irq handler, as shared/runtime/mpirq.c mp_irq_dispatch calls it (v1.24-v1.28): the
+    heap locked (gc_lock: an allocating handler fails here as on the board), an exception printed,
+    not raised; -1 then. (A soft one is mp_sched_schedule'd: the fake calls it at once.)"""
+    _heap_lock()
+    return _hard_locked(handler, parent)  # its frame comes under the lock: from the C stack, as in an ISR
+
+
+def _hard_locked(handler, parent):
+    # (no `except ... as e`: its frame would not fit on the stack, an allocation attempt at each call)
+    try:
+        handler(parent)
+    except Exception:
+        _heap_unlock()
+        _report()
+        return -1
+    _heap_unlock()
+    return 0
+
+
+def _report():
+    print("Uncaught exception in IRQ callback handler")
+    print(repr(sys.exc_info()[1]))
 
 
 def reset_fakes():
@@ -96,6 +144,8 @@ class Pin:
             return None
         if self.mode == Pin.OUT:
             return self._out
+        if self.mode == Pin.OPEN_DRAIN and not self._out:
+            return 0  # driven low; released, it reads the line
         return self._input_level()
 
     def __call__(self, x=None):
@@ -114,10 +164,15 @@ class Pin:
             return 1
         return 0
 
-    def irq(self, handler=None, trigger=IRQ_FALLING | IRQ_RISING, *, priority=1, wake=None, hard=False):
-        self.handler = handler
-        self.trigger = trigger
-        self.hard = hard
+    def irq(self, handler=_UNSET, trigger=_UNSET, hard=_UNSET):
+        # (handler=None, trigger=IRQ_FALLING | IRQ_RISING, hard=False) as ports/rp2/machine_pin.c
+        # and ports/stm32/pin.c take them; the esp32 has no `hard` (its machine.py). irq() with no
+        # argument changes nothing; a handler of None disables the irq.
+        if handler is _UNSET and trigger is _UNSET and hard is _UNSET:
+            return self
+        self.handler = None if handler is _UNSET else handler
+        self.trigger = Pin.IRQ_FALLING | Pin.IRQ_RISING if trigger is _UNSET else trigger
+        self.hard = hard is not _UNSET and bool(hard)
         return self
 
     # -- test hooks --------------------------------------------------------------------------
@@ -129,8 +184,12 @@ class Pin:
         if self.handler is None or before == self.level:
             return
         edge = Pin.IRQ_RISING if self.level else Pin.IRQ_FALLING
-        if self.trigger & edge:
+        if not self.trigger & edge:
+            return
+        if not self.hard:
             self.handler(self)
+        elif _hard(self.handler, self) < 0:
+            self.handler = None  # mp_irq_handler: a hard handler that raised is disabled
 
     def bounce(self, levels):
         for level in levels:
@@ -144,8 +203,11 @@ class Pin:
         return "Pin(%r)" % (self.id,)
 
 
+pin_type = Pin  # the port's Pin class: a port's machine.py with its own sets it
+
+
 def _as_pin(dest):
-    return dest if isinstance(dest, Pin) else Pin(dest)
+    return dest if isinstance(dest, Pin) else pin_type(dest)
 
 
 class PWM:
@@ -221,10 +283,12 @@ class ADC:
 
 
 class Timer:
+    # extmod/machine_timer.c's soft timer (a whole-ms period). `hard` defaults to False on every
+    # port: extmod/machine_timer.c, ports/rp2/machine_timer.c, ports/esp32/machine_timer.c (v1.28.0).
     ONE_SHOT = 0
     PERIODIC = 1
 
-    def __init__(self, id=-1, *, mode=PERIODIC, period=-1, freq=-1, tick_hz=1000, callback=None, hard=True):
+    def __init__(self, id=-1, *, mode=PERIODIC, period=-1, freq=-1, tick_hz=1000, callback=None, hard=False):
         self.id = id
         self.active = False
         self.mode = mode
@@ -234,7 +298,7 @@ class Timer:
         if callback is not None or period != -1 or freq != -1:
             self.init(mode=mode, period=period, freq=freq, tick_hz=tick_hz, callback=callback, hard=hard)
 
-    def init(self, *, mode=PERIODIC, period=-1, freq=-1, tick_hz=1000, callback=None, hard=True):
+    def init(self, *, mode=PERIODIC, period=-1, freq=-1, tick_hz=1000, callback=None, hard=False):
         if mode not in (Timer.ONE_SHOT, Timer.PERIODIC):
             raise ValueError("invalid mode")
         if freq != -1:
@@ -246,7 +310,7 @@ class Timer:
                 raise ValueError("period must be positive")
             self.period_ms = period * 1000 // tick_hz
         else:
-            self.period_ms = 1000  # rp2: 1 s by default
+            self.period_ms = 1000  # extmod/machine_timer.c: 1 s by default
         self.mode = mode
         self.callback = callback
         self.hard = hard
@@ -264,6 +328,10 @@ class Timer:
         if self.mode == Timer.ONE_SHOT:
             self.active = False
         self.fired += 1
-        if self.callback is not None:
+        if self.callback is None:
+            pass
+        elif not self.hard:
             self.callback(self)
+        elif _hard(self.callback, self) < 0:
+            self.active = False  # shared/runtime/softtimer.c: a hard callback that raised stops the timer
         return True

@@ -1,97 +1,28 @@
-# Each board's main.py boots, with the fakes of machine/rp2/esp32/pyb, in demo mode, and runs one
-# simulated hour of the shipped board.json: strokes counted, a granted bolus (chirp), a bolus in
-# lockout ("not yet" beep), the low-reservoir alarm's tone, and a refill (button B). On the unix
-# port (tools/run_boards.sh) and on CPython. Expected strokes come from the prescription's
-# definition, not from the firmware: 420 mcg/day basal (06:00..12:00) at 2000 mcg/mL in 250 nL
-# strokes of 500 ng each, plus the 20 mcg patient bolus.
+# Each board's main.py boots on its virtual port (machine/rp2/esp32/pyb), on the unix port
+# (tools/run_boards.sh) and on CPython:
+# - one simulated hour of demo mode on a realistic config (kept in tests/boards/board_rig.py, never
+#   shipped): strokes counted, a granted bolus (chirp), one in lockout ("not yet"), the low-reservoir
+#   tone, a refill (button B), each event printed as a plain sentence;
+# - several virtual hours at 360x and 1000x on a busy host without any drug written off;
+# - button B does nothing to therapy outside demo and toy mode;
+# - a board that cannot be built stops with the one line and the fault LED.
+# Expected strokes come from the prescription's definition, not from the firmware: mcg/day at
+# 2000 mcg/mL in 250 nL strokes of 500 ng each.
 
 import json
 
 import machine
-import port_time
-from hardware import FakeScheduler, StepHardware
+from board_rig import BOARD, HOUR, MIN, ROOT, Rig, boot_capture, is_sentence, only, pumpboard, realistic, shipped
 
-port_time.install()
-
-from support import FakeClock  # noqa: E402
-
-import hal.machine_button as machine_button  # noqa: E402
-from firmware.alarms import ALARM_LOW_RESERVOIR, EV_BOLUS, EV_REFILL, PTM  # noqa: E402
-from firmware.config import load  # noqa: E402
-
-MIN = 60_000
-HOUR = 60 * MIN
-# The board this virtual port runs (one port per run: tools/run_boards.sh runs each).
-BOARD = {"rp2": "rpi_pico", "esp32": "esp32", "stm32": "pyboard"}[machine.PORT]
-FAULT_LED = {"rpi_pico": 25, "esp32": 2, "pyboard": "LED_RED"}[BOARD]
-
-
-def _root():
-    here = __file__.replace("\\", "/")
-    parts = here.split("/")
-    return "/".join(parts[:-3]) or "."
-
-
-ROOT = _root()
-
-
-def _pumpboard():
-    import sys
-
-    if ROOT + "/boards" not in sys.path:
-        sys.path.append(ROOT + "/boards")
-    import pumpboard
-
-    return pumpboard
-
-
-class _World:
-    """The real ms passing: the fake real clock, the step hardware finishing bursts, the button
-    presses of the script (real ms since the start: pin, level), the scheduler."""
-
-    def __init__(self, real, hardware, script, sched):
-        self.real = real
-        self.hardware = hardware
-        self.script = script
-        self.sched = sched
-        self.t = 0
-
-    def sleep_ms(self, ms):
-        for _ in range(ms):
-            self.real.advance(1)
-            self.t += 1
-            self.hardware.tick(self.t)
-            while self.script and self.script[0][0] <= self.t:
-                _, pin, level = self.script.pop(0)
-                machine.Pin.get(pin).drive(level)
-            self.sched.run()
-
-
-def _boot(board):
-    """main.py's boot(board, make_steps, fault_led) call, captured instead of run."""
-    pumpboard = _pumpboard()
-    calls = []
-
-    def capture(name, make_steps, path="board.json", fault_led=None):
-        calls.append((name, make_steps, fault_led))
-
-    real_boot = pumpboard.boot
-    pumpboard.boot = capture
-    try:
-        with open(ROOT + "/boards/" + board + "/main.py") as f:
-            exec(f.read(), {"__name__": "main"})
-    finally:
-        pumpboard.boot = real_boot
-    assert len(calls) == 1 and calls[0][0] == board
-    return calls[0][1], calls[0][2]
-
-
-def _only(board):
-    if board != BOARD:
-        from support import skip
-
-        skip("the %s runs on the virtual %s port, not %s" % (board, {"rpi_pico": "rp2", "esp32": "esp32",
-                                                                     "pyboard": "stm32"}[board], machine.PORT))
+from firmware.alarms import (
+    ALARM_LOW_RESERVOIR,
+    EV_BOLUS,
+    EV_REFILL,
+    EV_UNDER_DELIVERY,
+    EVENT_NAMES,
+    PTM,
+)
+from firmware.config import load
 
 
 def _engine_class(board):
@@ -103,137 +34,205 @@ def _engine_class(board):
         import esp32
 
         esp32.reset_fakes()
-        return esp32.RMT126
+        return esp32.RMT
     import pyb
 
     return pyb.Timer
 
 
-def _demo_hour(board, volume_ml):
-    machine.reset_fakes()
+def _check_hour(board):
     engine = _engine_class(board)
-    make_steps, fault_led = _boot(board)
-    assert fault_led is not None
-    with open(ROOT + "/boards/" + board + "/board.json") as f:
-        data = json.loads(f.read())
-    assert data["demo"] is True  # shipped as the toy
-    data["pump"]["volume_ml"] = volume_ml
-    cfg = load(json.dumps(data), board)
-    pumpboard = _pumpboard()
-    steps = make_steps(cfg)
-    assert isinstance(getattr(steps, "_sm", None) or getattr(steps, "_rmt", None) or steps._tim, engine)
-
-    sched = FakeScheduler()  # run at each ms of the world: deterministic on both runtimes
-    saved = machine_button.micropython
-    machine_button.micropython = sched
+    data = realistic(board)
+    data["pump"]["volume_ml"] = 2.005  # 0.005 mL above the 2 mL low mark, 20 strokes: low within the hour
+    rig = Rig(board, data)
     try:
-        pump = pumpboard.Pump(cfg, steps)
-        real = FakeClock()
-        clock = pump.clock
-        clock._real_ms = real.ticks_ms
-        clock._real = real.ticks_ms()
-        for b in (pump.button_a, pump.button_b):
-            b.ticks_ms = real.ticks_ms
-            b._ticks_diff = real.ticks_diff
-        sounds = []
-        pump.buzzer.chirp = lambda: sounds.append(("chirp", clock.ticks_ms()))
-        pump.buzzer.beep_low = lambda: sounds.append(("beep_low", clock.ticks_ms()))
-        tone = pump.buzzer.tone
-        pump.buzzer.tone = lambda cls, alarm: (sounds.append(("tone", alarm)), tone(cls, alarm))
-        events = []
-        emit = pump.emit
-
-        def record(code, a, b, c):
-            events.append((code, a, b, c, clock.ticks_ms()))
-            emit(code, a, b, c)
-
-        pump.loop._emit = record
-        pump.loop.ctl._emit = record
-        pump.loop.alarms._emit = record
-        pump.loop.watch._emit = record
-        speed = cfg.demo_speed
+        steps = rig.steps
+        assert isinstance(getattr(steps, "_sm", None) or getattr(steps, "_rmt", None) or steps._tim, engine)
+        cfg = rig.cfg
         a, b = cfg.button_a_pin, cfg.button_b_pin
         # Real ms of the presses: A at 10 virtual minutes, A again at 20 (lockout), B at 45.
-        script = []
         for virtual_min, pin in ((10, a), (20, a), (45, b)):
-            t = virtual_min * MIN // speed
-            script += [(t, pin, 0), (t + 120, pin, 1)]
-        world = _World(real, StepHardware(steps, cfg.steps_per_stroke, cfg.steps_per_s), script, sched)
-        clock._sleep_ms = world.sleep_ms
-        start = clock.ticks_ms()
-        strokes0 = pump.motor.strokes()
-        end = clock.ticks_add(start, HOUR)
-        loop = pump.loop
-        while clock.ticks_diff(end, clock.ticks_ms()) > 0:
-            deadline = loop.deadline()
-            if clock.ticks_diff(deadline, end) > 0:
-                deadline = end
-            clock.wait(deadline, loop.ready)
-            loop.service()
+            rig.press(pin, virtual_min * MIN // cfg.demo_speed)
+        start = rig.clock.ticks_ms()
+        rig.run(HOUR)
     finally:
-        machine_button.micropython = saved
-    return pump, cfg, events, sounds, pump.motor.strokes() - strokes0, start
-
-
-def _check_hour(board):
-    # 2.005 mL: 0.005 mL above the 2 mL low threshold, 20 strokes: the low alarm comes within the hour.
-    pump, cfg, events, sounds, strokes, start = _demo_hour(board, 2.005)
-    clock = pump.clock
+        rig.close()
+    pump = rig.pump
+    events = rig.events
     boluses = [e for e in events if e[0] == EV_BOLUS and e[1] == PTM]
     assert [e[2] == 0 for e in boluses] == [True, False], boluses  # granted, then refused (lockout)
-    assert [s[0] for s in sounds if s[0] in ("chirp", "beep_low")] == ["chirp", "beep_low"]
+    assert [s[0] for s in rig.sounds if s[0] in ("chirp", "beep_low")] == ["chirp", "beep_low"]
     # Basal 420 mcg/day from 06:00 (the demo starts 08:00): 840 strokes/day, 35 in the hour; the
     # bolus 20 mcg = 40 strokes of 500 ng; one stroke may be in flight at the hour's end.
     basal = 420_000 * HOUR // 86_400_000 // 500
     assert basal == 35
+    strokes = rig.strokes()
     assert basal + 40 - 1 <= strokes <= basal + 40, strokes
     assert pump.refills == 1 and [e for e in events if e[0] == EV_REFILL], events
-    tones = [s for s in sounds if s[0] == "tone"]
-    assert tones and tones[0][1] == 0 + _low_id()  # the low-reservoir alarm sounded before the refill
+    tones = [s for s in rig.sounds if s[0] == "tone"]
+    assert tones and tones[0][1] == 1  # the low-reservoir alarm's non-critical tone, before the refill
     assert not pump.loop.alarms.active & ALARM_LOW_RESERVOIR  # and the refill cleared it
-    ctl = pump.loop.ctl
-    assert ctl.reservoir.volume_nl > 19_000_000  # topped up to the 20 mL reservoir, less what flowed since
-    assert clock.ticks_diff(clock.ticks_ms(), start) >= HOUR
+    assert pump.loop.ctl.reservoir.volume_nl > 19_000_000  # topped up to the 20 mL reservoir, less what flowed since
+    assert rig.clock.ticks_diff(rig.clock.ticks_ms(), start) >= HOUR
+    # One plain sentence per event, as a person reads them.
+    lines = rig.printed
+    for want in ("Patient bolus granted: 20 mcg over 10 min", "Patient bolus refused: too soon after the last one",
+                 "Low reservoir: 2 mL left, refill soon", "Alarm on: low reservoir (non-critical)"):
+        assert want in lines, (want, lines)
+    assert [x for x in lines if x.startswith("Refilled: ") and x.endswith(" of 2000 mcg/mL")], lines
+    assert all(is_sentence(x) for x in lines), [x for x in lines if not is_sentence(x)]
     print("%s demo hour: %d strokes, boluses %s, sounds %s" % (board, strokes, [e[2] for e in boluses],
-                                                               [s[0] for s in sounds]))
-
-
-def _low_id():
-    n = 0
-    bits = ALARM_LOW_RESERVOIR
-    while not bits & 1:
-        bits >>= 1
-        n += 1
-    return n
+                                                               [s[0] for s in rig.sounds]))
 
 
 def test_rpi_pico_main_runs_a_demo_hour():
-    _only("rpi_pico")
+    only("rpi_pico")
     _check_hour("rpi_pico")
 
 
 def test_esp32_main_runs_a_demo_hour():
-    _only("esp32")
+    only("esp32")
     _check_hour("esp32")
 
 
 def test_pyboard_main_runs_a_demo_hour():
-    _only("pyboard")
+    only("pyboard")
     _check_hour("pyboard")
 
 
-def test_an_invalid_board_json_stops_the_pump_with_one_line_and_the_fault_pattern():
-    pumpboard = _pumpboard()
-    machine.reset_fakes()
-    printed = []
-    real_print = pumpboard.print if hasattr(pumpboard, "print") else None
-    pumpboard.print = lambda *a: printed.append(" ".join(str(x) for x in a))
+def _no_write_off(speed, hours):
+    # From 07:00: the 07:30 periodic bolus (40 mcg over 15 min) and a patient bolus (20 mcg over 10
+    # min) asked for at 07:35 run at once, on top of the basal: the prescription's top rate. The
+    # host is busy: each wake costs 3 real ms and every 7th poll comes 5 ms late, as on the unix port.
+    data = realistic(BOARD, speed=speed)
+    data["start_time"] = "07:00"
+    data["pump"]["volume_ml"] = 20
+    rig = Rig(BOARD, data, service_ms=3, jitter=5)
     try:
-        with open(ROOT + "/boards/rpi_pico/board.json") as f:
-            data = json.loads(f.read())
-        data["motor"]["step_pin"] = 31
-        text = json.dumps(data)
-        path = ROOT + "/build/test_bad_board.json"
+        rig.press(rig.cfg.button_a_pin, 35 * MIN // speed)
+        rig.run(hours * HOUR)
+    finally:
+        rig.close()
+    assert rig.late_ms == 0, (speed, rig.late_ms)  # no wake ever came after its deadline
+    written_off = [e for e in rig.events if e[0] == EV_UNDER_DELIVERY]
+    assert written_off == [], (speed, written_off[:3], len(written_off))
+    assert rig.pump.loop.ctl.missed.small == 0 and rig.pump.loop.ctl.missed.big == 0
+    granted = [e for e in rig.events if e[0] == EV_BOLUS and e[2] == 0]
+    assert len(granted) == 2, granted  # the periodic and the patient bolus
+    # 07:00..12:00 at 420 mcg/day, then 480 (the prescription's steps), plus 40 + 20 mcg of boluses.
+    ng = 420_000 * (5 if hours >= 5 else hours) // 24 + 480_000 * (hours - 5 if hours > 5 else 0) // 24 + 60_000
+    assert ng % 500 == 0
+    assert ng // 500 - 1 <= rig.strokes() <= ng // 500, (speed, rig.strokes(), ng // 500)
+    return rig
+
+
+def test_the_demo_writes_nothing_off_at_360x():
+    rig = _no_write_off(360, 4)
+    assert rig.cfg.steps_per_stroke == 10  # the most steps the motor can turn between strokes at 360x
+
+
+def test_the_demo_writes_nothing_off_at_1000x():
+    rig = _no_write_off(1000, 4)
+    assert rig.cfg.steps_per_stroke == 2
+
+
+def test_button_b_does_nothing_to_therapy_outside_demo_and_toy():
+    # A pump (mode pump) with B wired: a press of B, then a long one, as a child would.
+    data = realistic(BOARD, mode="pump")
+    data["pump"]["volume_ml"] = 10
+    rig = Rig(BOARD, data)
+    try:
+        assert rig.pump.button_b is None  # not even built
+        b = rig.cfg.button_b_pin
+        machine.Pin(b, machine.Pin.IN, machine.Pin.PULL_UP)  # the button is wired all the same
+        rig.press(b, 5000)
+        rig.press(b, 10_000, 3000)  # a long press is nothing special either
+        rig.run(30_000)
+    finally:
+        rig.close()
+    assert rig.pump.refills == 0 and [e for e in rig.events if e[0] == EV_REFILL] == []
+    # 420 mcg/day is a 500 ng stroke every 103 s: none in these 30 s, and the reservoir is as it was.
+    assert rig.strokes() == 0
+    assert rig.pump.loop.ctl.reservoir.volume_nl == 10_000_000
+
+
+def test_a_long_press_of_b_in_demo_mode_refills_and_quietens_nothing():
+    data = realistic(BOARD, speed=60)
+    data["pump"]["volume_ml"] = 1.9  # below the 2 mL low mark: the low alarm sounds at once
+    rig = Rig(BOARD, data)
+    try:
+        rig.press(rig.cfg.button_b_pin, 1000, 3000)
+        rig.run(4 * MIN)  # 4 real s at 60x
+    finally:
+        rig.close()
+    assert rig.pump.refills == 1 and rig.pump.quietened == 0 and rig.pump._muted == 0
+    refill = [e for e in rig.events if e[0] == EV_REFILL]
+    assert refill and refill[0][4] >= 4000  # on release, after 3 s held
+
+
+def test_every_event_code_reads_as_a_sentence():
+    # Each code of firmware/alarms.py EVENT_NAMES, with the arguments it carries, in pump and in toy
+    # mode: a capital first, no bare numbers, never the fallback "Event N".
+    for data in (realistic(BOARD, mode="pump"), shipped(BOARD)):
+        if data.get("mode") == "pump":
+            data["motor"]["steps_per_stroke"] = 8
+        rig = Rig(BOARD, data)
+        rig.close()
+        pump = rig.pump
+        args = {1: (2_000_000, 0, 0), 2: (2_500_000, 0, 0), 3: (500_000, 0, 0), 4: (600_000, 0, 0),
+                5: (2, 20_000, 12_500), 6: (2, 0, 20_000), 9: (19_997_250, 2000, 0), 13: (1500, 0, 0),
+                14: (500_000, 0, 0), 15: (500_000, 0, 0), 17: (0, 1, 0), 18: (6, 1, 64), 19: (64, 0, 0),
+                20: (4, 16, 0), 24: (930, 0, 250_000), 25: (180, 0, 0), 26: (1750, 0, 0), 27: (12, 0, 0),
+                28: (2, 0, 0), 29: (3, 0, 0), 31: (1, 0, 0), 32: (2500, 0, 0), 33: (2500, 0, 0)}
+        for code in range(1, len(EVENT_NAMES)):
+            a, b, c = args.get(code, (1, 1, 0))
+            line = pump.sentence(code, a, b, c)
+            assert is_sentence(line) and not line.startswith("Event "), (EVENT_NAMES[code], line)
+        for reason in range(1, 18):
+            assert is_sentence(pump.sentence(EV_BOLUS, PTM, reason, 0))
+        if pump.toy:
+            assert pump.sentence(9, 537_500, 1000, 0) == "Refilled: 150 sips"
+            assert pump.sentence(1, 507_500, 0, 0) == "Low water: 30 sips left, refill soon (a short press of B)"
+            assert pump.sentence(EV_BOLUS, PTM, 0, 1250) == "Button bolus: yes, 5 sips more over 1 min"
+            assert pump.sentence(EV_BOLUS, PTM, 1, 0) == "Button bolus: not yet (too soon after the last one)"
+        else:
+            assert pump.sentence(9, 19_997_250, 2000, 0) == "Refilled: 19.997 mL of 2000 mcg/mL"
+            assert pump.sentence(1, 2_000_000, 0, 0) == "Low reservoir: 2 mL left, refill soon"
+            assert pump.sentence(EV_BOLUS, PTM, 0, 20_000) == "Patient bolus granted: 20 mcg over 10 min"
+            assert pump.sentence(30, 0, 0, 0).startswith("Reservoir low in about ")
+
+
+def test_an_invalid_board_json_stops_the_pump_with_one_line_and_the_fault_pattern():
+    data = shipped(BOARD)
+    data["motor"]["step_pin"] = {"rpi_pico": 31, "esp32": 40, "pyboard": "X31"}[BOARD]
+    want = {"rpi_pico": "motor.step_pin: must be a GPIO number 0..22 or 26..28, or a name GP0..GP22, GP26..GP28, not 31",
+            "esp32": "motor.step_pin: must be a GPIO number 0..39, not 40",
+            "pyboard": "motor.step_pin: must be a pyboard pin name X1..X22 or Y1..Y12, not 'X31'"}[BOARD]
+    printed, made, led = _boot_with(data, lambda cfg: made_steps(cfg))
+    assert made == []  # nothing built: the pump did not start
+    assert printed == ["pump stopped: board.json: " + want], printed
+    assert led.history[-1] == 1  # the fault pattern started on the LED: its first flash is on
+
+
+_made = []
+
+
+def made_steps(cfg):
+    _made.append(cfg)
+
+
+def _boot_with(data, make_steps):
+    """pumpboard.boot() on `data` written to build/, with main.py's fault LED: (lines printed,
+    configs make_steps got, the fault LED's fake pin)."""
+    pb = pumpboard()
+    machine.reset_fakes()
+    _, fault_led = boot_capture(BOARD)
+    printed = []
+    del _made[:]
+    real_print = pb.print if hasattr(pb, "print") else None
+    pb.print = lambda *a: printed.append(" ".join(str(x) for x in a))
+    try:
+        path = ROOT + "/build/test_board.json"
         try:
             import os
 
@@ -241,18 +240,72 @@ def test_an_invalid_board_json_stops_the_pump_with_one_line_and_the_fault_patter
         except OSError:
             pass
         with open(path, "w") as f:
-            f.write(text)
-        made = []
-        pumpboard.boot("rpi_pico", lambda cfg: made.append(cfg), path=path, fault_led=FAULT_LED, forever=False)
+            f.write(json.dumps(data))
+        pb.boot(BOARD, make_steps, path=path, fault_led=fault_led, forever=False)
     finally:
         if real_print is None:
-            del pumpboard.print
+            del pb.print
         else:
-            pumpboard.print = real_print
-    assert made == []  # nothing built: the pump did not start
-    assert printed == ["pump stopped: board.json: motor.step_pin: must be a GPIO number 0..28, not 31"], printed
-    led = machine.Pin.get(FAULT_LED)
-    assert led.history[-1] == 1  # the fault pattern started on the LED: its first flash is on
+            pb.print = real_print
+    return printed, list(_made), machine.Pin.get(fault_led)
+
+
+def test_a_step_engine_this_micropython_lacks_stops_the_pump_with_one_line():
+    def make_steps(cfg):
+        raise ImportError("no module named 'rp2'")  # MicroPython's message (py/builtinimport.c)
+
+    printed, _, led = _boot_with(shipped(BOARD), make_steps)
+    assert printed == ["pump stopped: the step engine (motor.driver step_dir): this MicroPython has no module rp2 "
+                       "(no module named 'rp2')"], printed
+    assert led.history[-1] == 1
+
+
+def test_a_machine_class_this_micropython_lacks_stops_the_pump_with_one_line():
+    # The buzzer needs machine.PWM (as the stm32 port before 1.28.0 has none): a backend that asks
+    # for it on a machine without it. The message is MicroPython's (py/runtime.c, NORMAL reporting).
+    import hal.machine_buzzer as machine_buzzer
+
+    class NeedsPwm:
+        def __init__(self, pin, *timer):
+            if not hasattr(machine, "PWM"):
+                raise AttributeError("'module' object has no attribute 'PWM'")
+
+    make_steps, _ = boot_capture(BOARD)
+    real_buzzer = machine_buzzer.Buzzer
+    pwm = getattr(machine, "PWM", None)
+    machine_buzzer.Buzzer = NeedsPwm
+    if pwm is not None:
+        delattr(machine, "PWM")
+    try:
+        printed, _, led = _boot_with(shipped(BOARD), make_steps)
+    finally:
+        machine_buzzer.Buzzer = real_buzzer
+        if pwm is not None:
+            machine.PWM = pwm
+    pin = shipped(BOARD)["buzzer_pin"]
+    assert printed == ["pump stopped: the buzzer (buzzer_pin %r): this MicroPython has no machine.PWM ('module' "
+                       "object has no attribute 'PWM')" % (pin,)], printed
+    assert led.history[-1] == 1
+
+
+def test_a_backend_refusing_its_pin_stops_the_pump_with_one_line():
+    import hal.machine_buzzer as machine_buzzer
+
+    class NoChannel:
+        def __init__(self, pin, *timer):
+            raise ValueError("Pin(%s) doesn't have an alt for Timer" % (pin,))
+
+    make_steps, _ = boot_capture(BOARD)
+    real_buzzer = machine_buzzer.Buzzer
+    machine_buzzer.Buzzer = NoChannel
+    try:
+        printed, _, led = _boot_with(shipped(BOARD), make_steps)
+    finally:
+        machine_buzzer.Buzzer = real_buzzer
+    pin = shipped(BOARD)["buzzer_pin"]
+    assert printed == ["pump stopped: the buzzer (buzzer_pin %r): Pin(%s) doesn't have an alt for Timer" % (pin, pin)], \
+        printed
+    assert led.history[-1] == 1
 
 
 def test_heap_after_boot_with_the_boards_config():
@@ -271,37 +324,41 @@ def test_heap_after_boot_with_the_boards_config():
     import hal.machine_led  # noqa: F401
     import hal.machine_motor  # noqa: F401
 
-    make_steps, _ = _boot(BOARD)
-    pumpboard = _pumpboard()
-    machine.reset_fakes()
-    with open(ROOT + "/boards/" + BOARD + "/board.json") as f:
-        text = f.read()
-    make_steps(load(text, BOARD))  # the step engine's code loaded too
-    machine.reset_fakes()
-    gc.collect()
-    before = gc.mem_alloc()
-    cfg = load(text, BOARD)
-    pump = pumpboard.Pump(cfg, make_steps(cfg))
-    gc.collect()
-    taken = gc.mem_alloc() - before
-    print("heap after boot (%s config): the pump takes %d B; %d B free of %d B" % (
-        BOARD, taken, gc.mem_free(), gc.mem_alloc() + gc.mem_free()))
-    assert pump.loop is not None and taken < 32_000, taken
+    make_steps, _ = boot_capture(BOARD)
+    pb = pumpboard()
+    pump = None
+    for text in (json.dumps(shipped(BOARD)), json.dumps(realistic(BOARD))):
+        pump = None  # the last config's pump is not counted
+        machine.reset_fakes()
+        make_steps(load(text, BOARD))  # the step engine's code loaded too
+        machine.reset_fakes()
+        gc.collect()
+        before = gc.mem_alloc()
+        cfg = load(text, BOARD)
+        pump = pb.Pump(cfg, make_steps(cfg))
+        gc.collect()
+        taken = gc.mem_alloc() - before
+        print("heap after boot (%s %s config): the pump takes %d B; %d B free of %d B" % (
+            BOARD, cfg.mode, taken, gc.mem_free(), gc.mem_alloc() + gc.mem_free()))
+        assert pump.loop is not None and taken < 32_000, taken
 
 
 def test_each_main_builds_the_uln2003_engine_of_its_port():
     machine.reset_fakes()
     for board, kind, timer_id in (("rpi_pico", None, None), ("esp32", machine.Timer, 0),
-                                  ("pyboard", machine.Timer, -1)):
+                                  ("pyboard", "pyb.Timer", 2)):
         if board != BOARD:
             continue
         if kind is None:
             import rp2
 
             kind = rp2.StateMachine
-        make_steps, _ = _boot(board)
-        with open(ROOT + "/boards/" + board + "/board.json") as f:
-            data = json.loads(f.read())
+        if kind == "pyb.Timer":  # a hardware timer: machine.Timer is the whole-ms soft timer there
+            import pyb
+
+            kind = pyb.Timer
+        make_steps, _ = boot_capture(board)
+        data = shipped(board)
         pins = [6, 7, 8, 9] if board != "pyboard" else ["Y3", "Y4", "Y5", "Y6"]
         data["motor"] = {"driver": "uln2003", "phase_pins": pins, "steps_per_stroke": 64, "steps_per_s": 500}
         steps = make_steps(load(json.dumps(data), board))
@@ -309,6 +366,8 @@ def test_each_main_builds_the_uln2003_engine_of_its_port():
         assert isinstance(engine, kind), (board, engine)
         if timer_id is not None:
             assert engine.id == timer_id, (board, engine.id)  # the ESP32 has no virtual timer -1
+        if board == "pyboard":  # motor.timer (default 2) at exactly steps_per_s
+            assert engine.freq() == 500 and engine._callback == steps._cb
 
 
 def test_the_boards_own_poll_allocates_nothing():
@@ -319,14 +378,14 @@ def test_the_boards_own_poll_allocates_nothing():
         from support import skip
 
         skip("allocation is measured on MicroPython")
-    make_steps, _ = _boot(BOARD)
-    pumpboard = _pumpboard()
+    make_steps, _ = boot_capture(BOARD)
+    pb = pumpboard()
     machine.reset_fakes()
-    with open(ROOT + "/boards/" + BOARD + "/board.json") as f:
-        cfg = load(f.read(), BOARD)
-    pump = pumpboard.Pump(cfg, make_steps(cfg))
+    cfg = load(json.dumps(shipped(BOARD)), BOARD)
+    pump = pb.Pump(cfg, make_steps(cfg))
     machine.set_record(False)  # the fake pins' history lists would grow
     now = pump.clock.ticks_ms()
+    b = machine.Pin.get(cfg.button_b_pin)
     try:
         pump.poll(now)
         gc.collect()
@@ -337,6 +396,11 @@ def test_the_boards_own_poll_allocates_nothing():
             pump.poll(now)
             if n == 1000:
                 pump._strokes -= 1  # a stroke seen: the LED blinks
+            if n == 1500:
+                pump._b_down = True  # button B held (and already acted on): its time read at every poll
+                pump._b_long = True
+                pump.button_b._accepted = True
+                pump.button_b._level = b.value()
             n += 1
         allocated = gc.mem_alloc() - before
     finally:

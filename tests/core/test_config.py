@@ -14,7 +14,7 @@ PICO = {
     "board": "rpi_pico", "demo": True, "demo_speed": 480, "start_weekday": "mon", "start_time": "08:00",
     "motor": {"driver": "step_dir", "step_pin": 2, "dir_pin": 3, "enable_pin": 4, "stall_pin": None,
               "load_adc_pin": None, "steps_per_stroke": 200, "steps_per_s": 1000, "state_machine": 0},
-    "buzzer_pin": 15, "led_pin": 25, "button_a_pin": 14, "button_b_pin": 13,
+    "buzzer_pin": 15, "led_pin": "LED", "button_a_pin": 14, "button_b_pin": 13,
     "battery": {"adc_pin": 28, "divider_num": 3, "divider_den": 1},
     "pump": {"reservoir_ml": 20, "volume_ml": 6.0, "stroke_nl": 250, "low_reservoir_ml": 2.0, "empty_ml": 0.5},
     "drug": {"name": "baclofen", "concentration_mcg_ml": 2000},
@@ -50,8 +50,8 @@ def test_the_pico_config_loads_in_the_scenarios_units():
     c = load(json.dumps(PICO), "rpi_pico")
     assert c.board == "rpi_pico" and c.demo and c.demo_speed == 480
     assert c.driver == "step_dir" and (c.step_pin, c.dir_pin, c.enable_pin, c.stall_pin) == (2, 3, 4, None)
-    # Demo mode: time runs 480x faster, the motor does not: a stroke is a 16-step twitch.
-    assert c.steps_per_stroke == 16 and c.steps_per_s == 1000
+    # Demo mode: time runs 480x faster, the motor does not: a stroke is a short twitch (below).
+    assert c.steps_per_stroke == 7 and c.steps_per_s == 1000
     assert load(_with(["demo"], False), "rpi_pico").steps_per_stroke == 200
     # Out of demo: 200 steps at 200 steps/s take 1000 ms, strokes of 250 nL come every 900 ms at 24 mL/day.
     d = _copy(PICO)
@@ -61,7 +61,7 @@ def test_the_pico_config_loads_in_the_scenarios_units():
     d["motor"]["steps_per_s"] = 222  # 900 ms: does not
     e = raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))
     assert "motor.steps_per_stroke: takes 900 ms at steps_per_s; at 24 mL/day strokes come every 900 ms" in str(e), str(e)
-    assert (c.buzzer_pin, c.led_pin, c.button_a_pin, c.button_b_pin, c.battery_adc_pin) == (15, 25, 14, 13, 28)
+    assert (c.buzzer_pin, c.led_pin, c.button_a_pin, c.button_b_pin, c.battery_adc_pin) == (15, "LED", 14, 13, 28)
     assert c.weekday == 0 and c.time_of_day_ms == 8 * HOUR
     # mL -> nL, mcg -> ng, "HH:MM" -> ms: by definition of the units
     assert c.pump.capacity_nl == 20_000_000 and c.volume_nl == 6_000_000 and c.pump.stroke_nl == 250
@@ -76,7 +76,7 @@ def test_the_pico_config_loads_in_the_scenarios_units():
 
 def test_each_bad_key_is_named_in_one_line():
     cases = [
-        (["motor", "step_pin"], 99, "motor.step_pin: must be a GPIO number 0..28"),
+        (["motor", "step_pin"], 99, "motor.step_pin: must be a GPIO number 0..22 or 26..28, or a name GP0..GP22"),
         (["motor", "step_pin"], 15, "buzzer_pin: pin 15 is also motor.step_pin"),
         (["motor", "driver"], "l298n", "motor.driver: must be one of step_dir, uln2003"),
         (["motor", "steps_per_stroke"], 0, "motor.steps_per_stroke: must be an integer 1..65535"),
@@ -130,6 +130,7 @@ def test_board_pin_rules_for_esp32_and_pyboard():
     d = _copy(PICO)
     d["board"] = "esp32"
     d["battery"]["adc_pin"] = 34
+    d["led_pin"] = 2
     d["led_pin"] = 5
     c = load(json.dumps(d), "esp32")
     assert c.battery_adc_pin == 34
@@ -219,6 +220,7 @@ def test_defaults_of_the_optional_keys():
     assert c.pump.capacity_nl == 20_000_000 and c.volume_nl == 20_000_000  # a full 20 mL pump
     assert c.pump.low_nl == 2_000_000 and c.pump.empty_nl == 500_000 and c.rx.drug == "baclofen"
     d["demo"] = True
+    d["ptm"]["minutes"] = 10  # the base's 1-minute bolus is too fast for any demo stroke at 360x (below)
     c = load(json.dumps(d), "rpi_pico")
     assert c.demo_speed == 360 and c.steps_per_stroke == 8  # min(steps_per_stroke, 16)
     d["start_weekday"] = "sun"
@@ -288,17 +290,25 @@ def _pin_result(board, key, pin):
 
 
 def test_pin_rules_at_their_boundaries():
-    ok = (("rpi_pico", "buzzer_pin", 0), ("rpi_pico", "buzzer_pin", 28), ("rpi_pico", "battery.adc_pin", 26),
-          ("rpi_pico", "battery.adc_pin", 28), ("esp32", "buzzer_pin", 0), ("esp32", "buzzer_pin", 33),
+    ok = (("rpi_pico", "buzzer_pin", 0), ("rpi_pico", "buzzer_pin", 22), ("rpi_pico", "buzzer_pin", 26),
+          ("rpi_pico", "buzzer_pin", 28), ("rpi_pico", "buzzer_pin", "GP0"), ("rpi_pico", "buzzer_pin", "GP28"),
+          ("rpi_pico", "battery.adc_pin", 26), ("rpi_pico", "battery.adc_pin", 28),
+          ("rpi_pico", "battery.adc_pin", "GP27"), ("esp32", "buzzer_pin", 0), ("esp32", "buzzer_pin", 33),
           ("esp32", "battery.adc_pin", 32), ("esp32", "battery.adc_pin", 39), ("pyboard", "buzzer_pin", "X22"),
           ("pyboard", "buzzer_pin", "Y12"), ("pyboard", "battery.adc_pin", "X12"))
     for board, key, pin in ok:
         assert _pin_result(board, key, pin) is None, (board, key, pin, _pin_result(board, key, pin))
-    bad = (("rpi_pico", "buzzer_pin", 29, "must be a GPIO number 0..28, not 29"),
-           ("rpi_pico", "buzzer_pin", -1, "must be a GPIO number 0..28, not -1"),
-           ("rpi_pico", "buzzer_pin", "GP2", "must be a GPIO number 0..28, not 'GP2'"),
-           ("rpi_pico", "buzzer_pin", True, "must be a GPIO number 0..28, not True"),
-           ("rpi_pico", "battery.adc_pin", 25, "must be an ADC pin (GPIO 26..28) on the Pico, not 25"),
+    pico = "must be a GPIO number 0..22 or 26..28, or a name GP0..GP22, GP26..GP28, not "
+    bad = (("rpi_pico", "buzzer_pin", 29, "GPIO 29 is not on the Pico's pins: it measures VSYS (on a Pico W it is also "
+            "the wireless chip's clock)"),
+           ("rpi_pico", "buzzer_pin", 30, pico + "30"),
+           ("rpi_pico", "buzzer_pin", -1, pico + "-1"),
+           ("rpi_pico", "buzzer_pin", "GP02", pico + "'GP02'"),
+           ("rpi_pico", "buzzer_pin", "gp2", pico + "'gp2'"),
+           ("rpi_pico", "buzzer_pin", True, pico + "True"),
+           ("rpi_pico", "buzzer_pin", "LED", "\"LED\" is the board's LED: only led_pin may name it"),
+           ("rpi_pico", "battery.adc_pin", 22, "must be an ADC pin (GPIO 26..28) on the Pico, not 22"),
+           ("rpi_pico", "battery.adc_pin", "GP22", "must be an ADC pin (GPIO 26..28) on the Pico, not 'GP22'"),
            ("esp32", "buzzer_pin", 34, "GPIO 34 is input-only on the ESP32"),
            ("esp32", "buzzer_pin", 40, "must be a GPIO number 0..39, not 40"),
            ("esp32", "battery.adc_pin", 31, "must be an ADC1 pin (GPIO 32..39) on the ESP32, not 31"),
@@ -332,9 +342,190 @@ def test_driver_keys_belong_to_their_driver():
         "board.json: drug.name: must be a name of 1..32 characters"
     d = _base()
     d["demo"] = True
+    d["demo_speed"] = 1  # the motor's pace allows any stroke up to 50 ms at 1x
     d["motor"]["steps_per_stroke"] = 200
     d["motor"]["demo_steps_per_stroke"] = 50  # 50 ms at 1000 steps/s: the most a toy's stroke may take
     assert load(json.dumps(d), "rpi_pico").steps_per_stroke == 50
     d["motor"]["demo_steps_per_stroke"] = 51
     assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))).startswith(
         "board.json: motor.demo_steps_per_stroke: takes more than 50 ms")
+
+
+# -- pins by name, per board (ports/rp2/boards/RPI_PICO{,_W}/pins.csv, ports/stm32/boards/PYBV11/pins.csv)
+
+
+def test_pico_pins_by_number_or_gp_name_and_the_led_by_name():
+    d = _base()
+    d["motor"].update({"step_pin": "GP2", "dir_pin": 3, "enable_pin": "GP4"})
+    d["battery"]["adc_pin"] = "GP28"
+    c = load(json.dumps(d), "rpi_pico")
+    assert (c.step_pin, c.dir_pin, c.enable_pin, c.battery_adc_pin, c.led_pin) == (2, 3, 4, 28, "LED")
+    # By number or by name, the same pin: each once.
+    d["buzzer_pin"] = "GP3"
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == \
+        "board.json: buzzer_pin: pin 'GP3' is also motor.dir_pin"
+
+
+def test_pico_gpios_off_the_header_are_refused_saying_why():
+    # GP23..GP25 and GP29 are the Pico's power, USB sense, LED and VSYS lines; a Pico W's wireless chip.
+    for pin in (23, 24, 25, 29, "GP23", "GP24", "GP25", "GP29"):
+        for key in ("buzzer_pin", "led_pin"):
+            d = _base()
+            d[key] = pin
+            text = str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico")))
+            n = pin if isinstance(pin, int) else int(pin[2:])
+            assert text.startswith("board.json: %s: GPIO %d " % (key, n)) and "Pico W" in text, text
+    d = _base()
+    d["led_pin"] = 25
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == (
+        "board.json: led_pin: GPIO 25 drives the LED on a Pico but is the wireless chip's SPI select on a Pico W: "
+        "use \"LED\" for the LED")
+
+
+def test_pyboard_names_its_leds_for_led_pin_only_and_refuses_its_power_pins():
+    d = _base()
+    d["board"] = "pyboard"
+    d["motor"] = {"driver": "step_dir", "step_pin": "X1", "dir_pin": "X2", "steps_per_stroke": 8}
+    d.update({"buzzer_pin": "X9", "button_a_pin": "Y1", "button_b_pin": "Y2", "battery": {}})
+    for led in ("LED_RED", "LED_GREEN", "LED_YELLOW", "LED_BLUE", "Y12"):
+        d["led_pin"] = led
+        assert load(json.dumps(d), "pyboard").led_pin == led
+    d["buzzer_pin"] = "LED_RED"
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "pyboard"))) == \
+        "board.json: buzzer_pin: must be a pyboard pin name X1..X22 or Y1..Y12, not 'LED_RED'"
+    for pin, what in (("X13", "RST"), ("X14", "GND"), ("X15", "3V3"), ("X16", "VIN")):
+        d["buzzer_pin"] = pin
+        assert str(raises(ValueError, lambda: load(json.dumps(d), "pyboard"))) == \
+            "board.json: buzzer_pin: %s is the pyboard's %s, not a pin" % (pin, what)
+
+
+# -- modes
+
+
+def test_mode_takes_pump_demo_or_toy_and_the_old_demo_key_still_works():
+    d = _base()
+    d["ptm"]["minutes"] = 10  # a bolus a demo's strokes keep up with (below)
+    del d["demo"]
+    assert load(json.dumps(d), "rpi_pico").mode == "pump"
+    d["mode"] = "demo"
+    c = load(json.dumps(d), "rpi_pico")
+    assert c.mode == "demo" and c.demo and not c.toy and c.demo_speed == 480
+    del d["mode"]
+    d["demo"] = True  # the old spelling
+    assert load(json.dumps(d), "rpi_pico").mode == "demo"
+    d["mode"] = "pump"
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))).startswith(
+        "board.json: demo: is the old spelling of \"mode\": \"demo\"")
+    d["mode"] = "play"
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == \
+        "board.json: mode: must be one of pump, demo, toy, not 'play'"
+    del d["demo"]
+    d["mode"] = "pump"
+    d["toy"] = {"sips": 100, "sip_every_s": 10}
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == \
+        "board.json: toy: is for mode toy only (this is mode pump)"
+
+
+TOY = {"board": "rpi_pico", "mode": "toy", "toy": {"sips": 150, "sip_every_s": 10},
+       "motor": {"driver": "step_dir", "step_pin": 2, "dir_pin": 3, "steps_per_stroke": 200},
+       "buzzer_pin": 15, "led_pin": "LED", "button_a_pin": 14, "button_b_pin": 13}
+
+
+def test_toy_mode_takes_no_drug_keys():
+    for key in ("drug", "pump", "basal", "periodic_bolus", "ptm", "limits"):
+        d = _copy(TOY)
+        d[key] = PICO[key]
+        assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == \
+            "board.json: %s: mode toy takes no drug keys: remove %s (the toy's numbers are under \"toy\")" % (key, key)
+    d = _copy(TOY)
+    d["demo_speed"] = 360
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == \
+        "board.json: demo_speed: mode toy runs in real time: remove demo_speed"
+    d = _copy(TOY)
+    del d["button_b_pin"]
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == \
+        "board.json: button_b_pin: missing (a pin): the toy's refill and quiet button"
+    d = _copy(TOY)
+    del d["toy"]
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == "board.json: toy: missing"
+
+
+def test_the_toy_runs_a_made_up_prescription_within_every_firmware_limit():
+    from firmware.limits import volume_mass_ng
+
+    c = load(json.dumps(TOY), "rpi_pico")
+    assert c.toy and not c.demo and c.demo_speed == 1 and c.steps_per_stroke == 200  # real time, whole strokes
+    # One sip is one 250 nL stroke of a 1000 mcg/mL drug: 250 ng. A sip every 10 s is 8640 a day.
+    p, rx = c.pump, c.rx
+    assert p.stroke_nl == 250 and rx.concentration == 1000 and rx.drug == "water"
+    assert [pr.rates_ng_per_day for pr in rx.profiles] == [(8640 * 250,)] * 7
+    # 150 sips above the 0.5 mL empty mark; low at 150 // 5 = 30 sips left (the default).
+    assert p.capacity_nl == 20_000_000 and p.empty_nl == 500_000 and c.volume_nl == c.full_nl == 500_000 + 150 * 250
+    assert c.low_sips == 30 and p.low_nl == 500_000 + 30 * 250
+    # The button bolus: 5 sips over 1 min, 15 min lockout (the firmware's least), 24 a day (its most).
+    bolus, lockout, per_day = rx.ptm
+    assert (bolus.amount_ng, bolus.minutes, lockout, per_day) == (5 * 250, 1, 15, 24)
+    # The daily limit holds the worst 24 h + 1 s window of basal, the margin, and every bolus that
+    # can share a window with a new one: 24 in a day plus (1 s + 1 min) // 15 min + 1 more.
+    window_ng = -(-8640 * 250 * 86_401_000 // 86_400_000)  # rounded up
+    n = 24 + (1000 + 60_000) // (15 * 60_000) + 1
+    assert rx.max_daily_ng == window_ng + volume_mass_ng(p.margin_nl, 1000) + n * 5 * 250
+    rx.check_pump(p)  # every limit of firmware/prescription.py passes
+    d = _copy(TOY)
+    d["toy"] = {"sips": 78_000, "sip_every_s": 1, "low_sips": 38_000, "bolus_sips": 6, "bolus_minutes": 1,
+                "bolus_lockout_minutes": 1440, "bolus_per_day": 1}
+    c = load(json.dumps(d), "rpi_pico")  # the extremes: a full 20 mL, 21.6 mL/day + a bolus at 24 mL/day
+    assert c.full_nl == 20_000_000 and c.pump.low_nl == 10_000_000
+    d["toy"] = {"sips": 2, "sip_every_s": 450, "low_sips": 1, "bolus_sips": 1, "bolus_minutes": 1440}
+    c = load(json.dumps(d), "rpi_pico")  # the least basal, 0.048 mL/day
+    assert c.rx.profiles[0].rates_ng_per_day == (48_000,)
+
+
+def test_toy_values_the_firmware_cannot_run_name_the_key_and_range():
+    cases = (
+        ({"sips": 1}, "toy.sips: must be an integer 2..78000, not 1"),
+        ({"sips": 78_001}, "toy.sips: must be an integer 2..78000, not 78001"),
+        ({"sip_every_s": 0}, "toy.sip_every_s: must be an integer 1..450, not 0"),
+        ({"sip_every_s": 451}, "toy.sip_every_s: must be an integer 1..450, not 451"),  # below 0.048 mL/day
+        ({"sip_every_s": 2.5}, "toy.sip_every_s: must be an integer 1..450, not 2.5"),
+        ({"low_sips": 150}, "toy.low_sips: must be an integer 1..149, not 150"),
+        ({"bolus_lockout_minutes": 1}, "toy.bolus_lockout_minutes: must be an integer 15..1440, not 1"),
+        ({"bolus_per_day": 25}, "toy.bolus_per_day: must be an integer 1..24, not 25"),
+        ({"bolus_minutes": 0}, "toy.bolus_minutes: must be an integer 1..1440, not 0"),
+        # 24 mL/day less a sip a second (21.6 mL/day) leaves 2.4 mL/day: 6 sips of 250 nL in a minute.
+        ({"sip_every_s": 1, "bolus_sips": 7}, "toy.bolus_sips: must be an integer 1..6 (the pump's top rate, "
+                                              "24 mL/day, with a sip every 1 s and the bolus over 1 min), not 7"),
+        ({"sips": 10, "sip_every_s": 10, "foo": 1}, "toy.foo: unknown key"),
+    )
+    for change, want in cases:
+        d = _copy(TOY)
+        d["toy"].update(change)
+        assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == "board.json: " + want, (change, want)
+
+
+def test_a_demos_strokes_fit_between_strokes_at_the_prescriptions_top_rate():
+    # PICO's top rate: basal 600 + the patient bolus 20 mcg/10 min (2880 mcg/day) + the periodic
+    # 40 mcg/15 min (3840 mcg/day) = 7320 mcg/day of 500 ng strokes: one every 86 400 x 500 000 /
+    # 7 320 000 = 5901 virtual ms. The demo clock runs up to 5/4 of its speed; a burst needs its
+    # steps' ms plus 2 ms of polls: at 480x, 12 real ms between strokes, 9 ms for the burst: 7 steps
+    # at 1000 steps/s (the default, below 16); at 1000x, 5 ms, 2 ms: 2 steps.
+    d = _copy(PICO)
+    assert load(json.dumps(d), "rpi_pico").steps_per_stroke == 7
+    d["demo_speed"] = 1000
+    assert load(json.dumps(d), "rpi_pico").steps_per_stroke == 2
+    d["motor"]["demo_steps_per_stroke"] = 3
+    assert str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))) == (
+        "board.json: motor.demo_steps_per_stroke: 3 steps take 3 ms, but at 1000x the prescription's top rate "
+        "(basal plus every bolus at once) brings a stroke every 5 ms: at most 2 steps")
+    # The fastest demo for one step (1 ms): a stroke every 4 real ms at least, 5901 // 4 = 1475x;
+    # above the 1000x the config takes, so a faster prescription: the patient bolus over 1 minute.
+    d["ptm"]["minutes"] = 1
+    del d["motor"]["demo_steps_per_stroke"]
+    text = str(raises(ValueError, lambda: load(json.dumps(d), "rpi_pico")))
+    assert text.startswith("board.json: demo_speed: at 1000x the prescription's top rate (basal plus every bolus at "
+                           "once) brings a stroke every "), text
+    most = int(text.split("at most ")[1].rstrip("x"))
+    d["demo_speed"] = most
+    assert load(json.dumps(d), "rpi_pico").steps_per_stroke == 1
+    d["demo_speed"] = most + 1
+    raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))

@@ -14,6 +14,7 @@ from firmware.config import BOARDS, load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = {"rpi_pico": {"steps_rp2"}, "esp32": {"steps_esp32", "steps_timer"}, "pyboard": {"steps_pyb", "steps_timer"}}
+VIRTUAL_PORT = {"rpi_pico": "rp2", "esp32": "esp32", "pyboard": "stm32"}  # boards/virtual/<port>, as make demo
 
 
 def _run(*cmd, **kw):
@@ -72,7 +73,8 @@ def test_package_json_and_manifest_list_the_source_tree():
 
 @pytest.mark.parametrize("board", BOARDS)
 def test_make_deploy_copies_the_build_onto_a_serial_board_and_resets_it(board, tmp_path):
-    # A MicroPython REPL on a pseudo-terminal stands for the board (tests/host/serial_board.py).
+    # A MicroPython REPL on a pseudo-terminal stands for the board, its virtual port on the path
+    # (tests/host/serial_board.py): a reset boots it as the port's main.c does.
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from serial_board import SerialBoard
 
@@ -86,13 +88,17 @@ def test_make_deploy_copies_the_build_onto_a_serial_board_and_resets_it(board, t
     (fs / "firmware").mkdir()
     (fs / "firmware" / "loop.py").write_text("# a stale loop.py from mip: it would shadow loop.mpy\n")
     (fs / "pumpboard.py").write_text("# stale too\n")
-    serial = SerialBoard(mp, str(fs))
+    with open(os.path.join(ROOT, "boards", board, "board.json")) as f:
+        driver = json.load(f)["motor"]["driver"]
+    boot_line = f"pump: {board}, {driver} driver"  # boards/pumpboard.py boot(): the first thing it says
+    serial = SerialBoard(mp, str(fs), VIRTUAL_PORT[board])
     try:
         r = _run("tools/deploy.sh", board, serial.port)
+        after = serial.read_until(boot_line) if r.returncode == 0 else ""
     finally:
         serial.close()
     assert r.returncode == 0, r.stderr
-    assert f"deploy: {serial.port} answers: " in r.stdout and "soft-reset" in r.stdout
+    assert f"deploy: {serial.port} answers: " in r.stdout and "deploy: reset: " in r.stdout
     out = os.path.join(ROOT, "build", board)
     built = {os.path.relpath(os.path.join(d, n), out) for d, _, ns in os.walk(out) for n in ns}
     copied = {os.path.relpath(os.path.join(d, n), fs) for d, _, ns in os.walk(fs) for n in ns}
@@ -101,4 +107,8 @@ def test_make_deploy_copies_the_build_onto_a_serial_board_and_resets_it(board, t
     for f in built:
         with open(os.path.join(out, f), "rb") as a, open(fs / f, "rb") as b:
             assert a.read() == b.read(), f
-    assert serial.resets >= 2  # mpremote's raw REPL entry, then the soft reset that starts main.py
+    # After the reset the board runs the main.py just copied: its boot line, from the .mpy files
+    assert serial.hard_resets == 1 and serial.main_runs == 2  # at power-on (the older one), then ours
+    lines = [x.strip() for x in after.splitlines()]
+    assert any(x.startswith(boot_line) for x in lines), after
+    assert "an older main.py" not in after and "pump stopped" not in after and "Traceback" not in after, after
