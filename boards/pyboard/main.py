@@ -2,7 +2,15 @@
 # is stepped from a pyb.Timer's update IRQ (machine.Timer here is a soft timer with a whole-ms
 # period: 300 steps/s would run at 333). Everything else is shared. Runs on boot.
 
-from pumpboard import boot
+try:
+    from pumpboard import boot
+except MemoryError:
+    # Loaded from the filesystem, the pump's bytecode alone needs more than the pyboard v1.1's GC
+    # heap (about 100 KB: 128 KB of RAM less the stack and static data; `make heap` measures it).
+    # A frozen build runs it from flash: boards/pyboard/README.md, "Memory".
+    print("pump stopped: out of memory loading the pump's modules: build MicroPython with "
+          "boards/pyboard/manifest.py (frozen; boards/pyboard/README.md, Memory)")
+    raise SystemExit from None  # MicroPython parses `from` and drops it
 
 
 def make_steps(cfg):

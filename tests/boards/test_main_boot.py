@@ -408,3 +408,32 @@ def test_the_boards_own_poll_allocates_nothing():
         machine.set_record(True)
     print("Pump.poll: %d B over %d polls" % (allocated, n))
     assert allocated == 0, allocated
+
+
+def test_pyboard_main_out_of_memory_loading_the_pump_stops_with_one_line():
+    # The pyboard's GC heap (about 100 KB) is smaller than the pump's bytecode loaded from the
+    # filesystem (make heap): main.py says so in one line and points at the frozen build.
+    only("pyboard")
+    import sys
+
+    pb = pumpboard()  # the real module, put back after
+    printed = []
+
+    class Raises:
+        def __getattr__(self, name):
+            raise MemoryError("memory allocation failed, allocating 1024 bytes")
+
+    sys.modules["pumpboard"] = Raises()
+    try:
+        with open(ROOT + "/boards/pyboard/main.py") as f:
+            code = f.read()
+        try:
+            exec(code, {"__name__": "main", "print": lambda *a: printed.append(" ".join(a))})
+        except SystemExit:
+            pass
+        else:
+            raise AssertionError("main.py went on without its modules")
+    finally:
+        sys.modules["pumpboard"] = pb
+    assert len(printed) == 1 and printed[0].startswith("pump stopped: out of memory loading the pump's modules"), printed
+    assert "boards/pyboard/manifest.py" in printed[0]
