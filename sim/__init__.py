@@ -1,1 +1,2 @@
-"""Desktop simulator and command-line tools for the pump firmware (CPython only)."""
+"""Desktop simulator and command-line tools for the pump firmware (CPython only; nor_flash.py runs on
+MicroPython too, under the core tests)."""

@@ -15,7 +15,7 @@
 // port's traceback conversion spin) blocks the child's event loop, so a timer in the same
 // process could never fire.
 //
-// The child copies every .py under firmware/, hal/ and tests/core/ into the in-memory FS at
+// The child copies every .py under firmware/, hal/ and tests/core/ (and sim/nor_flash.py) into the in-memory FS at
 // /repo, runs tests/core/mprunner.py's main() with the module list and judges the run by the
 // runner's last line ("N passed, M failed[, K skipped]") and its return value.
 
@@ -27,7 +27,8 @@ import { fileURLToPath } from "node:url";
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, "..");
 const FS_ROOT = "/repo";
-const COPY_DIRS = ["firmware", "hal", "tests/core"];
+// sim/ is CPython's, but for the simulated hardware the core tests use on both runtimes.
+const COPY_DIRS = ["firmware", "hal", "sim/__init__.py", "sim/nor_flash.py", "tests/core"];
 const SUMMARY_RE = /^(\d+) passed, (\d+) failed(?:, (\d+) skipped)?$/;
 
 function parent(argv) {
@@ -64,6 +65,7 @@ function listPy(relDir) {
   const out = [];
   const abs = path.join(ROOT, relDir);
   if (!fs.existsSync(abs)) return out;
+  if (fs.statSync(abs).isFile()) return [relDir];
   for (const ent of fs.readdirSync(abs, { withFileTypes: true })) {
     const rel = path.posix.join(relDir, ent.name);
     if (ent.isDirectory()) {

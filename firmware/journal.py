@@ -1,0 +1,377 @@
+# The pump's journal: an append-only log of records in a flash region of its own, read back at
+# boot to restore the newest state (docs/journal.md).
+#
+# The region is a block device with MicroPython's extended protocol (readblocks/writeblocks with
+# an offset, ioctl 4/5/6; hal/interfaces.py "Storage"), at least two erase blocks. A record is
+#
+#   type u8 | 0 u8 | n u16 | seq u32 | n x i32 payload | CRC-32 u32 | commit u32
+#
+# little-endian, 4-byte aligned. The CRC covers the header and payload. The commit word is
+# written as 00000000 by a second, separate write once the record is on the flash: a record is
+# durable only when its commit is, so whatever a caller does after append() returns may rely on
+# it, and a write torn by a power cut is recognised as never made (the record and its commit are
+# erased bytes, or a prefix of them, with nothing written after).
+#
+# Each block starts with a snapshot of the whole state; the records after it in the same block
+# are changes. The newest state is the block whose snapshot has the highest sequence number, its
+# snapshot, then its changes in sequence. When a record does not fit, the next block (the oldest,
+# blocks are used in turn) is erased and a fresh snapshot written there: the old block still holds
+# the last good state until the new snapshot is committed, so a cut during compaction loses
+# nothing.
+#
+# What mount() refuses (CORRUPT: the pump raises critical_fault and stays stopped, never running a
+# default prescription): a record whose CRC fails while its commit word says it was committed
+# (a flipped bit); records out of sequence; a record anywhere in the region newer than the state
+# it would restore; any data in an otherwise empty region. A flipped bit in the commit word of a
+# record whose CRC holds is tolerated (a tear clears whole bytes; one bit set among zeros is decay).
+#
+# append() allocates nothing: every record type has a fixed size, given at construction, and its
+# buffer is made then. Values are small ints (|v| < 2**30); the CRC is firmware/crc32.py's.
+
+from firmware.crc32 import Crc32
+from micropython import const
+
+HEADER = const(8)
+TRAILER = const(8)  # CRC-32, then the commit word
+SNAPSHOT = const(1)  # the record type of a snapshot; other types are the caller's, 2..254
+
+EMPTY = const(0)  # mount(): the region is erased: the very first boot
+RESTORED = const(1)  # the newest state was read back
+CORRUPT = const(2)  # no state can be trusted (why: Journal.why)
+
+# Why a mount found the region corrupt (Journal.why; the event log's codes)
+WHY_NONE = const(0)
+WHY_NO_SNAPSHOT = const(1)  # data in the region, but no valid snapshot
+WHY_BAD_RECORD = const(2)  # a committed record whose CRC fails, or an unreadable header
+WHY_SEQUENCE = const(3)  # records out of sequence
+WHY_NEWER = const(4)  # a valid record newer than the newest valid block: its snapshot decayed
+WHY_NAMES = ("", "no_snapshot", "bad_record", "sequence", "newer_record")
+
+_MAX_SEQ = const(0x3FFFFFFF)
+# What _record_at() found
+_NO_HEADER = const(0)
+_VALID = const(1)
+_DECAYED = const(2)
+_UNCOMMITTED = const(3)
+_CHUNK = const(32)
+
+
+def _put(buf, at, v):
+    buf[at] = v & 0xFF
+    buf[at + 1] = (v >> 8) & 0xFF
+    buf[at + 2] = (v >> 16) & 0xFF
+    buf[at + 3] = (v >> 24) & 0xFF
+
+
+def _pack(buf, values, n):
+    for i in range(n):
+        _put_value(buf, values, i)
+
+
+def _put_value(buf, values, i):
+    _put(buf, HEADER + 4 * i, values[i])
+
+
+def _put16(buf, at, v):
+    buf[at] = v & 0xFF
+    buf[at + 1] = v >> 8
+
+
+def _get(buf, at):
+    """The signed 32-bit value at buf[at]; only for values known to be small ints (|v| < 2**30)."""
+    top = buf[at + 3]
+    if top >= 128:
+        top -= 256
+    return buf[at] | (buf[at + 1] << 8) | (buf[at + 2] << 16) | (top << 24)
+
+
+class Journal:
+    """dev: the region (block device). sizes: a tuple, sizes[t] = the ints of a record of type t
+    (0 where t is not a type; sizes[SNAPSHOT] is the snapshot's). snapshot(values) -> None: fills
+    values[0:sizes[SNAPSHOT]] with the state as it is now (called when a block fills)."""
+
+    def __init__(self, dev, sizes, snapshot):
+        bs = dev.ioctl(5, 0)
+        blocks = dev.ioctl(4, 0)
+        if not isinstance(bs, int) or bs < 256 or bs % 4:
+            raise ValueError("storage: block size %r: must be a multiple of 4, at least 256" % (bs,))
+        if not isinstance(blocks, int) or blocks < 2:
+            raise ValueError("storage: %r blocks: the journal needs at least 2" % (blocks,))
+        if len(sizes) < 2 or not sizes[SNAPSHOT] or len(sizes) > 255:
+            raise ValueError("journal: sizes must give the snapshot's")
+        self._dev = dev
+        self.block_size = bs
+        self.blocks = blocks
+        self._sizes = sizes
+        self._snapshot = snapshot
+        self._bufs = [bytearray(HEADER + 4 * n + 4) if n else None for n in sizes]
+        for t in range(len(sizes)):
+            if sizes[t] and HEADER + 4 * sizes[t] + TRAILER > bs // 2:
+                raise ValueError("journal: a record of type %d (%d ints) takes over half a block" % (t, sizes[t]))
+        self._max_total = HEADER + 4 * max(sizes) + TRAILER
+        self._commit = bytearray(4)  # 00000000
+        self._chunk = bytearray(_CHUNK)
+        self._values = [0] * sizes[SNAPSHOT]  # the snapshot's values when a block fills
+        self.values = [0] * max(sizes)  # mount(): the record being applied
+        self._crc = Crc32()
+        self.block = -1  # the block being written
+        self.offset = 0  # where the next record goes in it
+        self.seq = 0  # the next record's sequence number
+        self.dirty = False  # the rest of the block is not clean: the next append starts a new block
+        self.why = WHY_NONE
+        self.bytes_written = 0  # bytes programmed, records and commits
+        self.compactions = 0
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def format(self):
+        """The very first boot (mount() said EMPTY): the first snapshot, in block 0."""
+        self.block = -1  # _compact() takes the next one: block 0
+        self.seq = 0
+        self._compact()
+
+    def append(self, rtype, values):
+        """Persists a change the caller has already made in RAM (values[0:sizes[rtype]]). Returns
+        once it is durable. When the block is full the change goes out as a fresh snapshot in the
+        next block instead (it includes the change)."""
+        buf = self._bufs[rtype]
+        if self.dirty or self.offset + len(buf) + 4 > self.block_size:
+            self._compact()
+            return
+        self._fill(buf, rtype, values)
+        if not self._write(buf):
+            self.dirty = True  # the flash did not take it: a new block, with the state in full
+            self._compact()
+
+    # The write path keeps its frames small: a MicroPython function with more than about 11 words
+    # of locals and stack takes its frame from the heap on every call (GUIDE.md).
+
+    def _fill(self, buf, rtype, values):
+        n = self._sizes[rtype]
+        buf[0] = rtype
+        buf[1] = 0
+        buf[2] = n & 0xFF
+        buf[3] = n >> 8
+        _put(buf, 4, self.seq)
+        _pack(buf, values, n)
+        self._seal(buf, HEADER + 4 * n)
+
+    def _seal(self, buf, at):
+        """The CRC-32 of buf[0:at], stored at buf[at:at + 4]."""
+        crc = self._crc
+        crc.reset()
+        crc.update(buf, 0, at)
+        _put16(buf, at, crc.final_lo())
+        _put16(buf, at + 2, crc.final_hi())
+
+    def _write(self, buf):
+        """Programs buf then its commit at the write position; True if both read back right."""
+        self._dev.writeblocks(self.block, buf, self.offset)
+        self.bytes_written += len(buf)
+        if not self._same(self.offset, buf):
+            return False
+        self._dev.writeblocks(self.block, self._commit, self.offset + len(buf))
+        self.bytes_written += 4
+        if not self._same(self.offset + len(buf), self._commit):
+            return False
+        self.offset += len(buf) + 4
+        self.seq += 1
+        if self.seq > _MAX_SEQ:
+            raise OverflowError("journal: sequence numbers used up")
+        return True
+
+    def _same(self, at, buf):
+        """buf reads back from the block being written at `at`, in chunks (the last one moved
+        back so that it stays inside the block)."""
+        i = 0
+        while i < len(buf):
+            i = self._same_chunk(at + i, buf, i)
+            if i < 0:
+                return False
+        return True
+
+    def _same_chunk(self, pos, buf, i):
+        base = pos if pos + _CHUNK <= self.block_size else self.block_size - _CHUNK
+        self._dev.readblocks(self.block, self._chunk, base)
+        for j in range(pos - base, _CHUNK):
+            if i == len(buf):
+                break
+            if self._chunk[j] != buf[i]:
+                return -1
+            i += 1
+        return i
+
+    def _compact(self):
+        """Erases the next block and writes the whole state there as a snapshot. Blocks are used
+        in turn, so the next one is the oldest; the current one keeps the last good state until
+        the snapshot in the next one is committed."""
+        self._snapshot(self._values)
+        keep = self.block  # holds the last good state: never erased here (-1 when formatting)
+        for _ in range(self.blocks):
+            if self._snapshot_in_next(keep):
+                self.compactions += 1
+                return
+        raise OSError(5)  # EIO: no block takes a snapshot any more
+
+    def _snapshot_in_next(self, keep):
+        block = (self.block + 1) % self.blocks if self.block >= 0 else 0
+        if block == keep:
+            raise OSError(5)  # every other block refused it
+        self._dev.ioctl(6, block)
+        self.block = block
+        self.offset = 0
+        self.dirty = False
+        self._fill(self._bufs[SNAPSHOT], SNAPSHOT, self._values)
+        return self._write(self._bufs[SNAPSHOT])
+
+    # -- reading (boot: may allocate) ------------------------------------------------------------
+
+    def mount(self, apply):
+        """Finds the newest state and calls apply(rtype, values, n) for its snapshot then each
+        change, in order. Returns EMPTY (an erased region: format() next), RESTORED (then
+        appends go on where the log ends) or CORRUPT (nothing applied; self.why says why)."""
+        self.why = WHY_NONE
+        heads = []  # (seq, block) of each block that starts with a valid snapshot
+        blank = True
+        for b in range(self.blocks):
+            if not self._erased(b, 0):
+                blank = False
+            kind, seq = self._record_at(b, 0)
+            if kind == _VALID and self._type == SNAPSHOT:  # (a decayed one is caught by _newer_elsewhere)
+                heads.append((seq, b))
+        if blank:
+            return EMPTY
+        heads.sort()
+        while heads:
+            seq, b = heads.pop()
+            scan = self._scan(b, seq)
+            if scan is None:
+                continue  # its changes are unreadable: an older block may still hold the state
+            offsets, end, dirty = scan
+            if self._newer_elsewhere(b, seq + len(offsets) - 1):
+                self.why = WHY_NEWER
+                return CORRUPT
+            for at in offsets:
+                self._record_at(b, at)
+                apply(self._type, self.values, self._sizes[self._type])
+            self.block = b
+            self.offset = end
+            self.seq = seq + len(offsets)
+            self.dirty = dirty
+            return RESTORED
+        if self.why == WHY_NONE:
+            self.why = WHY_NO_SNAPSHOT
+        return CORRUPT
+
+    def _scan(self, b, seq):
+        """The offsets of the records of block b (a snapshot with sequence number seq first), the
+        end of the log in it, and whether the rest of the block is dirty; None if the block's
+        records cannot be trusted (self.why says why)."""
+        offsets = []
+        at = 0
+        bs = self.block_size
+        last = self._last_written(b)
+        while at + HEADER + TRAILER <= bs:
+            if self._erased_span(b, at, at + HEADER):
+                return offsets, at, last >= at  # written bytes after the end: decay
+            kind, rseq = self._record_at(b, at)
+            if kind == _VALID:
+                if rseq != seq + len(offsets):
+                    self.why = WHY_SEQUENCE
+                    return None
+                offsets.append(at)
+                at += self._total
+                continue
+            # Not committed: acceptable only as the write the power cut, the last thing in the
+            # block. A tear leaves what it had programmed and erased bytes after it, so nothing
+            # may be written beyond the record (its header, where the header itself is torn).
+            if kind == _UNCOMMITTED and last < at + self._total or kind == _NO_HEADER and last < at + HEADER:
+                return offsets, at, True
+            self.why = WHY_BAD_RECORD
+            return None
+        return offsets, at, last >= at
+
+    def _newer_elsewhere(self, keep, last_seq):
+        """True if the block after `keep` in turn, the only one written after it, holds a record
+        committed after last_seq, valid or decayed (its commit written, its CRC failing): the state
+        to restore would be older than what the pump last relied on. Every aligned offset is tried,
+        as a decayed record hides where the next one starts. (A bit decayed in the sequence number
+        of one of that block's old records can make it look newer: a false alarm, never a wrong
+        state.)"""
+        b = (keep + 1) % self.blocks
+        last = self._last_written(b)
+        for at in range(0, last + 1, 4):
+            kind, rseq = self._record_at(b, at)
+            if (kind == _VALID or kind == _DECAYED) and rseq > last_seq:
+                return True
+        return False
+
+    def _record_at(self, b, at):
+        """Reads the record at (b, at): _VALID (committed, its CRC holding), _DECAYED (committed,
+        its CRC failing), _UNCOMMITTED (a header of a record whose commit word is erased or
+        partly written: a write not finished) or _NO_HEADER; and its sequence number. Sets
+        self._type, self._total (the record's bytes, commit included) and self.values."""
+        self._type = 0
+        self._total = 0
+        if at + HEADER + TRAILER > self.block_size:
+            return _NO_HEADER, 0
+        head = bytearray(HEADER)
+        self._dev.readblocks(b, head, at)
+        t = head[0]
+        n = head[2] | (head[3] << 8)
+        if head[1] != 0 or t >= len(self._sizes) or not self._sizes[t] or n != self._sizes[t]:
+            return _NO_HEADER, 0
+        total = HEADER + 4 * n + TRAILER
+        if at + total > self.block_size:
+            return _NO_HEADER, 0
+        self._total = total
+        rec = bytearray(total)
+        self._dev.readblocks(b, rec, at)
+        seq = _get(rec, 4)
+        # The commit word: 00000000 written; a tear leaves whole bytes 00 or FF, and an erased
+        # byte among them means the write never finished. Any other byte is a decayed bit of a
+        # written commit.
+        erased = 0
+        flipped = 0
+        for i in range(total - 4, total):
+            if rec[i] == 0xFF:
+                erased += 1
+            elif rec[i]:
+                flipped += 1
+        if erased and not flipped:
+            return _UNCOMMITTED, seq
+        crc = self._crc
+        crc.reset()
+        c = total - TRAILER
+        crc.update(rec, 0, c)
+        if rec[c] | (rec[c + 1] << 8) != crc.final_lo() or rec[c + 2] | (rec[c + 3] << 8) != crc.final_hi() or seq < 0:
+            return _DECAYED, seq
+        self._type = t
+        for i in range(n):
+            self.values[i] = _get(rec, HEADER + 4 * i)
+        return _VALID, seq
+
+    def _last_written(self, b):
+        """The offset of the last byte of block b that is not erased (0xFF), or -1."""
+        bs = self.block_size
+        buf = bytearray(256)
+        end = bs
+        while end > 0:
+            start = end - 256
+            self._dev.readblocks(b, buf, start)
+            for i in range(255, -1, -1):
+                if buf[i] != 0xFF:
+                    return start + i
+            end = start
+        return -1
+
+    def _erased(self, b, at):
+        return self._last_written(b) < at
+
+    def _erased_span(self, b, start, end):
+        buf = bytearray(end - start)
+        self._dev.readblocks(b, buf, start)
+        for x in buf:
+            if x != 0xFF:
+                return False
+        return True
