@@ -155,6 +155,10 @@ class PumpLoop:
             a = self.watch.ms_to_next(now)
             if 0 <= a < t:
                 t = a
+        if self.ctl.held:  # the prescription written off meanwhile: under_delivery on time
+            a = self.ctl.ms_to_under_delivery()
+            if 0 <= a < t:
+                t = a
         a = self.gauge.ms_to_next_event()
         if 0 <= a < t:
             t = a
