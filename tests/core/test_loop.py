@@ -353,3 +353,33 @@ def test_steady_state_loop_with_an_hourly_tone_allocates_nothing():
     assert rig.loop.alarms.active == 1 << _alarm("low_reservoir")
     assert rig.ann.count - tones >= 10 and rig.motor.total > strokes
     assert allocated == 0, "%d B allocated over %d wakes" % (allocated, wakes)
+
+
+def test_a_cell_falling_from_normal_below_eos_stops_delivery_holds_and_alarms():
+    # The cell drops from 3000 mV straight below eos_mv (2600 mV, BatteryParams) between strokes:
+    # at the next wake (a stroke's train end, or the 6-hourly check at the latest) delivery stops
+    # for good: no stroke after it, the end-of-service hold, and the critical alarm at once and
+    # every 10 minutes. ERI is reported with it (the level passes through it).
+    from firmware.battery import BatteryParams
+
+    assert BatteryParams().eos_mv == 2600
+    rig = standard_rig()
+    t_drop = 2 * HOUR + 30 * S  # between the strokes at 7200 s and 7272 s
+    rig.at(t_drop, lambda: setattr(rig.adc, "mv", 2599))
+    rig.run_until(12 * HOUR)
+    eos = rig.events.of(EV_EOS)
+    assert len(eos) == 1
+    t_eos = eos[0][0]
+    assert t_drop <= t_eos <= t_drop + 6 * HOUR
+    assert [e[0] for e in rig.events.of(EV_ERI)] == [t_eos]
+    # No stroke after it: the grid up to the end of service only.
+    assert rig.motor.times == _grid(0, t_eos)
+    assert rig.motor.times[-1] <= t_eos
+    assert rig.loop.state() == _state("end_of_service")
+    from firmware.controller import HOLD_EOS
+
+    assert rig.loop.ctl.held & HOLD_EOS
+    eos_id = _alarm("end_of_service")
+    assert (t_eos, eos_id, 1, 0) in rig.events.of(EV_ALARM)
+    crit = [t for (t, c, a) in rig.ann.tones if c == _cls("critical")]
+    assert crit == list(range(t_eos, 12 * HOUR, 10 * MIN))
