@@ -12,7 +12,7 @@ from fakes_hal import (
     STROKE_MS,
     standard_rig,
 )
-from support import bolus_segments, heap_meter, heap_meter_done, oracle_stroke_times, skip, timeline
+from support import bolus_segments, heap_meter, heap_meter_done, oracle_stroke_times, raises, skip, timeline
 
 from firmware.alarms import (
     ALARM_NAMES,
@@ -383,3 +383,25 @@ def test_a_cell_falling_from_normal_below_eos_stops_delivery_holds_and_alarms():
     assert (t_eos, eos_id, 1, 0) in rig.events.of(EV_ALARM)
     crit = [t for (t, c, a) in rig.ann.tones if c == _cls("critical")]
     assert crit == list(range(t_eos, 12 * HOUR, 10 * MIN))
+
+
+def test_a_timer_due_again_after_its_service_is_refused_a_zero_length_wait():
+    # A silenced alarm that never repeats left its next deadline due for ever: the loop would spin
+    # in that ms and drain the cell. Planted here: the alarm manager's next tone always due now.
+    rig = standard_rig()
+    rig.send(10 * MIN, (CMD_SUSPEND,))
+    rig.run_until(20 * MIN)
+    assert rig.loop.refused == 0  # a correct run never needs it (every rig run checks that)
+    rig.loop.alarms.ms_to_next = lambda now: 0
+    wakes = rig.loop.wakes
+    rig.clock.max_spin = 10_000
+    rig.loop.service()  # a wake at 20 min: from now on the tone is "due" after every pass
+    rig.clock.run_until(rig.loop, 20 * MIN + 500)
+    # Each pass is refused a zero wait and waits 1 ms instead: time goes on, and it is counted.
+    assert rig.clock.now_ms == 20 * MIN + 500
+    assert 499 <= rig.loop.refused <= 501 and rig.loop.wakes - wakes == rig.loop.refused
+    # The test rigs stop such a run at once, with a message, instead of running it for hours.
+    rig.clock.max_spin = 1000
+    err = raises(AssertionError, lambda: rig.clock.run_until(rig.loop, 2 * HOUR))
+    assert "spins" in str(err), str(err)
+    assert rig.clock.now_ms < 20 * MIN + 500 + 1100
