@@ -458,7 +458,8 @@ _REASON_TEXT = (
     "delivery is already suspended",
 )
 _ALARM_TEXT = ("empty reservoir", "end of service", "motor stall", "occlusion", "motor runaway", "critical fault",
-               "low reservoir", "battery replacement due", "delivery suspended")
+               "low reservoir", "battery replacement due", "delivery suspended",
+               "a large part of the day's dose was missed")
 _CAUSE_TEXT = ("", "projected from the charge used", "the cell's voltage", "90 days after the replacement warning",
                "the service limit")
 assert len(_ALARM_TEXT) == len(ALARM_NAMES) and len(_CAUSE_TEXT) == len(BATTERY_CAUSES)

@@ -141,7 +141,8 @@ AL_CRITICAL_FAULT = const(5)
 AL_LOW_RESERVOIR = const(6)
 AL_ELECTIVE_REPLACEMENT = const(7)
 AL_SUSPENDED = const(8)
-N_ALARMS = const(9)
+AL_UNDER_DELIVERY = const(9)
+N_ALARMS = const(10)
 ALARM_NAMES = (
     "empty_reservoir",
     "end_of_service",
@@ -152,6 +153,7 @@ ALARM_NAMES = (
     "low_reservoir",
     "elective_replacement",
     "suspended",
+    "under_delivery",
 )
 ALARM_EMPTY_RESERVOIR = const(1)
 ALARM_END_OF_SERVICE = const(2)
@@ -162,8 +164,9 @@ ALARM_CRITICAL_FAULT = const(32)
 ALARM_LOW_RESERVOIR = const(64)
 ALARM_ELECTIVE_REPLACEMENT = const(128)
 ALARM_SUSPENDED = const(256)
+ALARM_UNDER_DELIVERY = const(512)  # the drug missed in the last 24 h passed UNDER_DELIVERY_PERCENT (controller.py)
 CRITICAL_ALARMS = const(63)
-NON_CRITICAL_ALARMS = const(448)
+NON_CRITICAL_ALARMS = const(960)
 
 # Tone classes
 NON_CRITICAL = const(1)  # one tone, 1 s, every NON_CRITICAL_REPEAT_MS

@@ -11,6 +11,7 @@ import sys
 
 from firmware.alarms import (
     ALARM_EMPTY_RESERVOIR,
+    ALARM_UNDER_DELIVERY,
     BUSY,
     CAPACITY,
     CLINICIAN,
@@ -49,6 +50,7 @@ from firmware.reservoir import Reservoir
 from firmware.schedule import basal_ng_per_day, next_change_ms
 from firmware.units import (
     MS_PER_DAY,
+    MS_PER_HOUR,
     MS_PER_MINUTE,
     NL_PER_ML,
     SUB_PER_PG,
@@ -62,6 +64,8 @@ from hal.train import COUNT_MASK, StrokeTrain
 from micropython import const
 
 _MAX_HISTORY = const(4)  # programs replaced within a limit window that the limit still counts
+UNDER_DELIVERY_PERCENT = const(10)  # of the prescription asked in the window, missed: under_delivery (docs/alarms.md)
+_WINDOW_HOURS = const(24)
 
 # Why delivery is held (Controller.held, a bit each): no stroke is planned and nothing accrues
 # while any is set; what would have accrued is written off as missed, never made up.
@@ -72,6 +76,9 @@ HOLD_OCCLUSION = const(8)  # the load crossed the occlusion threshold (until the
 HOLD_EOS = const(16)  # end of service: for good
 HOLD_RUNAWAY = const(32)  # the motor moved uncommanded: power cut, for good
 HOLD_LIMIT = const(64)  # a released block let through more than the margin covers: until that much is withheld
+# Holds whose write-off the under-delivery window does not count as missed: a clinician's suspend
+# (asked for), and delivery stopped for good (its critical alarm stands until the pump is replaced).
+_NOT_MISSED = const(50)  # HOLD_SUSPENDED | HOLD_EOS | HOLD_RUNAWAY
 
 
 class Totals:
@@ -90,6 +97,47 @@ class Totals:
     def total(self):
         """As one int: for hosts and tests only (years of it do not fit a small int)."""
         return self.big * NL_PER_ML + self.small
+
+
+class MissedWindow:
+    """The prescription's mass asked and missed over the last 24 hours of the pump clock, in ng, one
+    bucket per pump-clock hour: the current hour so far and the 23 whole hours before it (23 to 24
+    h). Fixed lists of small ints (at most 24 mL/day at 5000 mcg/mL: 1.2e8 ng a day), nothing
+    allocated after construction.
+
+    Starts as if the pump had run the day before at seed_ng_per_day with nothing missed, so a miss
+    in the first hours is judged against a day's dose, not against the minutes delivered so far."""
+
+    def __init__(self, ms_of_day, seed_ng_per_day):
+        per_hour = seed_ng_per_day // _WINDOW_HOURS
+        self.asked = [per_hour] * _WINDOW_HOURS
+        self.missed = [0] * _WINDOW_HOURS
+        self.i = ms_of_day // MS_PER_HOUR  # the current bucket (hour of the pump clock mod 24) ...
+        self.pos = ms_of_day % MS_PER_HOUR  # ... and ms into it
+        self.asked[self.i] = muldivmod(seed_ng_per_day, self.pos, MS_PER_DAY, [0, 0])  # its part before the start
+        self.asked_ng = per_hour * (_WINDOW_HOURS - 1) + self.asked[self.i]
+        self.missed_ng = 0
+
+    def roll(self, ms):
+        """The pump clock moves ms on from the current bucket's position (ms < one hour past its end)."""
+        self.pos += ms
+        if self.pos >= MS_PER_HOUR:  # a new hour: its bucket held the hour 24 h ago
+            self.pos -= MS_PER_HOUR
+            self.i = (self.i + 1) % _WINDOW_HOURS
+            self.asked_ng -= self.asked[self.i]
+            self.missed_ng -= self.missed[self.i]
+            self.asked[self.i] = 0
+            self.missed[self.i] = 0
+
+    def add(self, asked_ng, missed_ng):
+        self.asked[self.i] += asked_ng
+        self.asked_ng += asked_ng
+        self.missed[self.i] += missed_ng
+        self.missed_ng += missed_ng
+
+    def over(self):
+        """More than UNDER_DELIVERY_PERCENT of the asked missed (never forming missed * 100)."""
+        return self.missed_ng > self.asked_ng // (100 // UNDER_DELIVERY_PERCENT)
 
 
 class Controller:
@@ -159,6 +207,9 @@ class Controller:
         self._seen = motor.strokes()
         self._tick = clock.ticks_ms()
         self._deadline = self._tick
+        # What the prescription asked for and what the pump missed of it (not while suspended or
+        # priming) over the last 24 h: the under_delivery alarm (docs/alarms.md).
+        self.window = MissedWindow(self.ms, basal_ng_per_day(rx, weekday, self.ms))
         self._changes()
         self._plan()
 
@@ -200,6 +251,11 @@ class Controller:
             elapsed -= self._advance(elapsed)
         if self._lost_ng:
             self._emit(EV_UNDER_DELIVERY, self._lost_ng, 0, 0)
+        if self.window.over():
+            if not self.alarms.active & ALARM_UNDER_DELIVERY:
+                self.alarms.raise_(ALARM_UNDER_DELIVERY, 0, 0)
+        elif self.alarms.active & ALARM_UNDER_DELIVERY:
+            self.alarms.clear(ALARM_UNDER_DELIVERY, 0, 0)
 
     # service() in two halves, each one call at every wake: sync() accounts up to now (the main loop's
     # fault watch then acts on a synced controller, before any stroke is planned) ...
@@ -213,8 +269,10 @@ class Controller:
                 step = self._writeoff
             self._writeoff -= step
             self._accrue(step, True)
+            self._tally(step, True)
         else:
             self._accrue(step, self.held)
+            self._tally(step, self.held)
         self._to_change -= step
         if self.boluses.n_active:
             self.boluses.elapse(step)
@@ -239,13 +297,29 @@ class Controller:
                 elif self.held & HOLD_LIMIT:
                     sub_mass(self._withhold, self._qr[0], self._qr[1])
 
+    def _tally(self, ms, lost):
+        """The prescription over the next ms into the 24 h window, hour by hour: asked, and missed
+        if written off (lost) for a cause other than _NOT_MISSED. Nothing of it while priming."""
+        w = self.window
+        if lost and self.held & _NOT_MISSED:
+            lost = False
+        while ms > 0:
+            piece = MS_PER_HOUR - w.pos
+            if piece > ms:
+                piece = ms
+            if self.rate and not self._priming:
+                muldivmod(self.rate, piece, MS_PER_DAY, self._qr)
+                w.add(self._qr[0], self._qr[0] if lost else 0)
+            w.roll(piece)
+            ms -= piece
+
     def _end_of_train(self):
         # Every stroke of the train is due by its end. The last may still be completing as the
         # count is read (the next train's numbering absorbs it), but two or more missing mean the
         # motor fell behind: that is written off, never made up in a burst.
         if self._planned > self._fired + 1 and not self._priming:
             self._lost_ng += self.due[0] if self.due[0] > 0 else 0
-            self._write_off_due()
+            self._write_off_due(True)
         self._planned = -1
 
     def _take_strokes(self):
@@ -342,13 +416,32 @@ class Controller:
             # Stopped: what was owed is written off (a stalled stroke stays owed: it is retried),
             # boluses in progress end, and nothing is made up on resuming.
             if not keep_owed:
-                self._write_off_due()
+                self._write_off_due(not bit & _NOT_MISSED)
             self.boluses.cancel(self._emit)
         self.held |= bit
 
-    def _write_off_due(self):
+    def ms_to_under_delivery(self):
+        """While a hold writes the prescription off as missed: ms to a wake at or before the window
+        can pass UNDER_DELIVERY_PERCENT (at the latest its next hour), so the alarm is on time
+        however long the hold; -1 otherwise (nothing is being missed between wakes)."""
+        if not self.held or self.held & _NOT_MISSED or self._priming or not self.rate \
+                or self.alarms.active & ALARM_UNDER_DELIVERY:
+            return -1
+        w = self.window
+        t = MS_PER_HOUR - w.pos
+        gap = w.asked_ng // (100 // UNDER_DELIVERY_PERCENT) + 1 - w.missed_ng  # ng still to miss
+        if 0 < gap and gap * _WINDOW_HOURS < self.rate:  # within the hour: missed grows at the rate, so not sooner than this
+            muldivmod(gap, MS_PER_DAY, self.rate, self._qr)
+            if self._qr[0] + 1 < t:
+                t = self._qr[0] + 1
+        return t
+
+    def _write_off_due(self, counted):
+        """counted: missed in the under-delivery window too (not a suspend's or a prime's)."""
         if self.due[0] > 0 and not self._priming:
             self.missed.add(self.due[0])
+            if counted:
+                self.window.add(0, self.due[0])
         self.due[0] = 0
         self.due[1] = 0
 
@@ -692,7 +785,7 @@ class Controller:
             self._emit(EV_PRIME_REJECTED, reason, 0, 0)
         else:
             self.boluses.cancel(self._emit)
-            self._write_off_due()
+            self._write_off_due(False)
             self.priming_left = strokes
             self._priming = True
             self._prime_nl = strokes * self.pump.stroke_nl

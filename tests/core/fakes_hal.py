@@ -28,6 +28,11 @@ class LoopClock(FakeClock):
         self.end_ms = -1  # -1: wait() never returns False
         self.actions = []  # (ms, fn), kept sorted
         self.waits = 0
+        # A wrong behaviour that keeps the loop in one ms fails at once instead of hanging the suite.
+        self.max_spin = 1000  # waits in a row that move time by 1 ms or less
+        self.max_waits = 2_000_000  # waits over the whole test
+        self._spin = 0
+        self._spin_ms = 0
 
     def at(self, ms, fn):
         i = 0
@@ -42,6 +47,13 @@ class LoopClock(FakeClock):
 
     def wait(self, deadline, ready):
         self.waits += 1
+        assert self.waits <= self.max_waits, "the loop woke %d times: runaway loop at %d ms" % (self.waits, self.now_ms)
+        if self.now_ms - self._spin_ms <= 1:
+            self._spin += 1
+            assert self._spin <= self.max_spin, "the loop spins: %d wakes in a row at %d ms" % (self._spin, self.now_ms)
+        else:
+            self._spin = 0
+        self._spin_ms = self.now_ms
         self._run_actions()
         if ready():
             return True
@@ -295,9 +307,11 @@ class Rig:
             self.events = TimedEvents(self.clock)
         self.loop = PumpLoop(self.clock, self.motor, self.ann, self.button, self.prog, self.adc, pump, rx,
                              self.events, **kw)
+        self.refused_ok = 0  # zero-length waits the loop may refuse (a test that plants a bug)
 
     def run_until(self, end_ms):
         self.clock.run_until(self.loop, end_ms)
+        assert self.loop.refused == self.refused_ok, "%d zero-length waits refused" % self.loop.refused
 
     def at(self, ms, fn):
         self.clock.at(ms, fn)

@@ -23,7 +23,7 @@ HOUR = 60 * MIN
 
 # docs/alarms.md, in the table's order (most urgent first within a class)
 CRITICAL_NAMES = ("empty_reservoir", "end_of_service", "motor_stall", "occlusion", "motor_runaway", "critical_fault")
-NON_CRITICAL_NAMES = ("low_reservoir", "elective_replacement", "suspended")
+NON_CRITICAL_NAMES = ("low_reservoir", "elective_replacement", "suspended", "under_delivery")
 
 
 def _id(name):
@@ -51,8 +51,11 @@ def _drive(al, clock, end_ms, script=()):
     Also probes 1 ms before every wake that nothing sounds early."""
     script = list(script)
     al.sound()
+    stuck = 0
     while clock.now_ms < end_ms:
         t = al.ms_to_next(clock.tick)
+        stuck = stuck + 1 if t == 0 else 0
+        assert stuck < 100, "ms_to_next stays 0 at %d ms: a tone due that sound() never plays" % clock.now_ms
         step = end_ms - clock.now_ms
         if 0 <= t < step:
             step = t

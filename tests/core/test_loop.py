@@ -12,7 +12,7 @@ from fakes_hal import (
     STROKE_MS,
     standard_rig,
 )
-from support import bolus_segments, heap_meter, heap_meter_done, oracle_stroke_times, skip, timeline
+from support import bolus_segments, heap_meter, heap_meter_done, oracle_stroke_times, raises, skip, timeline
 
 from firmware.alarms import (
     ALARM_NAMES,
@@ -353,3 +353,55 @@ def test_steady_state_loop_with_an_hourly_tone_allocates_nothing():
     assert rig.loop.alarms.active == 1 << _alarm("low_reservoir")
     assert rig.ann.count - tones >= 10 and rig.motor.total > strokes
     assert allocated == 0, "%d B allocated over %d wakes" % (allocated, wakes)
+
+
+def test_a_cell_falling_from_normal_below_eos_stops_delivery_holds_and_alarms():
+    # The cell drops from 3000 mV straight below eos_mv (2600 mV, BatteryParams) between strokes:
+    # at the next wake (a stroke's train end, or the 6-hourly check at the latest) delivery stops
+    # for good: no stroke after it, the end-of-service hold, and the critical alarm at once and
+    # every 10 minutes. ERI is reported with it (the level passes through it).
+    from firmware.battery import BatteryParams
+
+    assert BatteryParams().eos_mv == 2600
+    rig = standard_rig()
+    t_drop = 2 * HOUR + 30 * S  # between the strokes at 7200 s and 7272 s
+    rig.at(t_drop, lambda: setattr(rig.adc, "mv", 2599))
+    rig.run_until(12 * HOUR)
+    eos = rig.events.of(EV_EOS)
+    assert len(eos) == 1
+    t_eos = eos[0][0]
+    assert t_drop <= t_eos <= t_drop + 6 * HOUR
+    assert [e[0] for e in rig.events.of(EV_ERI)] == [t_eos]
+    # No stroke after it: the grid up to the end of service only.
+    assert rig.motor.times == _grid(0, t_eos)
+    assert rig.motor.times[-1] <= t_eos
+    assert rig.loop.state() == _state("end_of_service")
+    from firmware.controller import HOLD_EOS
+
+    assert rig.loop.ctl.held & HOLD_EOS
+    eos_id = _alarm("end_of_service")
+    assert (t_eos, eos_id, 1, 0) in rig.events.of(EV_ALARM)
+    crit = [t for (t, c, a) in rig.ann.tones if c == _cls("critical")]
+    assert crit == list(range(t_eos, 12 * HOUR, 10 * MIN))
+
+
+def test_a_timer_due_again_after_its_service_is_refused_a_zero_length_wait():
+    # A silenced alarm that never repeats left its next deadline due for ever: the loop would spin
+    # in that ms and drain the cell. Planted here: the alarm manager's next tone always due now.
+    rig = standard_rig()
+    rig.send(10 * MIN, (CMD_SUSPEND,))
+    rig.run_until(20 * MIN)
+    assert rig.loop.refused == 0  # a correct run never needs it (every rig run checks that)
+    rig.loop.alarms.ms_to_next = lambda now: 0
+    wakes = rig.loop.wakes
+    rig.clock.max_spin = 10_000
+    rig.loop.service()  # a wake at 20 min: from now on the tone is "due" after every pass
+    rig.clock.run_until(rig.loop, 20 * MIN + 500)
+    # Each pass is refused a zero wait and waits 1 ms instead: time goes on, and it is counted.
+    assert rig.clock.now_ms == 20 * MIN + 500
+    assert 499 <= rig.loop.refused <= 501 and rig.loop.wakes - wakes == rig.loop.refused
+    # The test rigs stop such a run at once, with a message, instead of running it for hours.
+    rig.clock.max_spin = 1000
+    err = raises(AssertionError, lambda: rig.clock.run_until(rig.loop, 2 * HOUR))
+    assert "spins" in str(err), str(err)
+    assert rig.clock.now_ms < 20 * MIN + 500 + 1100

@@ -396,3 +396,40 @@ def test_a_block_released_while_priming_withholds_nothing_and_the_prime_finishes
     done = rig.events.of(EV_PRIME_DONE)
     assert len(done) == 1 and rig.loop.state() == _state("delivering")
     assert rig.motor.times[-1] > done[0][0]  # dosing went on after the prime
+
+
+def _occlusion_delay(ng_per_day):
+    """A block right after a stroke, on a line storing PumpParams' max_stored_nl (2 uL) below the
+    occlusion load: 12 % a stroke, so 8 strokes (196 %) stay below 200 % and the 9th crosses.
+    Returns (ms from the block to the occlusion alarm, the stroke period in ms)."""
+    from fakes_hal import Rig
+
+    from firmware.prescription import Prescription, Profile, PumpParams
+
+    pump = PumpParams()
+    rx = Prescription(CONCENTRATION, [Profile([0], [ng_per_day], "basal.steps")] * 7, (), None,
+                      ng_per_day + 1_000_000)
+    rig = Rig(pump, rx)
+    rig.motor.load_step = 12
+    assert 100 + 12 * (pump.max_stored_nl // STROKE_NL) < 200 <= 100 + 12 * (pump.max_stored_nl // STROKE_NL + 1)
+    stroke_ng = STROKE_NL * CONCENTRATION // 1000
+    period_ms = stroke_ng * DAY // ng_per_day
+    assert stroke_ng * DAY % ng_per_day == 0
+    t_block = 8 * period_ms + 1  # just after the 8th stroke
+    rig.at(t_block, lambda: setattr(rig.motor, "blocked", True))
+    rig.run_until(t_block + 3 * HOUR)
+    occl = [e[0] for e in rig.events.of(EV_ALARM) if e[1] == _alarm("occlusion") and e[2] == 1]
+    assert len(occl) == 1
+    return occl[0] - t_block, period_ms
+
+
+def test_occlusion_alarm_delay_at_the_minimum_and_maximum_rates():
+    # docs/alarms.md: at most (max_stored_nl + stroke_nl) / rate from the block to the alarm, the
+    # store filling and the stroke that crosses the threshold: 2.25 uL.
+    min_ng = 48_000 * CONCENTRATION // 1000  # 0.048 mL/day, the least basal step
+    max_ng = 24_000 * CONCENTRATION  # 24 mL/day
+    for ng_per_day, bound_ms in ((min_ng, 2250 * DAY // 48_000), (max_ng, 2250 * DAY // 24_000_000)):
+        delay, period = _occlusion_delay(ng_per_day)
+        assert delay == 9 * period - 1, (ng_per_day, delay, period)
+        assert delay <= bound_ms, (ng_per_day, delay, bound_ms)
+    assert 2250 * DAY // 48_000 == 67 * MIN + 30 * S and 2250 * DAY // 24_000_000 == 8100
