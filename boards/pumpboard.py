@@ -16,6 +16,7 @@ from firmware.alarms import (
     CRITICAL,
     CRITICAL_ALARMS,
     EV_ALARM,
+    EV_BATTERY_LOW_READING,
     EV_BOLUS,
     EV_BOLUS_CANCELLED,
     EV_BOLUS_END,
@@ -53,6 +54,7 @@ from firmware.alarms import (
     PERIODIC,
     PTM,
 )
+from firmware.battery import VOLTAGE_READINGS
 from firmware.config import load
 from firmware.loop import STATE_NAMES, PumpLoop
 from firmware.prescription import mcg_text
@@ -384,6 +386,11 @@ class Pump:
             return "Delivery held for the daily limit: %s to withhold" % mcg_text(a)
         if code == EV_LIMIT_HOLD_ENDED:
             return "Daily limit hold over: %s withheld" % mcg_text(a)
+        if code == EV_BATTERY_LOW_READING:
+            if b:
+                return "Battery read %d mV, under %d mV: %d of the %d low readings at rest, minutes apart, that act" % (
+                    a, c, b, VOLTAGE_READINGS)
+            return "Battery read %d mV, under %d mV, but not at rest: to be read again" % (a, c)
         return "Event %d" % code  # a code added to firmware/alarms.py without a sentence here
 
     def _toy_sentence(self, code, a, b, c):

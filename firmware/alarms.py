@@ -39,6 +39,7 @@ EV_PROJECTION = const(30)  # the dates in the status were recalculated
 EV_CRITICAL_FAULT = const(31)  # a=what failed (FAULT_NAMES)
 EV_LIMIT_HELD = const(32)  # a=ng to withhold: a released block let through more than the limit's margin covers
 EV_LIMIT_HOLD_ENDED = const(33)  # a=ng withheld (written off) while held
+EV_BATTERY_LOW_READING = const(34)  # a=mV read, b=readings counted so far (0: not at rest or too soon), c=threshold mV
 
 EVENT_NAMES = (
     "",
@@ -75,6 +76,7 @@ EVENT_NAMES = (
     "critical_fault",
     "limit_held",
     "limit_hold_ended",
+    "battery_low_reading",
 )
 
 # Bolus kinds

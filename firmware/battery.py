@@ -26,6 +26,13 @@ WINDOW_DAYS = const(7)  # days_left() uses the usage of the last 7 whole days
 USABLE_PERMILLE = const(900)  # usable = 90% of the rated capacity: the cell's knee begins there
 MAX_MS = const(0x1FFFFFFF)  # 2**29 - 1: ms_to_next_event() when no time-driven change is ahead
 
+# The voltage rule (docs/battery.md): ERI or EOS by voltage only after VOLTAGE_READINGS consecutive
+# readings below its threshold, each at rest (REST_MS after the last stroke, tone or command the
+# loop reported) and READING_SPACING_MS after the one before: a glitch cannot end the therapy.
+VOLTAGE_READINGS = const(3)
+READING_SPACING_MS = const(300_000)  # 5 minutes
+REST_MS = const(2000)
+
 _RING = const(8)  # day marks kept: WINDOW_DAYS + 1
 _CHUNK = const(5000)  # events charged per add: 5000 x 100_000 uC < 2**29
 _SAT_MC = const(0x1FFFFFFF)  # the count stops at 2**29 mC (149 Ah), far past any cell
@@ -92,6 +99,15 @@ class Gauge:
         self.eos_day = -1
         self.eos_ms = 0
         self.eos_cause = 0
+        # The voltage rule: ms since the last load the loop reported (a tone's end is ahead: < 0) and
+        # since the last reading counted, both held at READING_SPACING_MS; consecutive readings
+        # counted below eri_mv and below eos_mv.
+        self._rest_ms = READING_SPACING_MS
+        self._gap_ms = READING_SPACING_MS
+        self._n_eri = 0
+        self._n_eos = 0
+        self.low = 0  # the threshold the last reading fell below without raising its level (0: none) ...
+        self.low_n = 0  # ... and the readings counted towards it so far (0..VOLTAGE_READINGS-1)
         self.proj_eri_day = -1  # service days of the projected ERI and EOS (project())
         self.proj_eos_day = SERVICE_DAYS
         self.project()
@@ -100,6 +116,13 @@ class Gauge:
 
     def elapse(self, ms):
         """ms (0..2**30-1) of service: the quiescent draw, and the service clock advances."""
+        step = ms if ms < READING_SPACING_MS else READING_SPACING_MS  # held there: small ints
+        self._rest_ms += step
+        if self._rest_ms > READING_SPACING_MS:
+            self._rest_ms = READING_SPACING_MS
+        self._gap_ms += step
+        if self._gap_ms > READING_SPACING_MS:
+            self._gap_ms = READING_SPACING_MS
         while ms > 0:
             step = MS_PER_DAY - self.service_ms
             if step > ms:
@@ -131,16 +154,26 @@ class Gauge:
             self._win_days = day
 
     def strokes(self, n):
+        """n strokes since the last report: the motor ran, up to now for all the gauge knows."""
         if 0 < n <= _CHUNK:  # a wake's strokes: one add
             self._add_uc(n * self._s_uc)
         else:
             self._add_n(n, self._s_uc)
+        if n > 0 and self._rest_ms > 0:
+            self._rest_ms = 0
 
     def tone(self, seconds):
+        """A tone of that many seconds starts now: the cell is under load until it ends."""
         self._add_n(seconds, self._t_uc)
+        if seconds > 0:
+            seconds = -1000 * seconds if seconds < 3600 else -3_600_000  # ms until it ends
+            if seconds < self._rest_ms:
+                self._rest_ms = seconds
 
     def command(self):
         self._add_uc(self._k_uc)
+        if self._rest_ms > 0:  # the programmer session's telemetry just ran
+            self._rest_ms = 0
 
     def _add_n(self, n, uc):
         while n > _CHUNK:
@@ -161,21 +194,45 @@ class Gauge:
     # ---- level
 
     def check(self):
-        """Reads the ADC; raises ERI and EOS as due (never lowers the level) and returns the level."""
+        """Reads the ADC; raises ERI and EOS as due (never lowers the level) and returns the level.
+        low and low_n tell the loop of a low reading that raised nothing (yet)."""
         self.mv = self._adc.read_mv()
+        self.low = 0
         if self.level != EOS:
             self._timed()
-            if self.level == NORMAL:
-                self._eri_rule()
-            if self.level != EOS and self.mv < self._eos_mv:
-                self._raise(EOS, self.service_day, self.service_ms, CAUSE_VOLTAGE)
+            self._voltage()
+            if self.level == NORMAL and 0 <= self.days_left() <= ERI_DAYS_LEFT:
+                self._raise(ERI, self.service_day, self.service_ms, CAUSE_PROJECTION)
         return self.level
 
-    def _eri_rule(self):
-        if self.mv < self._eri_mv:
-            self._raise(ERI, self.service_day, self.service_ms, CAUSE_VOLTAGE)
-        elif 0 <= self.days_left() <= ERI_DAYS_LEFT:
-            self._raise(ERI, self.service_day, self.service_ms, CAUSE_PROJECTION)
+    def _voltage(self):
+        # The voltage rule. A reading at or above a threshold resets its count, at rest or not (a
+        # loaded cell reads lower, never higher). A low one counts if taken at rest, and spaced
+        # from the last one counted while a confirmation runs; a reading below eos_mv is below
+        # eri_mv too, so it counts for both.
+        mv = self.mv
+        if mv >= self._eri_mv:
+            self._n_eri = 0
+        if mv >= self._eos_mv:
+            self._n_eos = 0
+        if mv >= (self._eri_mv if self.level == NORMAL else self._eos_mv):
+            return  # not low for the next level
+        if self._rest_ms >= REST_MS and (self._gap_ms >= READING_SPACING_MS or not self._n_eri):
+            self._gap_ms = 0
+            self._n_eri += 1
+            if mv < self._eos_mv:
+                self._n_eos += 1
+                if self._n_eos >= VOLTAGE_READINGS:
+                    self._raise(EOS, self.service_day, self.service_ms, CAUSE_VOLTAGE)
+                    return
+            if self.level == NORMAL and self._n_eri >= VOLTAGE_READINGS:
+                self._raise(ERI, self.service_day, self.service_ms, CAUSE_VOLTAGE)
+        if mv < self._eos_mv:
+            self.low = self._eos_mv
+            self.low_n = self._n_eos
+        elif self.level == NORMAL:
+            self.low = self._eri_mv
+            self.low_n = self._n_eri
 
     def _timed(self):
         # EOS at its exact instant, however late the check: ERI + 90 days or the service limit.
@@ -204,8 +261,20 @@ class Gauge:
         self.project()
 
     def ms_to_next_event(self):
-        """ms until the next time-driven level change (ERI + 90 days, or the service limit), 0 if
-        overdue, MAX_MS if none is within MAX_MS."""
+        """ms until the next reading the voltage rule needs (after a low one: when the cell will
+        have rested REST_MS and, while a confirmation runs, READING_SPACING_MS have passed since
+        the last reading counted) or the next time-driven level change (ERI + 90 days, or the
+        service limit), whichever is first; 0 if overdue, MAX_MS if none is within MAX_MS."""
+        ms = self._timed_ms()
+        if self.low:
+            wait = REST_MS - self._rest_ms
+            if self._n_eri and READING_SPACING_MS - self._gap_ms > wait:
+                wait = READING_SPACING_MS - self._gap_ms
+            if wait < ms:
+                ms = wait if wait > 0 else 0
+        return ms
+
+    def _timed_ms(self):
         if self.level == EOS:
             return MAX_MS
         day = SERVICE_DAYS - ERI_TO_EOS_DAYS if self.level == NORMAL else SERVICE_DAYS

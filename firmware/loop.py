@@ -12,6 +12,7 @@ from firmware.alarms import (
     ALARM_LOW_RESERVOIR,
     ALARM_SUSPENDED,
     ALREADY_SUSPENDED,
+    EV_BATTERY_LOW_READING,
     EV_COMMAND_REJECTED,
     EV_EOS,
     EV_ERI,
@@ -188,6 +189,8 @@ class PumpLoop:
         was = g.level
         if g.check() != was:
             self._battery_level(was)
+        if g.low:  # a low reading that raised nothing (yet): the gauge asks for the next one
+            self._emit(EV_BATTERY_LOW_READING, g.mv, g.low_n, g.low)
 
     def _battery_level(self, was):
         level = self.gauge.level

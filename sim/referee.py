@@ -983,10 +983,12 @@ class Referee:
         out = []
         alarms = self.r.alarms
         for f in self.sc.faults:
-            entry = {"kind": f.kind, "start_s": f.t_ms / 1000, "end_s": f.end_ms / 1000 if f.minutes else None,
+            end_ms = f.end_ms if f.minutes else (f.t_ms + f.ms if f.kind == "adc_glitch" else None)
+            entry = {"kind": f.kind, "start_s": f.t_ms / 1000, "end_s": None if end_ms is None else end_ms / 1000,
                      "alarm_s": None, "missed_mcg": None, "after_release_ul": None}
             want = {"motor_stall": "motor_stall", "magnetic_field": "motor_stall", "occlusion": "occlusion",
-                    "runaway": "motor_runaway", "battery_drain": "elective_replacement"}[f.kind]
+                    "runaway": "motor_runaway", "battery_drain": "elective_replacement",
+                    "adc_glitch": "elective_replacement"}[f.kind]  # a glitch must raise none: alarm_s stays None
             spans = [(a, b, m) for a, b, m in self.hold_missed if a >= f.t_ms and (not f.minutes or a <= f.end_ms)]
             until = spans[0][1] if spans and f.minutes else self.end
             hit = [a["raised_s"] for a in alarms if a["kind"] == want and f.t_ms <= a["raised_s"] * 1000 <= until]

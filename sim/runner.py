@@ -37,6 +37,7 @@ class Result:
     alarms: list = field(default_factory=list)  # {kind, class, raised_s, cleared_s, tones}
     tones: list = field(default_factory=list)  # (t_ms, alarm, class) of every tone that sounded
     muted_tones: int = 0  # tones the firmware asked for that the exhausted cell could not sound
+    glitch_reads: int = 0  # battery readings an adc_glitch served
     cell_dead_ms: int | None = None  # the first of them
     releases: list = field(default_factory=list)  # (t_ms, nL) a released block let through at once
     withheld_ng: int = 0  # what the firmware withheld for the limit after releases (limit_held)
@@ -127,6 +128,25 @@ class SimProgrammer(C.Channel):
         self._run.replied(self._origin.pop(id(command)), result)
 
 
+class _Adc:
+    """The battery ADC with the scenario's adc_glitch faults: it reads a glitch's mv from its start
+    for its ms (the earliest-starting one where they overlap), the cell's voltage otherwise."""
+
+    def __init__(self, run):
+        self._run = run
+        self._glitches = sorted((f.t_ms, f.t_ms + f.ms, f.mv) for f in run.scenario.faults if f.kind == "adc_glitch")
+
+    def read_mv(self):
+        run = self._run
+        mv = run.cell.read_mv()  # the cell draws up to now either way
+        now = run.clock.now_ms
+        for start, end, glitch_mv in self._glitches:
+            if start <= now < end:
+                run.result.glitch_reads += 1
+                return glitch_mv
+        return mv
+
+
 class _Clock(SimClock):
     def __init__(self, run):
         super().__init__()
@@ -169,7 +189,7 @@ class Run:
             SimAnnunciator(self),
             self.button,
             self.programmer,
-            self.cell,
+            _Adc(self) if any(f.kind == "adc_glitch" for f in scenario.faults) else self.cell,
             scenario.pump,
             copy_prescription(scenario.rx),
             self._emit,
@@ -192,6 +212,8 @@ class Run:
                 edges += [(f.t_ms, 0, "block_on", f), (f.end_ms, 1, "block_off", f)]
             elif f.kind == "battery_drain":
                 edges.append((f.t_ms, 0, "drain", f))
+            elif f.kind == "adc_glitch":  # served by _Adc; the edges only note it
+                edges += [(f.t_ms, 0, "glitch_on", f), (f.t_ms + f.ms, 1, "glitch_off", f)]
             else:
                 edges.append((f.t_ms, 0, "runaway", f))
         edges.sort(key=lambda e: (e[0], e[1]))
@@ -380,6 +402,8 @@ class Run:
         elif code == A.EV_RUNAWAY:
             ev.update(strokes_counted=a)  # since the last wake, commanded or not: the excess is the referee's
             self._hold_start(t_ms, "runaway", False)
+        elif code == A.EV_BATTERY_LOW_READING:
+            ev.update(mv=a, readings=b, threshold_mv=c)
         elif code in (A.EV_ERI, A.EV_EOS):
             r.battery["eri_s" if code == A.EV_ERI else "eos_s"] = t_ms / 1000
             if code == A.EV_EOS:

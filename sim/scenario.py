@@ -28,7 +28,8 @@ BATTERY_KEYS = {
     "uc_per_tone_s": (0, 100_000),
     "uc_per_command": (0, 100_000),
 }
-FAULT_KINDS = ("motor_stall", "magnetic_field", "occlusion", "battery_drain", "runaway")
+FAULT_KINDS = ("motor_stall", "magnetic_field", "occlusion", "battery_drain", "runaway", "adc_glitch")
+GLITCH_MAX_MS = 60_000  # an adc_glitch lasts at most a minute: longer is a failed sensor, not a glitch
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
 
@@ -60,6 +61,8 @@ class Fault:
     minutes: int = 0  # motor_stall, magnetic_field, occlusion
     factor: int = 1  # battery_drain
     strokes: int = 0  # runaway
+    mv: int = 0  # adc_glitch: what the battery ADC reads ...
+    ms: int = 0  # ... for this many ms
     index: int = 0
 
     @property
@@ -397,6 +400,10 @@ def _faults(top, scenario):
         elif kind == "runaway":
             f.only(*common, "strokes")
             fault.strokes = f.integer("strokes", 1, 1000)
+        elif kind == "adc_glitch":
+            f.only(*common, "mv", "ms")
+            fault.mv = f.integer("mv", 0, 5000)
+            fault.ms = f.integer("ms", 1, GLITCH_MAX_MS)
         else:
             f.only(*common, "minutes")
             fault.minutes = f.integer("minutes", 1, 30 * 1440)

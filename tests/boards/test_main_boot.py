@@ -183,7 +183,8 @@ def test_every_event_code_reads_as_a_sentence():
                 5: (2, 20_000, 12_500), 6: (2, 0, 20_000), 9: (19_997_250, 2000, 0), 13: (1500, 0, 0),
                 14: (500_000, 0, 0), 15: (500_000, 0, 0), 17: (0, 1, 0), 18: (6, 1, 64), 19: (64, 0, 0),
                 20: (4, 16, 0), 24: (930, 0, 250_000), 25: (180, 0, 0), 26: (1750, 0, 0), 27: (12, 0, 0),
-                28: (2, 0, 0), 29: (3, 0, 0), 31: (1, 0, 0), 32: (2500, 0, 0), 33: (2500, 0, 0)}
+                28: (2, 0, 0), 29: (3, 0, 0), 31: (1, 0, 0), 32: (2500, 0, 0), 33: (2500, 0, 0),
+                34: (2450, 1, 2600)}
         for code in range(1, len(EVENT_NAMES)):
             a, b, c = args.get(code, (1, 1, 0))
             line = pump.sentence(code, a, b, c)
@@ -198,6 +199,8 @@ def test_every_event_code_reads_as_a_sentence():
         else:
             assert pump.sentence(9, 19_997_250, 2000, 0) == "Refilled: 19.997 mL of 2000 mcg/mL"
             assert pump.sentence(1, 2_000_000, 0, 0) == "Low reservoir: 2 mL left, refill soon"
+            assert pump.sentence(34, 1000, 0, 2600) == (
+                "Battery read 1000 mV, under 2600 mV, but not at rest: to be read again")
             assert pump.sentence(EV_BOLUS, PTM, 0, 20_000) == "Patient bolus granted: 20 mcg over 10 min"
             assert pump.sentence(30, 0, 0, 0).startswith("Reservoir low in about ")
 

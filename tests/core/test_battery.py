@@ -14,13 +14,18 @@ from firmware.battery import (
     ERI_TO_EOS_DAYS,
     MAX_MS,
     NORMAL,
+    READING_SPACING_MS,
+    REST_MS,
     SERVICE_DAYS,
+    VOLTAGE_READINGS,
     BatteryParams,
     Gauge,
 )
 
 DAY = 86_400_000
 HOUR = 3_600_000
+SPACING = 5 * 60_000  # docs/battery.md "The voltage rule": 3 readings at rest, 5 minutes apart
+CONFIRM_MS = 2 * SPACING  # the first low reading to the third
 SMALL_MIN = -(1 << 30)
 SMALL_MAX = (1 << 30) - 1
 
@@ -69,6 +74,18 @@ def test_params_validation_names_the_key():
             p.eos_mv) == (720, 10, 50, 3000, 5000, 2800, 2600)
     assert p.usable_mc() == 720 * 3600 * 9 // 10
     assert ERI_TO_EOS_DAYS == 90 and SERVICE_DAYS == 2557 and ERI_MARGIN_DAYS == 30
+    assert (VOLTAGE_READINGS, READING_SPACING_MS, REST_MS) == (3, SPACING, 2000)
+
+
+def _confirmed(g, adc, mv):
+    """The ADC reads mv from now; the rule's readings, at rest, SPACING apart: the level after the
+    third (CONFIRM_MS from now)."""
+    adc.mv = mv
+    lv = g.check()
+    for _ in range(2):
+        g.elapse(SPACING)
+        lv = g.check()
+    return lv
 
 
 # ---- the oracle: the projection from its definition, in plain (big) ints
@@ -205,23 +222,30 @@ def test_eri_by_projection_on_the_day_the_definition_says():
     assert g2.eos_in_days() == g2.eri_in_days() + 90
 
 
-def test_eri_by_voltage_at_that_instant():
+def test_eri_by_voltage_at_the_third_reading_at_rest_five_minutes_apart():
     adc = FakeAdc(2801)
     g = Gauge(adc, BatteryParams())
     g.elapse(3 * DAY + 12_345)
-    assert g.check() == NORMAL
+    assert g.check() == NORMAL and g.low == 0 and g.ms_to_next_event() == MAX_MS
     adc.mv = 2799
     g.elapse(1)
-    assert g.check() == ERI
-    assert (g.eri_day, g.eri_ms, g.eri_cause, g.eos_day) == (3, 12_346, CAUSE_VOLTAGE, -1)
-    assert adc.reads == 2 and g.mv == 2799
+    assert g.check() == NORMAL and (g.low, g.low_n) == (2800, 1)
+    assert g.ms_to_next_event() == SPACING  # the gauge asks the loop for the next reading
+    g.elapse(SPACING - 1)  # too soon: neither counted nor a reset
+    assert g.check() == NORMAL and (g.low, g.low_n) == (2800, 1) and g.ms_to_next_event() == 1
+    g.elapse(1)
+    assert g.check() == NORMAL and (g.low, g.low_n) == (2800, 2) and g.ms_to_next_event() == SPACING
+    g.elapse(SPACING)
+    assert g.check() == ERI and g.low == 0
+    assert (g.eri_day, g.eri_ms, g.eri_cause, g.eos_day) == (3, 12_346 + CONFIRM_MS, CAUSE_VOLTAGE, -1)
+    assert adc.reads == 5 and g.mv == 2799 and g.ms_to_next_event() == MAX_MS
 
 
 def test_eos_exactly_90_days_after_eri_with_steps_that_cross_it():
-    adc = FakeAdc(2700)
+    adc = FakeAdc(3000)
     g = Gauge(adc, BatteryParams())
-    g.elapse(DAY + 7_777)
-    assert g.check() == ERI
+    g.elapse(DAY + 7_777 - CONFIRM_MS)
+    assert _confirmed(g, adc, 2700) == ERI
     target = (1 + 90) * DAY + 7_777
     t = DAY + 7_777
     step = 7 * HOUR + 1_234_567  # crosses the target somewhere inside a step
@@ -240,10 +264,10 @@ def test_eos_exactly_90_days_after_eri_with_steps_that_cross_it():
 
 
 def test_eos_to_the_ms_at_the_deadline_the_gauge_gives():
-    adc = FakeAdc(2700)
+    adc = FakeAdc(3000)
     g = Gauge(adc, BatteryParams())
-    g.elapse(5 * DAY + 999)
-    assert g.check() == ERI and g.ms_to_next_event() == MAX_MS
+    g.elapse(5 * DAY + 999 - CONFIRM_MS)
+    assert _confirmed(g, adc, 2700) == ERI and g.ms_to_next_event() == MAX_MS
     assert g.eos_in_days() == 90 and g.proj_eos_day == 95
     while g.ms_to_next_event() == MAX_MS:
         g.elapse(MAX_MS)
@@ -302,9 +326,9 @@ def test_the_deadline_never_overshoots():
 def test_eri_late_in_life_still_warns_90_days():
     adc = FakeAdc()
     g = Gauge(adc, BatteryParams(capacity_mah=5000))
-    _days(g, SERVICE_DAYS - 130)
-    adc.mv = 2750
-    assert g.check() == ERI and g.eri_cause == CAUSE_VOLTAGE
+    _days(g, SERVICE_DAYS - 131)
+    g.elapse(DAY - CONFIRM_MS)
+    assert _confirmed(g, adc, 2750) == ERI and g.eri_cause == CAUSE_VOLTAGE
     assert g.eos_in_days() == 90
     _days(g, 89)
     g.elapse(DAY - 1)
@@ -316,35 +340,32 @@ def test_eri_late_in_life_still_warns_90_days():
 def test_eos_by_voltage_sets_eri_at_the_same_instant():
     adc = FakeAdc(2900)
     g = Gauge(adc, BatteryParams())
-    _days(g, 400)
-    g.elapse(5)
+    _days(g, 399)
+    g.elapse(DAY + 5 - CONFIRM_MS)
     assert g.check() == NORMAL
-    adc.mv = 2599
-    assert g.check() == EOS
+    assert _confirmed(g, adc, 2599) == EOS
     assert (g.eri_day, g.eri_ms, g.eri_cause) == (400, 5, CAUSE_VOLTAGE)
     assert (g.eos_day, g.eos_ms, g.eos_cause) == (400, 5, CAUSE_VOLTAGE)
     # Between the thresholds: ERI only; then EOS by voltage before the 90 days.
-    adc2 = FakeAdc(2700)
+    adc2 = FakeAdc(3000)
     g2 = Gauge(adc2, BatteryParams())
     g2.elapse(DAY)
-    assert g2.check() == ERI
+    assert _confirmed(g2, adc2, 2700) == ERI
     _days(g2, 10)
-    adc2.mv = 2500
-    assert g2.check() == EOS and (g2.eos_day, g2.eos_cause) == (11, CAUSE_VOLTAGE)
+    assert _confirmed(g2, adc2, 2500) == EOS and (g2.eos_day, g2.eos_cause) == (11, CAUSE_VOLTAGE)
     assert (g2.eri_day, g2.eri_cause) == (1, CAUSE_VOLTAGE)
 
 
 def test_level_never_goes_down():
-    adc = FakeAdc(2700)
+    adc = FakeAdc(3000)
     g = Gauge(adc, BatteryParams())
-    g.elapse(DAY)
-    assert g.check() == ERI
+    g.elapse(DAY - CONFIRM_MS)
+    assert _confirmed(g, adc, 2700) == ERI
     adc.mv = 3200  # voltage recovers, usage is tiny: still ERI
     for _ in range(30):
         g.elapse(DAY)
         assert g.check() == ERI and g.eri_day == 1
-    adc.mv = 2000
-    assert g.check() == EOS
+    assert _confirmed(g, adc, 2000) == EOS
     adc.mv = 3200
     _days(g, 200)
     assert g.check() == EOS and g.eos_day == 31 and g.eri_day == 1
@@ -416,14 +437,17 @@ def test_gauge_paths_allocate_nothing_with_the_heap_unlocked():
         g2.days_left()
         g2.eri_in_days()
         n = 0
-        while n < 300:  # 12.5 days: day marks, ERI, then EOS at its exact instant
+        while n < 300:  # 13.5 days: day marks, ERI, then EOS, each after its readings at rest
             g.elapse(HOUR)
             g.strokes(60)
             g.strokes(12_000)
+            g.check()  # under load: a low one does not count, and asks for a reading at rest
             g.tone(1)
             g.tone(3)
             g.command()
-            g.check()
+            g.ms_to_next_event()
+            g.elapse(SPACING)
+            g.check()  # at rest
             g.days_left()
             g.eri_in_days()
             g.eos_in_days()
@@ -440,5 +464,196 @@ def test_gauge_paths_allocate_nothing_with_the_heap_unlocked():
     finally:
         heap_meter_done()
     print("battery gauge: %d B over %d rounds" % (allocated, n))
+    # The third low reading at rest after each change of the ADC: 100 rounds of 65 minutes apart.
+    assert g.eri_cause == CAUSE_VOLTAGE
+    assert (g.eos_day - g.eri_day) * DAY + g.eos_ms - g.eri_ms == 100 * (HOUR + SPACING)
     assert g.level == EOS and g.eos_cause == CAUSE_VOLTAGE
     assert allocated == 0, "%d B allocated over %d rounds" % (allocated, n)
+
+
+# ---- the voltage rule: one glitch is an event, never ERI or EOS (docs/battery.md "The voltage rule")
+
+
+def test_one_glitch_raises_nothing_and_asks_for_the_next_reading():
+    for loaded in (False, True):
+        adc = FakeAdc(3100)
+        g = Gauge(adc, BatteryParams())
+        _days(g, 30)
+        g.elapse(HOUR)
+        if loaded:
+            g.strokes(3)
+        adc.mv = 1000  # far below eos_mv, for one reading
+        assert g.check() == NORMAL and g.eri_day == -1 and g.eos_day == -1
+        assert (g.low, g.low_n, g.mv) == (2600, 0 if loaded else 1, 1000)
+        # The next reading: at rest (REST_MS after the strokes), or SPACING after the one counted.
+        assert g.ms_to_next_event() == (REST_MS if loaded else SPACING)
+        adc.mv = 3100
+        g.elapse(g.ms_to_next_event())
+        assert g.check() == NORMAL and g.low == 0 and g.ms_to_next_event() == MAX_MS
+        # The count was reset: two more low readings raise nothing.
+        adc.mv = 1000
+        for _ in range(2):
+            g.elapse(SPACING)
+            assert g.check() == NORMAL and g.low == 2600
+        assert g.low_n == 2 and g.eri_day == -1
+
+
+def test_readings_under_load_do_not_count():
+    adc = FakeAdc(2500)
+    g = Gauge(adc, BatteryParams())
+    g.elapse(DAY)
+    for _ in range(10):  # strokes before every reading: never at rest
+        g.elapse(SPACING)
+        g.strokes(4)
+        assert g.check() == NORMAL and (g.low, g.low_n) == (2600, 0)
+        assert g.ms_to_next_event() == REST_MS
+    g.elapse(REST_MS - 1)
+    assert g.check() == NORMAL and g.low_n == 0 and g.ms_to_next_event() == 1
+    g.elapse(1)
+    assert g.check() == NORMAL and g.low_n == 1  # REST_MS after the last strokes: counted
+    # A tone: at rest REST_MS after it ends; a command: REST_MS after it (the tone still wins).
+    g.elapse(SPACING)
+    g.tone(3)
+    g.command()
+    assert g.ms_to_next_event() == 3000 + REST_MS
+    g.elapse(3000 + REST_MS - 1)
+    assert g.check() == NORMAL and g.low_n == 1
+    g.elapse(1)
+    assert g.check() == NORMAL and g.low_n == 2
+    g.elapse(SPACING)
+    g.command()
+    assert g.check() == NORMAL and g.low_n == 2 and g.ms_to_next_event() == REST_MS
+    g.elapse(REST_MS)
+    t = g.service_ms
+    assert g.check() == EOS and (g.eos_day, g.eos_ms, g.eri_ms) == (1, t, t) and g.low == 0
+
+
+def test_a_reading_back_above_the_threshold_resets_the_count():
+    adc = FakeAdc(2700)
+    g = Gauge(adc, BatteryParams())
+    g.elapse(DAY)
+    assert g.check() == NORMAL and g.low_n == 1
+    g.elapse(SPACING)
+    assert g.check() == NORMAL and g.low_n == 2
+    adc.mv = 2800  # not below eri_mv, and under load: still a reset
+    g.elapse(SPACING)
+    g.strokes(1)
+    assert g.check() == NORMAL and g.low == 0 and g.ms_to_next_event() == MAX_MS
+    adc.mv = 2700
+    for n in (1, 2):
+        g.elapse(SPACING)
+        assert g.check() == NORMAL and g.low_n == n
+    g.elapse(SPACING)
+    assert g.check() == ERI and g.eri_ms == 5 * SPACING
+
+
+def test_eri_and_eos_each_count_their_own_readings():
+    adc = FakeAdc(2700)
+    g = Gauge(adc, BatteryParams())
+    g.elapse(DAY)
+    g.check()
+    g.elapse(SPACING)
+    g.check()
+    adc.mv = 2500
+    g.elapse(SPACING)
+    # The third below eri_mv raises ERI; it is the first below eos_mv: reported low, no EOS.
+    assert g.check() == ERI and (g.eri_ms, g.eri_cause) == (CONFIRM_MS, CAUSE_VOLTAGE)
+    assert (g.low, g.low_n) == (2600, 1) and g.ms_to_next_event() == SPACING
+    g.elapse(SPACING)
+    assert g.check() == ERI and g.low_n == 2
+    adc.mv = 2700  # back between the thresholds: not low for EOS, and the count restarts
+    g.elapse(SPACING)
+    assert g.check() == ERI and g.low == 0
+    adc.mv = 2500
+    for n in (1, 2):
+        g.elapse(SPACING)
+        assert g.check() == ERI and g.low_n == n
+    g.elapse(SPACING)
+    assert g.check() == EOS and (g.eos_ms, g.eos_cause) == (7 * SPACING, CAUSE_VOLTAGE) and g.low == 0
+
+
+class RuleOracle:
+    """The voltage rule from its definition, in absolute ms: a reading below the threshold of the
+    next level counts if the cell rested 2 s since the last load and, while a count runs, 5 minutes
+    passed since the last reading counted; one at or above a threshold resets that threshold's
+    run; three in a run raise."""
+
+    def __init__(self, eri_mv, eos_mv):
+        self.eri_mv = eri_mv
+        self.eos_mv = eos_mv
+        self.level = NORMAL
+        self.at = [-1, -1, -1]  # when each level was raised
+        self.busy_until = -10 * SPACING
+        self.last = -10 * SPACING  # the last reading counted
+        self.run_eri = 0
+        self.run_eos = 0
+
+    def reading(self, t, mv):
+        if mv >= self.eri_mv:
+            self.run_eri = 0
+        if mv >= self.eos_mv:
+            self.run_eos = 0
+        if self.level == EOS or mv >= (self.eri_mv if self.level == NORMAL else self.eos_mv):
+            return 0, 0, -1
+        if t - self.busy_until >= 2000 and (not self.run_eri or t - self.last >= SPACING):
+            self.last = t
+            self.run_eri += 1
+            self.run_eos += mv < self.eos_mv
+            if self.run_eos == 3:
+                if self.level == NORMAL:
+                    self.at[ERI] = t
+                self.level, self.at[EOS] = EOS, t
+                return 0, 0, -1
+            if self.level == NORMAL and self.run_eri == 3:
+                self.level, self.at[ERI] = ERI, t
+        wait = self.busy_until + 2000 - t
+        if self.run_eri:
+            wait = max(wait, self.last + SPACING - t)
+        if mv < self.eos_mv:
+            return self.eos_mv, self.run_eos, max(wait, 0)
+        if self.level == NORMAL:
+            return self.eri_mv, self.run_eri, max(wait, 0)
+        return 0, 0, -1
+
+
+def test_the_voltage_rule_against_its_definition():
+    steps = (1, 999, 1999, 2000, 60_000, SPACING - 1, SPACING, 7 * 60_000)
+    volts = (3000, 3100, 2800, 3000, 2799, 2700, 2600, 2599, 2400, 900)
+    x = 7
+    raised = [0, 0, 0]
+    for run in range(20):
+        adc = FakeAdc(3000)
+        g = Gauge(adc, BatteryParams())
+        o = RuleOracle(2800, 2600)
+        g.elapse(DAY)
+        t = DAY
+        for _ in range(100):
+            x = (x * 75 + 74) % 65537
+            dt = steps[x % len(steps)]
+            if x % 3 == 0:
+                adc.mv = volts[(x >> 4) % len(volts)]
+            g.elapse(dt)
+            t += dt
+            if x % 7 < 3:
+                g.strokes(1)
+                o.busy_until = max(o.busy_until, t)
+            low, n, wait = o.reading(t, adc.mv)
+            lv = g.check()
+            assert lv == o.level and (g.low, g.low_n if low else 0) == (low, n), (run, t, adc.mv, lv, g.low, g.low_n)
+            if x % 11 == 0:
+                g.tone(1 + x % 3)
+                o.busy_until = max(o.busy_until, t + 1000 * (1 + x % 3))
+                if low:
+                    wait = max(wait, o.busy_until + 2000 - t)
+            if low:
+                assert g.ms_to_next_event() == wait, (run, t, g.ms_to_next_event(), wait)
+            if lv == EOS:
+                break
+        raised[o.level] += 1
+        assert g.level == o.level
+        if o.level >= ERI:
+            assert (g.eri_day * DAY + g.eri_ms, g.eri_cause) == (o.at[ERI], CAUSE_VOLTAGE)
+        if o.level == EOS:
+            assert (g.eos_day * DAY + g.eos_ms, g.eos_cause) == (o.at[EOS], CAUSE_VOLTAGE)
+    print("voltage rule against its definition: runs ending NORMAL, ERI, EOS: %r" % raised)
+    assert raised[EOS] >= 3 and raised[ERI] + raised[NORMAL] >= 3, raised

@@ -18,6 +18,7 @@ from firmware.alarms import (
     ALARM_NAMES,
     CLASS_NAMES,
     EV_ALARM,
+    EV_BATTERY_LOW_READING,
     EV_BOLUS,
     EV_COMMAND_REJECTED,
     EV_EOS,
@@ -268,9 +269,19 @@ def test_battery_eri_then_eos_by_voltage():
     eos = rig.events.of(EV_EOS)
     assert len(eri) == 1 and len(eos) == 1
     t_eri, t_eos = eri[0][0], eos[0][0]
-    # The cell is read at every wake and at least every 6 hours.
-    assert HOUR <= t_eri <= 7 * HOUR
-    assert 13 * HOUR <= t_eos <= 19 * HOUR
+    # The cell is read at every wake and at least every 6 hours; a level comes at the third low
+    # reading at rest, 5 minutes apart (docs/battery.md, "The voltage rule"): 10 minutes after the
+    # first low one, which comes under load here (strokes since the last wake), each reading of the
+    # rule 2 s after a wake with strokes.
+    low = rig.events.of(EV_BATTERY_LOW_READING)
+    for t_level, t_from, mv, threshold in ((t_eri, HOUR, 2700, 2800), (t_eos, 13 * HOUR, 2500, 2600)):
+        first = min(t for t, _, _, _ in low if t >= t_from)
+        assert t_from <= first <= t_from + 6 * HOUR
+        assert first + 10 * MIN <= t_level <= first + 10 * MIN + 3 * (2000 + 3000)  # rest after a tone's end
+        mine = [(a, b, c) for t, a, b, c in low if first <= t < t_level]
+        assert mine[0] == (mv, 0, threshold) and {m[0] for m in mine} == {mv} and {m[2] for m in mine} == {threshold}
+        # Under load (b: the count so far), at rest 2 s later (counted), and so on.
+        assert [m[1] for m in mine] == [0, 1, 1, 2, 2]
     assert rig.adc.reads > 0
     alarms = rig.events.of(EV_ALARM)
     assert alarms == [(t_eri, _alarm("elective_replacement"), 1, 0), (t_eos, _alarm("end_of_service"), 1, 0)]
@@ -284,6 +295,18 @@ def test_battery_eri_then_eos_by_voltage():
     # Delivery stopped for good at EOS: every stroke before it on the grid, none after.
     assert rig.motor.times == _grid(0, t_eos)
     assert rig.loop.state() == _state("end_of_service")
+
+
+def test_a_glitch_of_the_adc_at_a_wake_is_an_event_and_nothing_else():
+    # Issue 14 §5: the ADC at 1000 mV (far below EOS) for one reading at the 6-hour check.
+    rig = standard_rig()
+    rig.at(6 * HOUR, lambda: setattr(rig.adc, "mv", 1000))
+    rig.at(6 * HOUR + 1, lambda: setattr(rig.adc, "mv", 3000))
+    rig.run_until(26 * HOUR)
+    assert rig.events.of(EV_BATTERY_LOW_READING) == [(6 * HOUR, 1000, 0, 2600)]
+    assert rig.events.of(EV_ERI) == [] and rig.events.of(EV_EOS) == [] and rig.events.of(EV_ALARM) == []
+    assert rig.ann.tones == [] and rig.motor.times == _grid(0, 26 * HOUR)
+    assert rig.loop.state() == _state("delivering")
 
 
 def _steady_rig(volume_nl=-1):

@@ -60,17 +60,23 @@ class Life:
 
     def run_day(self):
         g = self.gauge
-        delivering = g.level != EOS
         step = DAY // self.steps
+        t = 0  # ms into the day
         for k in range(self.steps):
-            n = self.spd * (k + 1) // self.steps - self.spd * k // self.steps
-            self.clock.now_ms += step
-            if delivering:
+            end = (k + 1) * step
+            while t < end:
+                # The loop's duty: a check at every step, and at the gauge's deadline (the voltage
+                # rule's readings) when that comes first.
+                wait = g.ms_to_next_event()
+                nxt = end if wait >= end - t else t + max(wait, 1)
+                n = self.spd * nxt // DAY - self.spd * t // DAY if g.level != EOS else 0
+                self.clock.now_ms += nxt - t
                 self.fired += n  # the motor fired them during the step
-            g.elapse(step)
-            if delivering:
-                g.strokes(n)
-            g.check()
+                g.elapse(nxt - t)
+                if n:
+                    g.strokes(n)
+                g.check()
+                t = nxt
         if g.level == NORMAL:
             if self.tones and self.day % 7 in (0, 3):
                 self._tone(1)

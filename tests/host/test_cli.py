@@ -102,6 +102,13 @@ BAD = [
             ("11:00", "occlusion", "minutes = 60"), ("11:10", "battery_drain", "factor = 2"),
             ("11:30", "motor_stall", "minutes = 10"))),
      "fault[2]: overlaps fault[0] (occlusion until 720 min); mechanism faults must not overlap"),
+    ("glitch ms", GOOD + '[[fault]]\nday = 0\ntime = "06:00"\nkind = "adc_glitch"\nmv = 1000\nms = 60001\n',
+     "fault[0].ms: 60001 is out of range 1..60000"),
+    ("glitch mv", GOOD + '[[fault]]\nday = 0\ntime = "06:00"\nkind = "adc_glitch"\nmv = 1000.5\nms = 2\n',
+     "fault[0].mv: must be an integer"),
+    ("glitch missing", GOOD + '[[fault]]\nday = 0\ntime = "06:00"\nkind = "adc_glitch"\nms = 2\n', "fault[0].mv"),
+    ("glitch key", GOOD + '[[fault]]\nday = 0\ntime = "06:00"\nkind = "adc_glitch"\nmv = 9\nms = 2\nminutes = 3\n',
+     "fault[0].minutes: unknown key (allowed: day, time, kind, mv, ms)"),
     ("zero-rate step", GOOD.replace("mcg_per_day = 450", "mcg_per_day = 0"),
      "basal.steps[1].mcg_per_day: 0 mcg is below the least rate, 0.048 mL/day (96 mcg/day at 2000 mcg/mL); "
      "to stop delivery, suspend"),
