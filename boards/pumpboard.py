@@ -41,6 +41,7 @@ from firmware.alarms import (
     EV_PROJECTION,
     EV_REFILL,
     EV_REFILL_REJECTED,
+    EV_RESET,
     EV_RESUMED,
     EV_RUNAWAY,
     EV_SILENCED,
@@ -391,6 +392,9 @@ class Pump:
                 return "Battery read %d mV, under %d mV: %d of the %d low readings at rest, minutes apart, that act" % (
                     a, c, b, VOLTAGE_READINGS)
             return "Battery read %d mV, under %d mV, but not at rest: to be read again" % (a, c)
+        if code == EV_RESET:
+            return "Restarted from the journal after %s off: %d strokes counted as made, none repeated" % (
+                _seconds(a), b)
         return "Event %d" % code  # a code added to firmware/alarms.py without a sentence here
 
     def _toy_sentence(self, code, a, b, c):
@@ -466,7 +470,7 @@ _REASON_TEXT = (
 )
 _ALARM_TEXT = ("empty reservoir", "end of service", "motor stall", "occlusion", "motor runaway", "critical fault",
                "low reservoir", "battery replacement due", "delivery suspended",
-               "a large part of the day's dose was missed")
+               "a large part of the day's dose was missed", "the clock was lost")
 _CAUSE_TEXT = ("", "projected from the charge used", "the cell's voltage", "90 days after the replacement warning",
                "the service limit")
 assert len(_ALARM_TEXT) == len(ALARM_NAMES) and len(_CAUSE_TEXT) == len(BATTERY_CAUSES)
@@ -491,6 +495,15 @@ def _duration(minutes):
     if minutes < 2880:
         return "about %d h %d min" % (minutes // 60, minutes % 60)
     return "about %d days" % (minutes // 1440)
+
+
+def _seconds(s):
+    """Seconds in words ("1 h 2 min 5 s")."""
+    if s < 60:
+        return "%d s" % s
+    if s < 3600:
+        return "%d min %d s" % (s // 60, s % 60)
+    return "%d h %d min" % (s // 3600, s % 3600 // 60)
 
 
 class _NoCell:

@@ -40,6 +40,7 @@ EV_CRITICAL_FAULT = const(31)  # a=what failed (FAULT_NAMES)
 EV_LIMIT_HELD = const(32)  # a=ng to withhold: a released block let through more than the limit's margin covers
 EV_LIMIT_HOLD_ENDED = const(33)  # a=ng withheld (written off) while held
 EV_BATTERY_LOW_READING = const(34)  # a=mV read, b=readings counted so far (0: not at rest or too soon), c=threshold mV
+EV_RESET = const(35)  # the pump restarted from its journal: a=s it was off, b=strokes counted unverified, c=cause
 
 EVENT_NAMES = (
     "",
@@ -77,6 +78,7 @@ EVENT_NAMES = (
     "limit_held",
     "limit_hold_ended",
     "battery_low_reading",
+    "reset",
 )
 
 # Bolus kinds
@@ -131,7 +133,9 @@ COMMAND_NAMES = ("refill", "bolus", "program", "prime", "silence", "suspend", "r
 # What made the battery level change (EV_ERI, EV_EOS)
 BATTERY_CAUSES = ("", "projection", "voltage", "after_eri", "service_limit")
 
-FAULT_NAMES = ("", "memory", "self_check")
+FAULT_NAMES = ("", "memory", "self_check", "journal", "restore")
+FAULT_JOURNAL = const(3)  # the journal holds no state to trust (a=FAULT_JOURNAL, b=firmware.journal WHY_*)
+FAULT_RESTORE = const(4)  # the journal's newest state failed validation
 
 # Alarms: ids, and one bit each. Critical alarms mean medication is no longer flowing.
 AL_EMPTY_RESERVOIR = const(0)
@@ -144,7 +148,8 @@ AL_LOW_RESERVOIR = const(6)
 AL_ELECTIVE_REPLACEMENT = const(7)
 AL_SUSPENDED = const(8)
 AL_UNDER_DELIVERY = const(9)
-N_ALARMS = const(10)
+AL_CLOCK_LOST = const(10)
+N_ALARMS = const(11)
 ALARM_NAMES = (
     "empty_reservoir",
     "end_of_service",
@@ -156,6 +161,7 @@ ALARM_NAMES = (
     "elective_replacement",
     "suspended",
     "under_delivery",
+    "clock_lost",
 )
 ALARM_EMPTY_RESERVOIR = const(1)
 ALARM_END_OF_SERVICE = const(2)
@@ -167,8 +173,9 @@ ALARM_LOW_RESERVOIR = const(64)
 ALARM_ELECTIVE_REPLACEMENT = const(128)
 ALARM_SUSPENDED = const(256)
 ALARM_UNDER_DELIVERY = const(512)  # the drug missed in the last 24 h passed UNDER_DELIVERY_PERCENT (controller.py)
+ALARM_CLOCK_LOST = const(1024)  # the real-time clock was invalid or behind the journal at boot (firmware/persist.py)
 CRITICAL_ALARMS = const(63)
-NON_CRITICAL_ALARMS = const(960)
+NON_CRITICAL_ALARMS = const(1984)
 
 # Tone classes
 NON_CRITICAL = const(1)  # one tone, 1 s, every NON_CRITICAL_REPEAT_MS

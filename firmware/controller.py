@@ -76,9 +76,10 @@ HOLD_OCCLUSION = const(8)  # the load crossed the occlusion threshold (until the
 HOLD_EOS = const(16)  # end of service: for good
 HOLD_RUNAWAY = const(32)  # the motor moved uncommanded: power cut, for good
 HOLD_LIMIT = const(64)  # a released block let through more than the margin covers: until that much is withheld
+HOLD_FAULT = const(128)  # critical_fault: the journal or a self-test failed: for good
 # Holds whose write-off the under-delivery window does not count as missed: a clinician's suspend
 # (asked for), and delivery stopped for good (its critical alarm stands until the pump is replaced).
-_NOT_MISSED = const(50)  # HOLD_SUSPENDED | HOLD_EOS | HOLD_RUNAWAY
+_NOT_MISSED = const(178)  # HOLD_SUSPENDED | HOLD_EOS | HOLD_RUNAWAY | HOLD_FAULT
 
 
 class Totals:
@@ -204,6 +205,10 @@ class Controller:
         self._withhold = [0, 0]  # mass still to withhold under HOLD_LIMIT: ng and 1/MS_PER_DAY of one
         self._withholding = 0  # ng this limit hold withholds in all
         self.withheld = Totals()  # ng withheld for the limit (HOLD_LIMIT), over the pump's life
+        # Strokes counted over the pump's life (mod 2**29), and the journal's reservation: strokes
+        # may go up to reserve_end (-1: no journal, no limit; firmware/persist.py keeps it ahead).
+        self.stroke_count = 0
+        self.reserve_end = -1
         self._seen = motor.strokes()
         self._tick = clock.ticks_ms()
         self._deadline = self._tick
@@ -327,6 +332,7 @@ class Controller:
         if n:
             self._seen = (self._seen + n) & COUNT_MASK
             self._fired += n
+            self.stroke_count = (self.stroke_count + n) & COUNT_MASK
             self._deliver(n * self.pump.stroke_nl)
 
     def _deliver(self, volume_nl):
@@ -495,7 +501,18 @@ class Controller:
             self._cap = low
         if cap < self._cap:
             self._cap = cap
+        if self.reserve_end >= 0:
+            self._reserved_cap()
         return self._cap > 0 and self._m_milli > 0
+
+    def _reserved_cap(self):
+        """No stroke beyond the journal's reservation (firmware/persist.py): what a reset forgets
+        is then strokes counted but not made, never strokes made twice."""
+        left = (self.reserve_end - self.stroke_count) & COUNT_MASK
+        if left > COUNT_MASK >> 1:  # past it (an uncommanded stroke): none
+            left = 0
+        if left < self._cap:
+            self._cap = left
 
     def _count(self, span):
         """Strokes whose target is reached within span ms (at most _cap)."""
@@ -806,6 +823,38 @@ class Controller:
         self._hold(bit, keep_owed)
         self._set_rate()
         self._plan()
+
+    def resume_after_reset(self, strokes, off_ms):
+        """Boot from the journal (firmware/persist.py), after the state was restored as of its last
+        snapshot: `strokes` were reserved since then and may have been made; `off_ms` passed since
+        the snapshot. The reserved strokes are counted as delivered (a reset never repeats one);
+        everything the prescription asked for over off_ms is written off as missed, never made up,
+        while the pump clock, boluses and the schedule move on through it (a bolus still in its
+        window goes on with the rest of it). Returns the ng written off (reported in pieces of at
+        most a day, as under_delivery events, so each fits a small int)."""
+        self._tick = self._clock.ticks_ms()
+        self._seen = self._motor.strokes()
+        self._planned = -1
+        self._fired = 0
+        if strokes:
+            self.stroke_count = (self.stroke_count + strokes) & COUNT_MASK
+            self._deliver(strokes * self.pump.stroke_nl)
+        owed = self.due[0] if self.due[0] > 0 and not self._priming else 0
+        self._write_off_due(not self.held & _NOT_MISSED)
+        lost = owed
+        while off_ms > 0:
+            piece = off_ms if off_ms < MS_PER_DAY else MS_PER_DAY
+            off_ms -= piece
+            self._writeoff = piece
+            self._lost_ng = 0
+            while piece > 0:
+                piece -= self._advance(piece)
+            lost += self._lost_ng
+            if self._lost_ng:
+                self._emit(EV_UNDER_DELIVERY, self._lost_ng, 0, 0)
+        self._writeoff = 0
+        self._plan()
+        return lost
 
     def release(self, bit):
         """The cause is gone: delivery restarts from now once no hold is left."""

@@ -19,6 +19,7 @@ from firmware.alarms import (
     EV_PROJECTION,
     EV_RESUMED,
     EV_SUSPENDED,
+    EV_TONE,
     NOT_SUSPENDED,
     OK,
     Alarms,
@@ -34,6 +35,7 @@ from firmware.controller import (
     Controller,
 )
 from firmware.dates import fill_week, minutes_in_week
+from firmware.eventlog import EventLog
 from firmware.mechanism import MotorWatch
 from firmware.prescription import Prescription
 from hal.channel import (
@@ -73,7 +75,7 @@ class PumpLoop:
     gauge's nominal draws); critical_repeat_minutes: 1..60."""
 
     def __init__(self, clock, motor, annunciator, button, programmer, adc, pump, rx, emit, volume_nl=-1,
-                 weekday=0, time_of_day_ms=0, battery=None, critical_repeat_minutes=10):
+                 weekday=0, time_of_day_ms=0, battery=None, critical_repeat_minutes=10, persist=None):
         if isinstance(critical_repeat_minutes, bool) or not isinstance(critical_repeat_minutes, int) \
                 or not 1 <= critical_repeat_minutes <= 60:
             raise ValueError("alarms.critical_repeat_minutes: must be an integer 1..60")
@@ -82,10 +84,19 @@ class PumpLoop:
         self._button = button
         self._programmer = programmer
         self._emit = emit
-        self.alarms = Alarms(emit, clock, annunciator, critical_repeat_minutes * 60_000)
+        # Every event goes through _event: into the event log, and (with a journal) marking the
+        # state changed, then to the caller's emit.
+        self.log = EventLog()
+        self.persist = persist
+        self.ctl = None
+        event = self._event
+        self.alarms = Alarms(event, clock, annunciator, critical_repeat_minutes * 60_000)
         self.gauge = Gauge(adc, battery if battery is not None else BatteryParams())
-        self.ctl = Controller(clock, motor, pump, rx, emit, volume_nl, weekday, time_of_day_ms, self.alarms)
-        self.watch = MotorWatch(clock, motor, self.ctl, self.alarms, emit)
+        self.ctl = Controller(clock, motor, pump, rx, event, volume_nl, weekday, time_of_day_ms, self.alarms)
+        self.watch = MotorWatch(clock, motor, self.ctl, self.alarms, event)
+        self.log.clock = self.ctl
+        if persist is not None:
+            self.ctl.reserve_end = self.ctl.stroke_count  # no stroke before the journal reserves it
         self.ready = self._ready  # bound once: the clock's wait polls it
         self._qr = [0, 0]
         # nL per weekday at the prescription in force, with and without every allowed patient
@@ -107,6 +118,8 @@ class PumpLoop:
         self.refused = 0  # zero-length waits refused (a timer due again right after its service: a bug)
         self._next = self._last
         self._project()
+        if persist is not None:
+            persist.start(self)  # restores the journal's state, or formats an empty region
         self.service()
 
     # -- the loop -------------------------------------------------------------------------------
@@ -131,6 +144,8 @@ class PumpLoop:
         # before it could be commanded again in the same millisecond.
         self.ctl.sync()
         self.watch.service(now)
+        if self.persist is not None:
+            self.persist.before_plan()  # the journal's reservation, written ahead of the strokes
         if not self.watch.bits:  # a fault reported meanwhile (a retry that stalled): act on it first
             self.ctl.plan()
         self._battery(now)
@@ -153,6 +168,31 @@ class PumpLoop:
             self.refused += 1
             t = 1
         self._next = self._clock.ticks_add(now, t)
+        if self.persist is not None:
+            self.persist.after_service()
+
+    # -- events -----------------------------------------------------------------------------------
+
+    def _event(self, code, a, b, c):
+        if code != EV_TONE and code != EV_PROJECTION:
+            self._log(code, a, b, c)
+        self._emit(code, a, b, c)
+
+    def _log(self, code, a, b, c):
+        self.log.add(code, a, b, c)
+        if self.persist is not None:
+            self.persist.changed = True
+
+    def emit_event(self, code, a, b, c):
+        """An event of the loop's own (boot, self-tests): logged, journaled and passed on."""
+        self._event(code, a, b, c)
+
+    def restarted(self):
+        """Boot from the journal is done: the dates again, from the restored state."""
+        self._last = self._clock.ticks_ms()
+        self._strokes = self._motor.strokes()
+        self._started = self.ctl.started
+        self._project()
 
     def _ms_to_next(self, now):
         t = self._clock.ticks_diff(self.ctl.deadline(), now)
@@ -190,7 +230,7 @@ class PumpLoop:
         if g.check() != was:
             self._battery_level(was)
         if g.low:  # a low reading that raised nothing (yet): the gauge asks for the next one
-            self._emit(EV_BATTERY_LOW_READING, g.mv, g.low_n, g.low)
+            self._event(EV_BATTERY_LOW_READING, g.mv, g.low_n, g.low)
 
     def _battery_level(self, was):
         level = self.gauge.level
@@ -248,7 +288,7 @@ class PumpLoop:
             assert op == CMD_CANCEL_BOLUS
             result = ctl.cancel_bolus()
         if result != OK and op >= CMD_SILENCE:
-            self._emit(EV_COMMAND_REJECTED, op, result, 0)
+            self._event(EV_COMMAND_REJECTED, op, result, 0)
         if result == OK:
             self._project()
         return result
@@ -285,7 +325,7 @@ class PumpLoop:
                                          self._qr)
         self.eri_days = self.gauge.eri_in_days()
         self.eos_days = self.gauge.eos_in_days()
-        self._emit(EV_PROJECTION, 0, 0, 0)
+        self._event(EV_PROJECTION, 0, 0, 0)
 
     def state(self):
         """The pump's state, most severe first (STATE_NAMES)."""

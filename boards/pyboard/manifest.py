@@ -13,6 +13,7 @@ package("firmware", base_path="../..", files=(
     "controller.py",
     "crc32.py",
     "dates.py",
+    "eventlog.py",
     "journal.py",
     "limits.py",
     "loop.py",

@@ -184,7 +184,7 @@ def test_every_event_code_reads_as_a_sentence():
                 14: (500_000, 0, 0), 15: (500_000, 0, 0), 17: (0, 1, 0), 18: (6, 1, 64), 19: (64, 0, 0),
                 20: (4, 16, 0), 24: (930, 0, 250_000), 25: (180, 0, 0), 26: (1750, 0, 0), 27: (12, 0, 0),
                 28: (2, 0, 0), 29: (3, 0, 0), 31: (1, 0, 0), 32: (2500, 0, 0), 33: (2500, 0, 0),
-                34: (2450, 1, 2600)}
+                34: (2450, 1, 2600), 35: (95, 12, 0)}
         for code in range(1, len(EVENT_NAMES)):
             a, b, c = args.get(code, (1, 1, 0))
             line = pump.sentence(code, a, b, c)
@@ -202,6 +202,8 @@ def test_every_event_code_reads_as_a_sentence():
             assert pump.sentence(34, 1000, 0, 2600) == (
                 "Battery read 1000 mV, under 2600 mV, but not at rest: to be read again")
             assert pump.sentence(EV_BOLUS, PTM, 0, 20_000) == "Patient bolus granted: 20 mcg over 10 min"
+            assert pump.sentence(35, 95, 12, 0) == (
+                "Restarted from the journal after 1 min 35 s off: 12 strokes counted as made, none repeated")
             assert pump.sentence(30, 0, 0, 0).startswith("Reservoir low in about ")
 
 

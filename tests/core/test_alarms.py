@@ -23,7 +23,7 @@ HOUR = 60 * MIN
 
 # docs/alarms.md, in the table's order (most urgent first within a class)
 CRITICAL_NAMES = ("empty_reservoir", "end_of_service", "motor_stall", "occlusion", "motor_runaway", "critical_fault")
-NON_CRITICAL_NAMES = ("low_reservoir", "elective_replacement", "suspended", "under_delivery")
+NON_CRITICAL_NAMES = ("low_reservoir", "elective_replacement", "suspended", "under_delivery", "clock_lost")
 
 
 def _id(name):
