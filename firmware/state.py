@@ -116,6 +116,9 @@ class _Writer:
         self.lo = 0  # history: the start of the current program's runs, relative ms
         self.end = 0
         self.wd = 0
+        self.d = 0
+        self.runs = 0
+        self.prof = None
 
     def put(self, x):
         self.v[self.i] = x
@@ -221,11 +224,21 @@ def _pack_periodic(w, periodic):
 
 def _pack_profile(w, profiles, d):
     # A weekday equal to an earlier one is stored as -(1 + that weekday).
+    e = _first_same(profiles, d)
+    if e < d:
+        w.put(-1 - e)
+    else:
+        _pack_steps(w, profiles[d])
+
+
+def _first_same(profiles, d):
     for e in range(d):
         if _same(profiles[e], profiles[d]):
-            w.put(-1 - e)
-            return
-    p = profiles[d]
+            return e
+    return d
+
+
+def _pack_steps(w, p):
     w.put(len(p.starts_ms))
     for j in range(len(p.starts_ms)):
         w.put(p.starts_ms[j])
@@ -266,18 +279,22 @@ def _pack_hist(w, ctl):
 def _pack_program(w, ctl, h):
     w.end = _day_ms(ctl._hist[h][1] - ctl.day, ctl._hist[h][2])
     w.put(w.end)
-    at = w.i
+    w.runs = w.i
     w.put(0)
-    profiles = ctl._hist[h][0]
-    d = w.lo // MS_PER_DAY
-    p = profiles[(w.wd + d) % 7]
-    w.put(w.lo)
-    w.put(p.rates_ng_per_day[p.step_at(w.lo - d * MS_PER_DAY)])
-    while d * MS_PER_DAY < w.end:
-        _pack_day(w, profiles[(w.wd + d) % 7], d * MS_PER_DAY)
-        d += 1
-    w.v[at] = (w.i - at - 1) // 2
+    w.prof = ctl._hist[h][0]
+    w.d = w.lo // MS_PER_DAY
+    _pack_first_run(w, w.prof[(w.wd + w.d) % 7])
+    while w.d * MS_PER_DAY < w.end:
+        _pack_day(w, w.prof[(w.wd + w.d) % 7], w.d * MS_PER_DAY)
+        w.d += 1
+    w.v[w.runs] = (w.i - w.runs - 1) // 2
     w.lo = w.end
+    w.prof = None
+
+
+def _pack_first_run(w, p):
+    w.put(w.lo)
+    w.put(p.rates_ng_per_day[p.step_at(w.lo - w.d * MS_PER_DAY)])
 
 
 def _pack_day(w, p, midnight):

@@ -202,8 +202,9 @@ def test_max_ints_is_the_sum_of_the_worst_cases():
 def test_pack_allocates_nothing_with_the_heap_unlocked():
     rig = _mixed_rig()
     _mixed_script(rig)
-    rig.run_until(7 * HOUR)  # two programs in the history, a bolus ledger, PTM grants, alarms
+    rig.run_until(9 * HOUR)  # two programs in the history, rx_periodic, a bolus ledger, PTM grants
     rig.loop.service()
+    assert len(rig.loop.ctl._hist) == 2 and rig.loop.ctl.rx_periodic is not rig.loop.ctl.rx
     values = [0] * state.MAX_INTS
     state.pack(rig.loop, values)
     mem = heap_meter()
