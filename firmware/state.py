@@ -4,7 +4,8 @@
 # list: a layout version, the length, then the fields below in a fixed order. It allocates nothing
 # (it runs inside a journal append, at compaction). restore(loop, values, n) validates all of it
 # into temporaries first (ValueError "state.<field>: ..." on the first problem, with the fresh loop
-# untouched), then overwrites a freshly built loop and plans its next wake as PumpLoop.__init__ does.
+# untouched), then overwrites a freshly built loop and serves once, planning its next wake as
+# PumpLoop.__init__ does (the dates are restored as they were, not recalculated: see the table).
 #
 # Times: the pump clock (day, ms of day) and the service clock are stored as they are. Ticks mean
 # nothing across a reset: a tick is stored as ms relative to the controller's last wake (ctl._tick,
@@ -13,8 +14,9 @@
 #
 # Field by field (P: persisted, D: derived or cache, recomputed on restore, S: scratch, H: hardware
 # or wiring, kept from the fresh loop):
-#   PumpLoop   P _last (as a lag); D alarms/gauge/ctl/watch objects' wiring, _week*, dates
-#              (_project()), _next (service()), _strokes (the motor's count), _started (= ctl.started);
+#   PumpLoop   P _last (as a lag), the dates (low_reservoir_min, empty_min, eri_days, eos_days: as of
+#              their last recalculation, not now); D _week* (refilled at the next _project()), _next
+#              (service()), _strokes (the motor's count), _started (= ctl.started);
 #              S _qr; H _clock, _motor, _button, _programmer, _emit, ready;
 #              not kept: wakes, refused (diagnostics of this boot)
 #   Controller P pump (PumpParams), rx (Prescription, drug name excepted: kept from the fresh config),
@@ -90,8 +92,8 @@ _BIG = const(0x1FFFFFFF)  # 2**29 - 1: a sane bound for counters and lifetime to
 _HALF = const(0x20000000)  # ticks_diff's range is -2**29 .. 2**29 - 1; ticks_add takes |delta| < 2**29
 
 # Worst-case ints per part (asserted against the layout by tests/core/test_state.py):
-_FIXED_INTS = const(168)  # header 2, settings 17, controller 31, window 48, path 2, boluses 20, the
-# PTM and ledger counts 2, alarms 6, gauge 22, watch 17, loop 1
+_FIXED_INTS = const(172)  # header 2, settings 17, controller 33, window 48, path 2, boluses 20, the
+# PTM and ledger counts 2, alarms 6, gauge 22, watch 17, loop 5
 _RX_INTS = const(220)  # concentration, limit, PTM 4, periodic 1 + 8 x 3, 7 distinct 13-step profiles
 _RXP_INTS = const(25)  # rx_periodic: its own periodic list
 # The program history (<= 4 programs), each as (time, rate) runs of its basal within the last limit
@@ -99,7 +101,7 @@ _RXP_INTS = const(25)  # rx_periodic: its own periodic list
 # most 3 days, and the 4 touch at most 6 day-profiles in all (they follow one another).
 _HIST_RUNS = const(82)  # 4 + 6 x 13
 _HIST_INTS = const(173)  # count, 4 x (end, runs), 2 x 82
-MAX_INTS = const(814)  # + path 2 x 6, PTM grants 24, ledger 3 x 64
+MAX_INTS = const(818)  # + path 2 x 6, PTM grants 24, ledger 3 x 64
 
 
 # -- pack ------------------------------------------------------------------------------------------
@@ -163,6 +165,10 @@ def pack(loop, values):
     _pack_gauge(w, loop.gauge)
     _pack_watch(w, loop)
     w.put(_rel(loop._clock, loop.ctl._tick, loop._last))
+    w.put(loop.low_reservoir_min)
+    w.put(loop.empty_min)
+    w.put(loop.eri_days)
+    w.put(loop.eos_days)
     values[1] = w.i
     w.v = None
     return values[1]
@@ -517,6 +523,8 @@ def _parse(loop, values, n):
     _parse_gauge(r, s, loop)
     _parse_watch(r, s)
     s.last = r.get("loop.last", -_HALF + 1, 0)
+    s.dates = (r.get("loop.low_reservoir_min", -1, _BIG), r.get("loop.empty_min", -1, _BIG),
+               r.get("loop.eri_days", -1, _BIG), r.get("loop.eos_days", 0, _BIG))
     if r.i != n:
         _fail("length", "%d ints left over" % (n - r.i))
     _check_consistency(s)
@@ -912,7 +920,8 @@ def _apply(loop, s):
         loop._motor.enable(False)  # the power stays cut across a reset
     loop._last = clock.ticks_add(now, s.last)
     loop._started = ctl.started
-    loop._week_rx = None  # the dates' week is refilled for the restored prescription
+    loop._week_rx = None  # the dates' week is refilled for the restored prescription at their next recalculation
+    # The dates stay as of their last recalculation (a boot that writes time off recalculates them).
+    loop.low_reservoir_min, loop.empty_min, loop.eri_days, loop.eos_days = s.dates
     loop._next = now
-    loop._project()
     loop.service()
