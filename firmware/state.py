@@ -630,15 +630,14 @@ def _parse_hist(r, s):
     hist = []
     for h in range(count):
         key = "ctl.hist[%d]" % h
-        end = r.get(key + ".end_ms", lo + 1, s.ms)
-        runs = r.get(key + ".runs", 1, _HIST_RUNS)
-        times = []
-        rates = []
-        for j in range(runs):
-            times.append(r.get("%s[%d].at_ms" % (key, j), lo if not j else times[-1] + 1, end - 1))
+        # Two programs at one instant: the first replaced was in force for no time, but still counts.
+        end = r.get(key + ".end_ms", lo if h else lo + 1, s.ms)
+        runs = r.get(key + ".runs", 1, _HIST_RUNS if end > lo else 1)
+        times = [r.get(key + "[0].at_ms", lo, lo)]
+        rates = [r.get(key + "[0].ng_per_day", 0, MAX_BOLUS_NG)]
+        for j in range(1, runs):
+            times.append(r.get("%s[%d].at_ms" % (key, j), times[-1] + 1, end - 1))
             rates.append(r.get("%s[%d].ng_per_day" % (key, j), 0, MAX_BOLUS_NG))
-        if times[0] != lo:
-            _fail(key, "its runs must start at %d" % lo)
         hist.append((_build(key, lambda: _history_profiles(times, rates, wd)), s.day + end // MS_PER_DAY,
                      end % MS_PER_DAY))
         lo = end

@@ -351,3 +351,17 @@ def test_a_wrong_version_length_or_size_is_refused():
     values[1] = n + 1  # one int too many
     values[n] = 0
     assert "left over" in str(raises(ValueError, lambda: state.restore(loop, values, n + 1)))
+
+
+def test_two_programs_at_one_instant_keep_both_in_the_history():
+    # The first program replaced was in force for no time: still one of the 4 the limit counts
+    # (a 4th program within the window is refused as busy, before and after a restore).
+    def script(rig):
+        for k in range(2):
+            rig.send(MIN, (CMD_PROGRAM, _rx([300_000, 300_000, 300_000, 300_000 + k])))
+        for k in range(3):
+            rig.send(2 * MIN + k, (CMD_PROGRAM, _rx([400_000, 400_000, 400_000, 400_000 + k])))
+
+    a, b, _ = _lockstep(_mixed_rig, script, [MIN, MIN + 1, 2 * MIN + 1, 3 * MIN], 3 * HOUR)
+    _same_run(a, b)
+    assert [r[1] for r in a.prog.replies] == [0, 0, 0, 0, 13]  # programs_full
