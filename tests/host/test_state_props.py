@@ -3,7 +3,7 @@
 occlusions, battery drops) runs exactly as the original: same strokes, events, tones, status, and
 the same state packed again. tests/core/test_state.py has the lockstep rigs; `make soak` runs more."""
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from test_state import HOUR, MIN, _lockstep, _release, _rx, _same_run, _set
 
@@ -88,7 +88,6 @@ def _make(weekday, hour):
     return make
 
 
-@settings(max_examples=40)
 @given(actions=st.lists(_timed, max_size=25), snaps=st.lists(st.integers(1, END // 1000 - 1), min_size=1, max_size=12,
                                                             unique=True),
        weekday=st.integers(0, 6), hour=st.integers(0, 23))
