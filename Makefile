@@ -1,13 +1,15 @@
 # pumpfw developer and CI entry points.
 #
 #   make test     lint, CPython tests + coverage, MicroPython unix port, MicroPython WebAssembly
-#                 port, pyright against MicroPython stubs, mpy-cross for three targets
+#                 port, the boards' suites, a 1000-cut power-cut campaign, pyright against
+#                 MicroPython stubs, mpy-cross for three targets
 #   make run      the desktop simulator          make bench   whole-process benchmark vs SimPy
 #   make mpy BOARD=rpi_pico|esp32|pyboard        cross-compile one board into build/<board>/
 #   make heap     each board's build booted on 32-bit MicroPython (wasm): .mpy size, heap after boot
 #   make deploy BOARD=... PORT=/dev/ttyACM0      copy it onto a board with mpremote, hard-reset
 #   make demo BOARD=... [CONFIG=file.json]   the board's main.py on the virtual board (unix port)
-#   make soak     the property tests with a large hypothesis profile (>= 500 long examples)
+#   make soak     the property tests with a large hypothesis profile (>= 500 long examples), and a
+#                 10,000-cut power-cut campaign
 #   make mutants  mutation testing of firmware/ (mutmut); survivors are listed in docs/mutants.md
 #   make clean    remove build output (keeps .venv and node_modules; `make distclean` drops them)
 #
@@ -50,7 +52,8 @@ BOARDS := rpi_pico esp32 pyboard
 BOARD ?=
 PORT ?=
 
-.PHONY: test lint test-py test-unix test-wasm test-boards typecheck mpy heap deploy demo run bench soak mutants clean \
+.PHONY: test lint test-py test-unix test-wasm test-boards test-campaign typecheck mpy heap deploy demo run bench soak \
+        mutants clean \
         distclean \
         bootstrap venv .venv node node_modules stubs
 
@@ -82,7 +85,7 @@ build/stubs/%/.installed-$(STUBS_VERSION): | $(VENV_STAMP)
 
 # ---------------------------------------------------------------- test (in this order)
 
-test: lint test-py test-unix test-wasm test-boards typecheck mpy
+test: lint test-py test-unix test-wasm test-boards test-campaign typecheck mpy
 	@echo "make test: all suites passed"
 
 lint: $(VENV_STAMP)
@@ -99,6 +102,11 @@ test-wasm: $(NODE_STAMP)
 
 test-boards: $(VENV_STAMP)
 	tools/run_boards.sh
+
+# The power-cut campaign (docs/journal.md): the default scenario over 30 days, 1000 cuts at random
+# instants (3 in 10 tearing a journal write), each run judged against the uninterrupted one.
+test-campaign: $(VENV_STAMP)
+	$(PY) -m sim.cli campaign --days 30 --power-cuts 1000 --seed 1
 
 typecheck: $(VENV_STAMP) $(STUB_STAMPS)
 	tools/typecheck.sh $(or $(BOARD),$(BOARDS))
@@ -137,7 +145,8 @@ bench: $(VENV_STAMP)  # BENCH_FLAGS=--quick|--strict|--out DIR (docs/bench.md)
 
 soak: $(VENV_STAMP)
 	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -s -p no:cacheprovider tests/host/test_stateful.py tests/host/test_properties.py \
-	    tests/host/test_limit_edge.py tests/host/test_referee_bounded.py
+	    tests/host/test_limit_edge.py tests/host/test_referee_bounded.py tests/host/test_state_props.py
+	$(PY) -m sim.cli campaign --days 30 --power-cuts 10000 --seed 2 --max-outage-s 86400
 
 mutants: $(VENV_STAMP)
 	rm -rf mutants

@@ -827,11 +827,12 @@ class Controller:
     def resume_after_reset(self, strokes, off_ms):
         """Boot from the journal (firmware/persist.py), after the state was restored as of its last
         snapshot: `strokes` were reserved since then and may have been made; `off_ms` passed since
-        the snapshot. The reserved strokes are counted as delivered (a reset never repeats one);
-        everything the prescription asked for over off_ms is written off as missed, never made up,
-        while the pump clock, boluses and the schedule move on through it (a bolus still in its
-        window goes on with the rest of it). Returns the ng written off (reported in pieces of at
-        most a day, as under_delivery events, so each fits a small int)."""
+        the snapshot, delivering at first, then off. The reserved strokes are counted as made (a
+        reset never repeats one; those not made are lost, never made up). The prescription accrues
+        over off_ms as it would have, the pump clock, boluses and schedule moving on through it;
+        what it asked for beyond the strokes counted is written off as missed, day by day (each
+        under_delivery event a small int), never made up (up to `strokes` of those counted may not
+        have been made: the missed figure is short by at most as many). Returns the ng written off."""
         self._tick = self._clock.ticks_ms()
         self._seen = self._motor.strokes()
         self._planned = -1
@@ -839,20 +840,23 @@ class Controller:
         if strokes:
             self.stroke_count = (self.stroke_count + strokes) & COUNT_MASK
             self._deliver(strokes * self.pump.stroke_nl)
-        owed = self.due[0] if self.due[0] > 0 and not self._priming else 0
-        self._write_off_due(not self.held & _NOT_MISSED)
-        lost = owed
-        while off_ms > 0:
+        lost = 0
+        while True:
             piece = off_ms if off_ms < MS_PER_DAY else MS_PER_DAY
             off_ms -= piece
-            self._writeoff = piece
             self._lost_ng = 0
             while piece > 0:
                 piece -= self._advance(piece)
-            lost += self._lost_ng
-            if self._lost_ng:
-                self._emit(EV_UNDER_DELIVERY, self._lost_ng, 0, 0)
-        self._writeoff = 0
+            owed = self._lost_ng + (self.due[0] if self.due[0] > 0 and not self._priming else 0)
+            # What is owed is written off, never made up. Strokes counted beyond the prescription
+            # (due < 0: reserved, and perhaps not made) are not paid back either: a stroke fires only
+            # once the prescription reaches it, so those made never exceeded it.
+            self._write_off_due(not self.held & _NOT_MISSED)
+            if owed:
+                lost += owed
+                self._emit(EV_UNDER_DELIVERY, owed, 0, 0)
+            if off_ms <= 0:
+                break
         self._plan()
         return lost
 

@@ -53,7 +53,8 @@ _NO_HEADER = const(0)
 _VALID = const(1)
 _DECAYED = const(2)
 _UNCOMMITTED = const(3)
-_CHUNK = const(32)
+_CHUNK = const(32)  # bytes read back at a time
+_WCHUNK = const(16)  # bytes programmed at a time
 
 
 def _put(buf, at, v):
@@ -86,9 +87,9 @@ def _get(buf, at):
 
 
 class Journal:
-    """dev: the region (block device). sizes: a tuple, sizes[t] = the ints of a record of type t
-    (0 where t is not a type; sizes[SNAPSHOT] is the snapshot's). snapshot(values) -> None: fills
-    values[0:sizes[SNAPSHOT]] with the state as it is now (called when a block fills)."""
+    """dev: the region (block device). sizes: a tuple, sizes[t] = the most ints a record of type t
+    holds (0 where t is not a type; sizes[SNAPSHOT] is the snapshot's). snapshot(values) -> n:
+    fills values[0:n] with the state as it is now (called when a block fills), n <= sizes[SNAPSHOT]."""
 
     def __init__(self, dev, sizes, snapshot):
         bs = dev.ioctl(5, 0)
@@ -106,11 +107,14 @@ class Journal:
         self._snapshot = snapshot
         self._bufs = [bytearray(HEADER + 4 * n + 4) if n else None for n in sizes]
         for t in range(len(sizes)):
-            if sizes[t] and HEADER + 4 * sizes[t] + TRAILER > bs // 2:
-                raise ValueError("journal: a record of type %d (%d ints) takes over half a block" % (t, sizes[t]))
+            if sizes[t] and HEADER + 4 * sizes[t] + TRAILER + _WCHUNK > bs:
+                raise ValueError("journal: a record of type %d (%d ints) does not fit a block of %d bytes" % (
+                    t, sizes[t], bs))
         self._max_total = HEADER + 4 * max(sizes) + TRAILER
         self._commit = bytearray(4)  # 00000000
         self._chunk = bytearray(_CHUNK)
+        self._wchunk = bytearray(_WCHUNK)
+        self._len = 0  # bytes of the record being written (header, payload, CRC)
         self._values = [0] * sizes[SNAPSHOT]  # the snapshot's values when a block fills
         self.values = [0] * max(sizes)  # mount(): the record being applied
         self._crc = Crc32()
@@ -119,7 +123,12 @@ class Journal:
         self.seq = 0  # the next record's sequence number
         self.dirty = False  # the rest of the block is not clean: the next append starts a new block
         self.why = WHY_NONE
-        self.bytes_written = 0  # bytes programmed, records and commits
+        self.bytes_written = 0  # bytes programmed, records and commits (not the erased padding)
+        self._snap_n = 0
+        self._n_check = 0
+        self._type = 0
+        self._total = 0
+        self._n = 0
         self.compactions = 0
 
     # -- writing ------------------------------------------------------------------------------------
@@ -130,24 +139,36 @@ class Journal:
         self.seq = 0
         self._compact()
 
-    def append(self, rtype, values):
-        """Persists a change the caller has already made in RAM (values[0:sizes[rtype]]). Returns
-        once it is durable. When the block is full the change goes out as a fresh snapshot in the
-        next block instead (it includes the change)."""
-        buf = self._bufs[rtype]
-        if self.dirty or self.offset + len(buf) + 4 > self.block_size:
+    def append(self, rtype, values, n=-1):
+        """Persists a change the caller has already made in RAM: values[0:n] (n: at most, and by
+        default, sizes[rtype]). Returns once it is durable. When the block is full the change goes
+        out as a fresh snapshot in the next block instead (it includes the change)."""
+        if n < 0:
+            n = self._sizes[rtype]
+        elif not 1 <= n <= self._sizes[rtype]:
+            self._refuse(rtype, n)
+        if self.dirty or not self._fits(n):
             self._compact()
             return
-        self._fill(buf, rtype, values)
-        if not self._write(buf):
+        self._fill(self._bufs[rtype], rtype, values, n)
+        if not self._write(self._bufs[rtype]):
             self.dirty = True  # the flash did not take it: a new block, with the state in full
             self._compact()
+
+    def _refuse(self, rtype, n):
+        raise ValueError("journal: a record of type %d holds 1..%d ints, not %d" % (rtype, self._sizes[rtype], n))
+
+    def _fits(self, n):
+        """A record of n ints, its commit, and the erased padding of its last write, fit the block."""
+        end = HEADER + 4 * n + 4
+        padded = end + (-end) % _WCHUNK
+        return self.offset + (padded if padded > end + 4 else end + 4) <= self.block_size
 
     # The write path keeps its frames small: a MicroPython function with more than about 11 words
     # of locals and stack takes its frame from the heap on every call (GUIDE.md).
 
-    def _fill(self, buf, rtype, values):
-        n = self._sizes[rtype]
+    def _fill(self, buf, rtype, values, n):
+        self._len = HEADER + 4 * n + 4
         buf[0] = rtype
         buf[1] = 0
         buf[2] = n & 0xFF
@@ -165,26 +186,36 @@ class Journal:
         _put16(buf, at + 2, crc.final_hi())
 
     def _write(self, buf):
-        """Programs buf then its commit at the write position; True if both read back right."""
-        self._dev.writeblocks(self.block, buf, self.offset)
-        self.bytes_written += len(buf)
-        if not self._same(self.offset, buf):
+        """Programs the record (buf[0:self._len]) then its commit at the write position, the record
+        in chunks of _WCHUNK bytes, the last padded with erased bytes (programming 0xFF changes
+        nothing on NOR flash); True if both read back right."""
+        for pos in range(0, self._len, _WCHUNK):
+            self._write_chunk(buf, pos)
+        self.bytes_written += self._len
+        if not self._same(self.offset, buf, self._len):
             return False
-        self._dev.writeblocks(self.block, self._commit, self.offset + len(buf))
+        self._dev.writeblocks(self.block, self._commit, self.offset + self._len)
         self.bytes_written += 4
-        if not self._same(self.offset + len(buf), self._commit):
+        if not self._same(self.offset + self._len, self._commit, 4):
             return False
-        self.offset += len(buf) + 4
+        self.offset += self._len + 4
         self.seq += 1
         if self.seq > _MAX_SEQ:
             raise OverflowError("journal: sequence numbers used up")
         return True
 
-    def _same(self, at, buf):
-        """buf reads back from the block being written at `at`, in chunks (the last one moved
-        back so that it stays inside the block)."""
+    def _write_chunk(self, buf, pos):
+        w = self._wchunk
+        for j in range(_WCHUNK):
+            w[j] = buf[pos + j] if pos + j < self._len else 0xFF
+        self._dev.writeblocks(self.block, w, self.offset + pos)
+
+    def _same(self, at, buf, n):
+        """buf[0:n] reads back from the block being written at `at`, in chunks (the last one
+        moved back so that it stays inside the block)."""
+        self._n_check = n
         i = 0
-        while i < len(buf):
+        while i < n:
             i = self._same_chunk(at + i, buf, i)
             if i < 0:
                 return False
@@ -194,7 +225,7 @@ class Journal:
         base = pos if pos + _CHUNK <= self.block_size else self.block_size - _CHUNK
         self._dev.readblocks(self.block, self._chunk, base)
         for j in range(pos - base, _CHUNK):
-            if i == len(buf):
+            if i == self._n_check:
                 break
             if self._chunk[j] != buf[i]:
                 return -1
@@ -205,7 +236,7 @@ class Journal:
         """Erases the next block and writes the whole state there as a snapshot. Blocks are used
         in turn, so the next one is the oldest; the current one keeps the last good state until
         the snapshot in the next one is committed."""
-        self._snapshot(self._values)
+        self._snap_n = self._snapshot(self._values)
         keep = self.block  # holds the last good state: never erased here (-1 when formatting)
         for _ in range(self.blocks):
             if self._snapshot_in_next(keep):
@@ -221,7 +252,7 @@ class Journal:
         self.block = block
         self.offset = 0
         self.dirty = False
-        self._fill(self._bufs[SNAPSHOT], SNAPSHOT, self._values)
+        self._fill(self._bufs[SNAPSHOT], SNAPSHOT, self._values, self._snap_n)
         return self._write(self._bufs[SNAPSHOT])
 
     # -- reading (boot: may allocate) ------------------------------------------------------------
@@ -253,7 +284,7 @@ class Journal:
                 return CORRUPT
             for at in offsets:
                 self._record_at(b, at)
-                apply(self._type, self.values, self._sizes[self._type])
+                apply(self._type, self.values, self._n)
             self.block = b
             self.offset = end
             self.seq = seq + len(offsets)
@@ -319,7 +350,7 @@ class Journal:
         self._dev.readblocks(b, head, at)
         t = head[0]
         n = head[2] | (head[3] << 8)
-        if head[1] != 0 or t >= len(self._sizes) or not self._sizes[t] or n != self._sizes[t]:
+        if head[1] != 0 or t >= len(self._sizes) or not 1 <= n <= self._sizes[t]:
             return _NO_HEADER, 0
         total = HEADER + 4 * n + TRAILER
         if at + total > self.block_size:
@@ -347,6 +378,7 @@ class Journal:
         if rec[c] | (rec[c + 1] << 8) != crc.final_lo() or rec[c + 2] | (rec[c + 3] << 8) != crc.final_hi() or seq < 0:
             return _DECAYED, seq
         self._type = t
+        self._n = n
         for i in range(n):
             self.values[i] = _get(rec, HEADER + 4 * i)
         return _VALID, seq

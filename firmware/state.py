@@ -54,7 +54,7 @@ from firmware.alarms import (
     CRITICAL_ALARMS,
     NON_CRITICAL_REPEAT_MS,
 )
-from firmware.battery import EOS, ERI, SERVICE_DAYS, BatteryParams, Gauge
+from firmware.battery import EOS, ERI, READING_SPACING_MS, SERVICE_DAYS, VOLTAGE_READINGS, BatteryParams, Gauge
 from firmware.boluses import MAX_ACTIVE, since_ms
 from firmware.controller import (
     HOLD_EMPTY,
@@ -92,8 +92,8 @@ _BIG = const(0x1FFFFFFF)  # 2**29 - 1: a sane bound for counters and lifetime to
 _HALF = const(0x20000000)  # ticks_diff's range is -2**29 .. 2**29 - 1; ticks_add takes |delta| < 2**29
 
 # Worst-case ints per part (asserted against the layout by tests/core/test_state.py):
-_FIXED_INTS = const(172)  # header 2, settings 17, controller 33, window 48, path 2, boluses 20, the
-# PTM and ledger counts 2, alarms 6, gauge 22, watch 17, loop 5
+_FIXED_INTS = const(176)  # header 2, settings 17, controller 33, window 48, path 2, boluses 20, the
+# PTM and ledger counts 2, alarms 6, gauge 22, watch 17, loop 5, the gauge's voltage confirmation 4
 _RX_INTS = const(220)  # concentration, limit, PTM 4, periodic 1 + 8 x 3, 7 distinct 13-step profiles
 _RXP_INTS = const(25)  # rx_periodic: its own periodic list
 # The program history (<= 4 programs), each as (time, rate) runs of its basal within the last limit
@@ -101,7 +101,7 @@ _RXP_INTS = const(25)  # rx_periodic: its own periodic list
 # most 3 days, and the 4 touch at most 6 day-profiles in all (they follow one another).
 _HIST_RUNS = const(82)  # 4 + 6 x 13
 _HIST_INTS = const(173)  # count, 4 x (end, runs), 2 x 82
-MAX_INTS = const(818)  # + path 2 x 6, PTM grants 24, ledger 3 x 64
+MAX_INTS = const(822)  # + path 2 x 6, PTM grants 24, ledger 3 x 64
 
 
 # -- pack ------------------------------------------------------------------------------------------
@@ -169,6 +169,7 @@ def pack(loop, values):
     w.put(loop.empty_min)
     w.put(loop.eri_days)
     w.put(loop.eos_days)
+    _pack_confirm(w, loop.gauge)
     values[1] = w.i
     w.v = None
     return values[1]
@@ -434,6 +435,20 @@ def _pack_gauge(w, g):
     w.put(g.proj_eos_day)
 
 
+def _signed_lag(ref, seen):
+    lag = (ref - seen) & COUNT_MASK
+    return lag - COUNT_MASK - 1 if lag > COUNT_MASK >> 1 else lag
+
+
+def _pack_confirm(w, g):
+    # The voltage rule's confirmation (firmware/battery.py): ms at rest and since the last counted
+    # reading (both saturate), and the low readings counted towards ERI and EOS.
+    w.put(g._rest_ms)
+    w.put(g._gap_ms)
+    w.put(g._n_eri)
+    w.put(g._n_eos)
+
+
 def _pack_watch(w, loop):
     m = loop.watch
     w.put(m.bits)
@@ -451,8 +466,10 @@ def _pack_watch(w, loop):
     w.put(_rel(loop._clock, loop.ctl._tick, m._poll_tick) if m.occluded else 0)
     w.put(m.pressed_nl)
     w.put_bool(m.runaway)
-    w.put((loop._strokes - loop.ctl._seen) & COUNT_MASK)
-    w.put((loop._strokes - m._seen) & COUNT_MASK)
+    # Signed: between the controller's sync and the loop's battery step (a snapshot taken as the
+    # journal compacts in PumpLoop.service) the loop's count lags the controller's.
+    w.put(_signed_lag(loop._strokes, loop.ctl._seen))
+    w.put(_signed_lag(loop._strokes, m._seen))
 
 
 # -- restore ---------------------------------------------------------------------------------------
@@ -525,6 +542,7 @@ def _parse(loop, values, n):
     s.last = r.get("loop.last", -_HALF + 1, 0)
     s.dates = (r.get("loop.low_reservoir_min", -1, _BIG), r.get("loop.empty_min", -1, _BIG),
                r.get("loop.eri_days", -1, _BIG), r.get("loop.eos_days", 0, _BIG))
+    _parse_confirm(r, s)
     if r.i != n:
         _fail("length", "%d ints left over" % (n - r.i))
     _check_consistency(s)
@@ -795,6 +813,14 @@ def _parse_gauge(r, s, loop):
     s.gauge = g
 
 
+def _parse_confirm(r, s):
+    g = s.gauge
+    g._rest_ms = r.get("gauge.rest_ms", -3_600_000, READING_SPACING_MS)  # < 0: a tone still sounding
+    g._gap_ms = r.get("gauge.gap_ms", 0, READING_SPACING_MS)
+    g._n_eri = r.get("gauge.readings_eri", 0, 2 * VOLTAGE_READINGS)  # ERI at 3, then on to EOS
+    g._n_eos = r.get("gauge.readings_eos", 0, VOLTAGE_READINGS)
+
+
 def _parse_watch(r, s):
     s.bits = r.get("watch.bits", 0, 7)
     s.stall = r.get("watch.stall", 0, 2)
@@ -812,8 +838,8 @@ def _parse_watch(r, s):
     s.poll = r.get("watch.poll_ms_left", -_HALF + 1 if s.occluded else 0, 60_000 if s.occluded else 0)
     s.pressed_nl = r.get("watch.pressed_nl", 0, _BIG)
     s.runaway = r.get("watch.runaway", 0, 1)
-    s.ctl_lag = r.get("ctl.strokes_lag", 0, 65_535)
-    s.watch_lag = r.get("watch.strokes_lag", 0, 65_535)
+    s.ctl_lag = r.get("ctl.strokes_lag", -65_535, 65_535)
+    s.watch_lag = r.get("watch.strokes_lag", -65_535, 65_535)
 
 
 def _check_consistency(s):
@@ -911,7 +937,9 @@ def _apply(loop, s):
     m._poll_tick = clock.ticks_add(now, s.poll)
     m.pressed_nl = s.pressed_nl
     m.runaway = bool(s.runaway)
-    count = loop._motor.strokes()
+    # The newest of the three counts is the motor's now (a board's count starts again at a reset).
+    ahead = -s.ctl_lag if -s.ctl_lag > -s.watch_lag else -s.watch_lag
+    count = (loop._motor.strokes() - (ahead if ahead > 0 else 0)) & COUNT_MASK
     loop._strokes = count
     ctl._seen = (count - s.ctl_lag) & COUNT_MASK
     m._seen = (count - s.watch_lag) & COUNT_MASK

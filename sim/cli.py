@@ -37,7 +37,8 @@ def _parser():
 
 
 _TOOLS = (("sweep", "sim.sweep", "run every variant of a base scenario (grid or seeded random ranges)"),
-          ("accuracy", "sim.accuracy", "delivery error as IEC 60601-2-24 trumpet curves"))
+          ("accuracy", "sim.accuracy", "delivery error as IEC 60601-2-24 trumpet curves"),
+          ("campaign", "sim.campaign", "power cuts at random instants, each run judged against the uninterrupted one"))
 
 
 def _tool(name):
@@ -65,7 +66,7 @@ def _progress(days):
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
-        if args.command in ("sweep", "accuracy"):
+        if args.command in ("sweep", "accuracy", "campaign"):
             return _tool(args.command).main(args)
         if args.command == "check":
             sc = scenario.load(args.scenario)

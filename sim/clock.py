@@ -44,3 +44,16 @@ class SimClock:
             raise ValueError(f"virtual clock cannot go back from {self.now_ms} to {t_ms} ms")
         self.now_ms = t_ms
         self._ticks = (self._start_ticks + t_ms) % TICKS_PERIOD
+
+
+class SimRTC:
+    """The pump's real-time clock (hal/interfaces.py "RTC"): whole seconds, going on while the
+    firmware is off. epoch_s: its reading at the scenario's start; valid False: it lost its time."""
+
+    def __init__(self, clock, epoch_s=0):
+        self._clock = clock
+        self.epoch_s = epoch_s
+        self.valid = True
+
+    def now_s(self):
+        return self.epoch_s + self._clock.now_ms // 1000 if self.valid else -1

@@ -13,13 +13,19 @@ from dataclasses import dataclass, field
 
 from firmware import alarms as A
 from firmware.loop import STATE_NAMES, PumpLoop
+from firmware.persist import Persist
 from hal import channel as C
 from sim.battery import SimCell
-from sim.clock import SimClock
+from sim.clock import SimClock, SimRTC
+from sim.nor_flash import NorFlash, PowerCut
 from sim.pump import TOP_SPEED_MS, SimPump
 from sim.scenario import copy_prescription
 
 DAY = 86_400_000
+JOURNAL_BLOCK_BYTES = 4096  # a board's erase block (rp2.Flash, esp32.Partition)
+JOURNAL_BLOCKS = 16  # 64 KB for the journal
+HANG_RESET_S = 8  # the watchdog's timeout: a hung loop is reset this long after it stopped
+_RESET_FAULTS = ("power_loss", "hang", "flash_bitflip")
 
 _COMMANDS = {"bolus": C.CMD_BOLUS, "refill": C.CMD_REFILL, "program": C.CMD_PROGRAM, "prime": C.CMD_PRIME,
              "silence": C.CMD_SILENCE, "suspend": C.CMD_SUSPEND, "resume": C.CMD_RESUME,
@@ -41,6 +47,7 @@ class Result:
     cell_dead_ms: int | None = None  # the first of them
     releases: list = field(default_factory=list)  # (t_ms, nL) a released block let through at once
     withheld_ng: int = 0  # what the firmware withheld for the limit after releases (limit_held)
+    resets: list = field(default_factory=list)  # {t_ms, seconds, cause} of every reset
     projections: list = field(default_factory=list)
     battery: dict = field(default_factory=dict)
     pump: object = None  # the simulated motor, ground truth of every stroke
@@ -127,6 +134,11 @@ class SimProgrammer(C.Channel):
         super().reply(command, result)
         self._run.replied(self._origin.pop(id(command)), result)
 
+    def drop(self):
+        """A reset: commands sent and not yet served are lost (the programmer gets no reply)."""
+        while self.pending():
+            self._origin.pop(id(self.receive()), None)
+
 
 class _Adc:
     """The battery ADC with the scenario's adc_glitch faults: it reads a glitch's mv from its start
@@ -147,6 +159,15 @@ class _Adc:
         return mv
 
 
+class _Reset(Exception):
+    """The firmware stops here: the power fails, or the watchdog resets it."""
+
+    def __init__(self, seconds, cause):
+        super().__init__(cause)
+        self.seconds = seconds
+        self.cause = cause
+
+
 class _Clock(SimClock):
     def __init__(self, run):
         super().__init__()
@@ -155,7 +176,7 @@ class _Clock(SimClock):
 
 
 class Run:
-    def __init__(self, scenario, wake_jitter_ms=0, seed=0):
+    def __init__(self, scenario, wake_jitter_ms=0, seed=0, journal=False):
         if not 0 <= wake_jitter_ms <= 1000:
             raise ValueError("--wake-jitter-ms: must be 0..1000")
         self.scenario = scenario
@@ -183,7 +204,24 @@ class Run:
         self._progress = None
         self._next_day = DAY
         self.loop = None
-        self.loop = PumpLoop(
+        # The journal's flash and the real-time clock: with a journal the firmware boots from its
+        # state after every reset (power_loss, hang) as a board does (firmware/persist.py).
+        self.journal = journal or any(f.kind in _RESET_FAULTS for f in scenario.faults)
+        self.flash = NorFlash(JOURNAL_BLOCK_BYTES, JOURNAL_BLOCKS) if self.journal else None
+        self.rtc = SimRTC(self.clock)
+        self._off = False  # the firmware is off (an outage): inputs go nowhere
+        self._tear_next = False
+        self._tear_seconds = 0
+        self._deferred = []  # programmer commands sent while the pump was off
+        self.loop = self._boot()
+        self._note_projection()
+
+    def _boot(self):
+        """The firmware starts on the simulated hardware: from its journal when it has one."""
+        scenario = self.scenario
+        persist = Persist(self.flash, self.rtc) if self.journal else None
+        self.loop = None
+        loop = PumpLoop(
             self.clock,
             self.pump,
             SimAnnunciator(self),
@@ -198,8 +236,45 @@ class Run:
             scenario.time_of_day_ms,
             scenario.battery,
             scenario.critical_repeat_minutes,
+            persist,
         )
-        self._note_projection()
+        self.loop = loop
+        return loop
+
+    def _outage(self, seconds, cause):
+        """The power fails now (or the watchdog resets the firmware): the motor stops, the firmware
+        is gone until the power is back `seconds` later, then it boots again."""
+        if cause == "watchdog":  # the motor runs out its train while the hung loop starves the watchdog
+            hung_until = min(self.clock.now_ms + HANG_RESET_S * 1000, self.end_ms)
+            while self._next_in <= hung_until and self._next_in < self.end_ms:
+                self.clock.advance_to(self._next_in)
+                self._off = True
+                self._externals(self._next_in)
+            self.clock.advance_to(hung_until)
+            seconds = 0
+        t = self.clock.now_ms
+        self.pump.stop()
+        self.flash.tear_after(-1)
+        self._tear_next = False
+        self._off = True
+        self.result.resets.append({"t_ms": t, "seconds": seconds, "cause": cause})
+        self._note(t, "reset", cause=cause, seconds=seconds)
+        end = t + seconds * 1000
+        while True:  # the world goes on while the pump is off: inputs are lost, faults apply
+            nxt = self._next_in
+            if nxt > end or nxt >= self.end_ms:
+                break
+            self.clock.advance_to(nxt)
+            self._externals(nxt)
+        self.clock.advance_to(min(end, self.end_ms))
+        self._off = False
+        self.programmer.drop()
+        self.button.presses()
+        loop = self._boot()
+        deferred, self._deferred = self._deferred, []
+        for ev in deferred:
+            self._input(ev)
+        return loop
 
     # -- the world outside the firmware -----------------------------------------------------------
 
@@ -212,6 +287,8 @@ class Run:
                 edges += [(f.t_ms, 0, "block_on", f), (f.end_ms, 1, "block_off", f)]
             elif f.kind == "battery_drain":
                 edges.append((f.t_ms, 0, "drain", f))
+            elif f.kind in ("power_loss", "hang", "flash_bitflip"):
+                edges.append((f.t_ms, 0, f.kind, f))
             elif f.kind == "adc_glitch":  # served by _Adc; the edges only note it
                 edges += [(f.t_ms, 0, "glitch_on", f), (f.t_ms + f.ms, 1, "glitch_off", f)]
             else:
@@ -282,8 +359,30 @@ class Run:
         elif what == "runaway":
             self._runaway_left = f.strokes
             self._runaway_next = t
+        elif what == "flash_bitflip":
+            region = self.flash.block_size * self.flash.blocks * 8
+            for _ in range(f.count):
+                self.flash.flip(self._rng.randrange(region))
+        elif self._off:
+            return  # no firmware to cut or hang
+        elif what == "power_loss":
+            if f.tear:
+                self._tear_next = True  # the cut comes in the middle of the next journal write
+                self.flash.tear_after(self._rng.randint(0, 200))
+                self._tear_seconds = f.seconds
+            else:
+                raise _Reset(f.seconds, "power_loss")
+        elif what == "hang":
+            raise _Reset(HANG_RESET_S, "watchdog")
 
     def _input(self, ev):
+        if self._off:
+            if ev.action == "ptm":  # a press on a pump that is off does nothing
+                self._note(self.clock.now_ms, "input_lost", action=ev.action)
+            else:  # the programmer finds no pump and tries again once it answers (at boot)
+                self._note(self.clock.now_ms, "input_deferred", action=ev.action)
+                self._deferred.append(ev)
+            return
         if ev.action == "ptm":
             self._pending["ptm"] = ev.t_ms
             self.button.press()
@@ -487,7 +586,14 @@ class Run:
         wall0 = time.perf_counter()
         self._progress = progress
         loop = self.loop
-        loop.run()
+        while True:
+            try:
+                loop.run()
+                break
+            except _Reset as cut:
+                loop = self._outage(cut.seconds, cut.cause)
+            except PowerCut:  # a torn journal write
+                loop = self._outage(self._tear_seconds, "power_loss_torn")
         loop.service()  # the run's last instant
         pump = self.pump
         pump.finish()
@@ -512,5 +618,5 @@ class Run:
         return r
 
 
-def simulate(scenario, wake_jitter_ms=0, seed=0, progress=None):
-    return Run(scenario, wake_jitter_ms, seed).run(progress)
+def simulate(scenario, wake_jitter_ms=0, seed=0, progress=None, journal=False):
+    return Run(scenario, wake_jitter_ms, seed, journal).run(progress)

@@ -28,7 +28,9 @@ BATTERY_KEYS = {
     "uc_per_tone_s": (0, 100_000),
     "uc_per_command": (0, 100_000),
 }
-FAULT_KINDS = ("motor_stall", "magnetic_field", "occlusion", "battery_drain", "runaway", "adc_glitch")
+FAULT_KINDS = ("motor_stall", "magnetic_field", "occlusion", "battery_drain", "runaway", "adc_glitch", "power_loss",
+               "hang", "flash_bitflip")
+MAX_OUTAGE_S = 30 * 86_400  # a power_loss lasts at most 30 days
 GLITCH_MAX_MS = 60_000  # an adc_glitch lasts at most a minute: longer is a failed sensor, not a glitch
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
@@ -63,6 +65,9 @@ class Fault:
     strokes: int = 0  # runaway
     mv: int = 0  # adc_glitch: what the battery ADC reads ...
     ms: int = 0  # ... for this many ms
+    seconds: int = 0  # power_loss: how long the power is off ...
+    tear: bool = False  # ... cut in the middle of the next journal write
+    count: int = 0  # flash_bitflip: bits flipped in the journal's region
     index: int = 0
 
     @property
@@ -181,6 +186,16 @@ class _Reader:
     def micro(self, key, lo, hi, default=None, unit=""):
         """mL as whole nL."""
         return self._scaled(key, self.number(key, lo, hi, default, unit), 6)
+
+    def boolean(self, key, default=None):
+        if key not in self.table:
+            if default is None:
+                self.fail(key, "missing (true or false)")
+            return default
+        v = self.table[key]
+        if not isinstance(v, bool):
+            self.fail(key, f"must be true or false, not {type(v).__name__} {v!r}")
+        return v
 
     def string(self, key, default=None):
         if key not in self.table:
@@ -404,6 +419,15 @@ def _faults(top, scenario):
             f.only(*common, "mv", "ms")
             fault.mv = f.integer("mv", 0, 5000)
             fault.ms = f.integer("ms", 1, GLITCH_MAX_MS)
+        elif kind == "power_loss":
+            f.only(*common, "seconds", "tear")
+            fault.seconds = f.integer("seconds", 0, MAX_OUTAGE_S)
+            fault.tear = f.boolean("tear", default=False)
+        elif kind == "hang":
+            f.only(*common)
+        elif kind == "flash_bitflip":
+            f.only(*common, "count")
+            fault.count = f.integer("count", 1, 1000)
         else:
             f.only(*common, "minutes")
             fault.minutes = f.integer("minutes", 1, 30 * 1440)

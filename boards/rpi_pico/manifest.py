@@ -19,9 +19,11 @@ package("firmware", base_path="../..", files=(
     "loop.py",
     "mechanism.py",
     "path.py",
+    "persist.py",
     "prescription.py",
     "reservoir.py",
     "schedule.py",
+    "state.py",
     "units.py",
 ))
 package("hal", base_path="../..", files=(

@@ -345,7 +345,8 @@ def test_heap_after_boot_with_the_boards_config():
         taken = gc.mem_alloc() - before
         print("heap after boot (%s %s config): the pump takes %d B; %d B free of %d B" % (
             BOARD, cfg.mode, taken, gc.mem_free(), gc.mem_alloc() + gc.mem_free()))
-        assert pump.loop is not None and taken < 32_000, taken
+        # The event log's ring (1024 events of 18 B, firmware/eventlog.py) is most of it.
+        assert pump.loop is not None and taken < 40_000, taken
 
 
 def test_each_main_builds_the_uln2003_engine_of_its_port():

@@ -1,0 +1,193 @@
+# Boot from the journal (firmware/persist.py): a reset is invisible to the patient. No stroke is
+# made twice, none is made up, the lockout and the alarms survive, and a journal that cannot be
+# trusted stops the pump with critical_fault instead of running the config's prescription.
+#
+# Expected strokes come from the prescription's definition (fakes_hal: one 500 ng stroke every
+# 72 s at 600 mcg/day), not from the firmware.
+
+from fakes_hal import PTM_LOCKOUT_MIN, STROKE_MS, Rig, standard_rx
+from support import heap_meter, heap_meter_done
+
+from firmware.alarms import (
+    ALARM_CLOCK_LOST,
+    ALARM_CRITICAL_FAULT,
+    ALARM_LOW_RESERVOIR,
+    EV_BOLUS,
+    EV_CRITICAL_FAULT,
+    EV_RESET,
+    FAULT_JOURNAL,
+    FAULT_RESTORE,
+    LOCKOUT,
+    OK,
+    PTM,
+)
+from firmware.persist import FAULTED, FIRST_BOOT, RESERVE_STROKES, RESTORED, Persist
+from firmware.prescription import PumpParams
+from sim.nor_flash import NorFlash
+
+HOUR = 3_600_000
+MIN = 60_000
+
+
+class Rtc:
+    """The real-time clock: the rig clock's seconds, going on while the pump is off."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.valid = True
+        self.offset_s = 1_000_000
+
+    def now_s(self):
+        return self.offset_s + self.clock.now_ms // 1000 if self.valid else -1
+
+
+class Bench:
+    """A rig whose pump has a journal, and can be reset: the motor stops, time passes, and a new
+    PumpLoop boots on the same hardware and flash."""
+
+    def __init__(self, volume_nl=-1, flash=None, record=True):
+        self.flash = flash if flash is not None else NorFlash(4096, 8)
+        self.rig = Rig(PumpParams(), standard_rx(), record=record, counting_emit=not record, volume_nl=volume_nl)
+        self.rtc = Rtc(self.rig.clock)
+        self.volume_nl = volume_nl
+        self.loop = self._boot()
+
+    def _boot(self):
+        from firmware.loop import PumpLoop
+
+        r = self.rig
+        loop = PumpLoop(r.clock, r.motor, r.ann, r.button, r.prog, r.adc, PumpParams(), standard_rx(), r.events,
+                        self.volume_nl, persist=Persist(self.flash, self.rtc))
+        r.loop = loop
+        return loop
+
+    def run_until(self, ms):
+        self.rig.run_until(ms)
+
+    def reset(self, off_ms=0):
+        """The power fails now for off_ms."""
+        r = self.rig
+        r.motor.stop()
+        r.clock.advance(off_ms)
+        r.motor.strokes()
+        self.loop = self._boot()
+        return self.loop.persist
+
+    def strokes(self):
+        return self.rig.motor.strokes()
+
+
+def _ideal_strokes(ms):
+    return ms // STROKE_MS  # stroke k at k x 72 s exactly
+
+
+def test_the_first_boot_of_an_empty_region_runs_the_config_and_journals_it():
+    b = Bench()
+    p = b.loop.persist
+    assert p.booted == FIRST_BOOT and b.loop.ctl.reserve_end == RESERVE_STROKES
+    assert p.journal.block == 0 and p.journal.seq >= 1
+    b.run_until(10 * HOUR)
+    assert b.strokes() == _ideal_strokes(10 * HOUR)  # the journal changes no stroke
+
+
+def test_a_reset_repeats_no_stroke_and_makes_up_none():
+    for cut_ms, off_ms in ((3 * HOUR + 1234, 0), (5 * HOUR + 36_000, 10 * MIN), (7 * HOUR, 2 * HOUR),
+                           (2 * HOUR + 71_999, 25 * HOUR)):
+        b = Bench()
+        b.run_until(cut_ms)
+        made = b.strokes()
+        assert made == _ideal_strokes(cut_ms)
+        p = b.reset(off_ms)
+        assert p.booted == RESTORED and p.off_ms >= off_ms - 1000  # since the last snapshot, by the clock
+        # The reservoir as the firmware counts it: never more than is really in it (strokes made are
+        # all counted), less by at most the reserved strokes it cannot know were made.
+        true_nl = PumpParams().capacity_nl - made * 250
+        counted_nl = b.loop.ctl.reservoir.volume_nl
+        assert true_nl - RESERVE_STROKES * 250 <= counted_nl <= true_nl, (cut_ms, counted_nl, true_nl)
+        end = cut_ms + off_ms + 6 * HOUR
+        b.run_until(end)
+        got = b.strokes()
+        ideal = _ideal_strokes(end)
+        due_off = _ideal_strokes(cut_ms + off_ms) - _ideal_strokes(cut_ms)
+        assert got <= ideal - due_off, (cut_ms, off_ms, got, ideal, due_off)  # nothing made up
+        assert got >= ideal - due_off - 1, (cut_ms, off_ms, got, ideal, due_off)  # the rest on time
+        resets = b.rig.events.of(EV_RESET)
+        assert len(resets) == 1 and resets[0][1] == p.off_ms // 1000
+
+
+def test_the_patient_bolus_lockout_survives_a_reset():
+    b = Bench()
+    b.rig.at(HOUR, b.rig.button.press)
+    b.run_until(HOUR + 5 * MIN)
+    b.reset(2 * MIN)
+    b.rig.at(HOUR + 20 * MIN, b.rig.button.press)  # within the 60-minute lockout
+    b.rig.at(HOUR + PTM_LOCKOUT_MIN * MIN + 1000, b.rig.button.press)  # after it
+    b.run_until(3 * HOUR)
+    ptm = [(a, r, ng) for _, a, r, ng in b.rig.events.of(EV_BOLUS) if a == PTM]
+    assert [r for _, r, _ in ptm] == [OK, LOCKOUT, OK], ptm
+
+
+def test_an_active_alarm_sounds_again_after_boot():
+    low = PumpParams().low_nl
+    b = Bench(volume_nl=low + 3 * 250)  # three strokes above the low mark
+    b.run_until(5 * STROKE_MS)
+    assert b.loop.alarms.active & ALARM_LOW_RESERVOIR
+    tones = len(b.rig.ann.tones)
+    b.reset(MIN)
+    assert b.loop.alarms.active & ALARM_LOW_RESERVOIR
+    b.run_until(5 * STROKE_MS + MIN + 1)
+    assert len(b.rig.ann.tones) > tones  # sounded at boot, not an hour later
+
+
+def test_a_clock_that_cannot_say_how_long_the_pump_was_off_raises_clock_lost():
+    b = Bench()
+    b.run_until(HOUR)
+    b.rtc.valid = False
+    p = b.reset(10 * MIN)
+    assert p.booted == RESTORED and p.off_ms == 0
+    assert b.loop.alarms.active & ALARM_CLOCK_LOST
+
+
+def test_a_journal_with_no_state_to_trust_stops_the_pump_with_critical_fault():
+    for spoil in ("garbage", "decayed_snapshot"):
+        b = Bench()
+        b.run_until(HOUR)
+        made = b.strokes()
+        j = b.loop.persist.journal
+        if spoil == "garbage":
+            for i in range(len(b.flash.data)):
+                b.flash.data[i] = (i * 37) & 0xFF
+        else:  # a bit of the newest snapshot decayed
+            b.flash.flip(8 * (j.block * 4096 + 40))
+        p = b.reset(0)
+        assert p.booted == FAULTED, spoil
+        assert b.loop.alarms.active & ALARM_CRITICAL_FAULT
+        faults = b.rig.events.of(EV_CRITICAL_FAULT)
+        assert faults and faults[-1][1] in (FAULT_JOURNAL, FAULT_RESTORE), faults
+        b.run_until(5 * HOUR)
+        assert b.strokes() == made, spoil  # never the config's prescription
+
+
+def test_the_steady_path_with_a_journal_allocates_nothing():
+    b = Bench(record=False)  # the rig records no stroke or event (that would allocate)
+    b.run_until(2 * HOUR)
+    meter = heap_meter()
+    if meter is None:
+        from support import skip
+
+        skip("allocation is measured on MicroPython")
+    clock = b.rig.clock
+    loop = b.loop
+    wait = clock.wait
+    ready = loop.ready
+    end = 30 * HOUR
+    try:
+        start = meter()
+        while clock.now_ms < end:  # PumpLoop.run(), without the bound method its first line makes
+            wait(loop.deadline(), ready)
+            loop.service()
+        used = meter() - start
+    finally:
+        heap_meter_done()
+    print("loop with a journal: %d B over 28 h, %d journal records" % (used, b.loop.persist.journal.seq))
+    assert used == 0, used
