@@ -91,7 +91,7 @@ class Journal:
     holds (0 where t is not a type; sizes[SNAPSHOT] is the snapshot's). snapshot(values) -> n:
     fills values[0:n] with the state as it is now (called when a block fills), n <= sizes[SNAPSHOT]."""
 
-    def __init__(self, dev, sizes, snapshot):
+    def __init__(self, dev, sizes, snapshot, log=False):
         bs = dev.ioctl(5, 0)
         blocks = dev.ioctl(4, 0)
         if not isinstance(bs, int) or bs < 256 or bs % 4:
@@ -101,6 +101,7 @@ class Journal:
         if len(sizes) < 2 or not sizes[SNAPSHOT] or len(sizes) > 255:
             raise ValueError("journal: sizes must give the snapshot's")
         self._dev = dev
+        self._log = log  # a log (the events): a record that starts a new block still goes out after its snapshot
         self.block_size = bs
         self.blocks = blocks
         self._sizes = sizes
@@ -149,7 +150,8 @@ class Journal:
             self._refuse(rtype, n)
         if self.dirty or not self._fits(n):
             self._compact()
-            return
+            if not self._log:
+                return
         self._fill(self._bufs[rtype], rtype, values, n)
         if not self._write(self._bufs[rtype]):
             self.dirty = True  # the flash did not take it: a new block, with the state in full
@@ -293,6 +295,33 @@ class Journal:
         if self.why == WHY_NONE:
             self.why = WHY_NO_SNAPSHOT
         return CORRUPT
+
+    def replay(self, apply):
+        """A log kept for its records, not a state (the event log's region): calls apply(rtype,
+        values, n) for every valid committed record of every block, oldest first, and goes on
+        appending after the newest. A decayed record and what follows it in its block are skipped
+        (the log loses them; no state depends on them). Returns the records replayed; 0 and EMPTY's
+        format() next when the region holds none."""
+        found = []
+        for b in range(self.blocks):
+            at = 0
+            while at + HEADER + TRAILER <= self.block_size:
+                kind, seq = self._record_at(b, at)
+                if kind != _VALID:
+                    break
+                found.append((seq, b, at, self._total))
+                at += self._total
+        found.sort()
+        for _seq, b, at, _ in found:
+            self._record_at(b, at)
+            apply(self._type, self.values, self._n)
+        if found:
+            seq, b, at, total = found[-1]
+            self.block = b
+            self.offset = at + total
+            self.seq = seq + 1
+            self.dirty = self._last_written(b) >= self.offset
+        return len(found)
 
     def _scan(self, b, seq):
         """The offsets of the records of block b (a snapshot with sequence number seq first), the

@@ -182,6 +182,7 @@ class PumpLoop:
         self.log.add(code, a, b, c)
         if self.persist is not None:
             self.persist.changed = True
+            self.persist.log_event(self.log)
 
     def emit_event(self, code, a, b, c):
         """An event of the loop's own (boot, self-tests): logged, journaled and passed on."""

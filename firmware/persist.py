@@ -30,6 +30,8 @@ from hal.train import COUNT_MASK
 from micropython import const
 
 RESERVE = const(2)  # record type: [reserve_end, stroke_count, rtc_s]
+EVENT = const(2)  # the event log's region: [t_s, code, a, b, c]
+EVENT_SIZES = (0, 1, 5)  # its "snapshot" is a marker: the events ever logged
 RESERVE_STROKES = const(32)  # strokes a reset can lose at most (8 uL of a 250 nL stroke)
 _EXTRA = const(3)  # after the state in a snapshot: stroke_count, reserve_end, rtc_s
 SIZES = (0, state.MAX_INTS + _EXTRA, 3)
@@ -42,12 +44,15 @@ FAULTED = const(2)
 
 class Persist:
     """storage: the journal's region (a block device, hal/interfaces.py "Storage"); rtc: the
-    real-time clock (now_s() -> s, or -1 when it is not valid)."""
+    real-time clock (now_s() -> s, or -1 when it is not valid); events: the event log's own region
+    (a block device of at least 11 blocks of 4 KB keeps 1024 events through an erase), or None."""
 
-    def __init__(self, storage, rtc):
+    def __init__(self, storage, rtc, events=None):
         self._rtc = rtc
         self.loop = None
         self.journal = Journal(storage, SIZES, self._snapshot)
+        self.events = Journal(events, EVENT_SIZES, self._event_marker, True) if events is not None else None
+        self._event = [0] * 5
         self._reserve = [0, 0, 0]
         self._snap = [0] * SIZES[SNAPSHOT]
         self._snap_n = 0
@@ -64,6 +69,9 @@ class Persist:
     def start(self, loop):
         """Boots `loop` (a PumpLoop just built from the config) from the journal."""
         self.loop = loop
+        if self.events is not None:
+            if not self.events.replay(self._replay_event):
+                self.events.format()
         rc = self.journal.mount(self._apply)
         if rc == EMPTY:
             self.booted = FIRST_BOOT
@@ -81,6 +89,20 @@ class Persist:
             self._fault(FAULT_RESTORE, 0)
             return
         self._resume()
+
+    def _replay_event(self, rtype, values, n):
+        if rtype == EVENT and n == 5:
+            self.loop.log.put(values[0], values[1], values[2], values[3], values[4])
+
+    def _event_marker(self, values):
+        values[0] = self.loop.log.count
+        return 1
+
+    def log_event(self, log):
+        """The newest event of `log` to the event region (PumpLoop._log)."""
+        if self.events is not None:
+            log.get(0, self._event)
+            self.events.append(EVENT, self._event)
 
     def _apply(self, rtype, values, n):
         if rtype == SNAPSHOT:

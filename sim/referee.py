@@ -230,7 +230,9 @@ class Referee:
         # running empty stops those started before.
         cancels = [(t, d["after"]) for t, a, d in self.inputs if a in ("cancel", "prime")]
         cancels += [(t, 1 << 60) for t in self.empty_onsets]
-        cancels += [(h["start_ms"], h["after"]) for h in self.r.holds]
+        # A hold stops them too, but not a reset: a bolus in its window goes on after the boot (the
+        # time off is a hold of its own, its drug missed, firmware/persist.py).
+        cancels += [(h["start_ms"], h["after"]) for h in self.r.holds if h["kind"] != "power_off"]
         for start, ng, minutes, _kind, order in self.granted:
             q, r = divmod(ng * 1440, minutes)
             end = start + minutes * MIN
@@ -986,9 +988,11 @@ class Referee:
             end_ms = f.end_ms if f.minutes else (f.t_ms + f.ms if f.kind == "adc_glitch" else None)
             entry = {"kind": f.kind, "start_s": f.t_ms / 1000, "end_s": None if end_ms is None else end_ms / 1000,
                      "alarm_s": None, "missed_mcg": None, "after_release_ul": None}
+            # A glitch must raise none: alarm_s stays None. Resets (power_loss, hang, battery_sag,
+            # flash_bitflip) raise no alarm of their own; pumpsim campaign judges them.
             want = {"motor_stall": "motor_stall", "magnetic_field": "motor_stall", "occlusion": "occlusion",
                     "runaway": "motor_runaway", "battery_drain": "elective_replacement",
-                    "adc_glitch": "elective_replacement"}[f.kind]  # a glitch must raise none: alarm_s stays None
+                    "adc_glitch": "elective_replacement"}.get(f.kind)
             spans = [(a, b, m) for a, b, m in self.hold_missed if a >= f.t_ms and (not f.minutes or a <= f.end_ms)]
             until = spans[0][1] if spans and f.minutes else self.end
             hit = [a["raised_s"] for a in alarms if a["kind"] == want and f.t_ms <= a["raised_s"] * 1000 <= until]

@@ -24,8 +24,9 @@ from sim.scenario import copy_prescription
 DAY = 86_400_000
 JOURNAL_BLOCK_BYTES = 4096  # a board's erase block (rp2.Flash, esp32.Partition)
 JOURNAL_BLOCKS = 16  # 64 KB for the journal
+EVENT_BLOCKS = 12  # 48 KB for the event log: 1024 events and more through an erase
 HANG_RESET_S = 8  # the watchdog's timeout: a hung loop is reset this long after it stopped
-_RESET_FAULTS = ("power_loss", "hang", "flash_bitflip")
+_RESET_FAULTS = ("power_loss", "hang", "flash_bitflip", "battery_sag")
 
 _COMMANDS = {"bolus": C.CMD_BOLUS, "refill": C.CMD_REFILL, "program": C.CMD_PROGRAM, "prime": C.CMD_PRIME,
              "silence": C.CMD_SILENCE, "suspend": C.CMD_SUSPEND, "resume": C.CMD_RESUME,
@@ -208,6 +209,7 @@ class Run:
         # state after every reset (power_loss, hang) as a board does (firmware/persist.py).
         self.journal = journal or any(f.kind in _RESET_FAULTS for f in scenario.faults)
         self.flash = NorFlash(JOURNAL_BLOCK_BYTES, JOURNAL_BLOCKS) if self.journal else None
+        self.event_flash = NorFlash(JOURNAL_BLOCK_BYTES, EVENT_BLOCKS) if self.journal else None
         self.rtc = SimRTC(self.clock)
         self._off = False  # the firmware is off (an outage): inputs go nowhere
         self._tear_next = False
@@ -219,7 +221,7 @@ class Run:
     def _boot(self):
         """The firmware starts on the simulated hardware: from its journal when it has one."""
         scenario = self.scenario
-        persist = Persist(self.flash, self.rtc) if self.journal else None
+        persist = Persist(self.flash, self.rtc, self.event_flash) if self.journal else None
         self.loop = None
         loop = PumpLoop(
             self.clock,
@@ -257,6 +259,8 @@ class Run:
         self.flash.tear_after(-1)
         self._tear_next = False
         self._off = True
+        # To the referee the time off is a delivery hold: the ideal is missed, nothing is owed after.
+        self._hold_start(t, "power_off", False)
         self.result.resets.append({"t_ms": t, "seconds": seconds, "cause": cause})
         self._note(t, "reset", cause=cause, seconds=seconds)
         end = t + seconds * 1000
@@ -267,6 +271,7 @@ class Run:
             self.clock.advance_to(nxt)
             self._externals(nxt)
         self.clock.advance_to(min(end, self.end_ms))
+        self._hold_end(self.clock.now_ms, "power_off")
         self._off = False
         self.programmer.drop()
         self.button.presses()
@@ -287,7 +292,7 @@ class Run:
                 edges += [(f.t_ms, 0, "block_on", f), (f.end_ms, 1, "block_off", f)]
             elif f.kind == "battery_drain":
                 edges.append((f.t_ms, 0, "drain", f))
-            elif f.kind in ("power_loss", "hang", "flash_bitflip"):
+            elif f.kind in _RESET_FAULTS:
                 edges.append((f.t_ms, 0, f.kind, f))
             elif f.kind == "adc_glitch":  # served by _Adc; the edges only note it
                 edges += [(f.t_ms, 0, "glitch_on", f), (f.t_ms + f.ms, 1, "glitch_off", f)]
@@ -374,6 +379,11 @@ class Run:
                 raise _Reset(f.seconds, "power_loss")
         elif what == "hang":
             raise _Reset(HANG_RESET_S, "watchdog")
+        elif what == "battery_sag":
+            # The 2009-2011 field failure: the cell sags under a stroke's load below the brown-out
+            # level and the controller restarts at once (no time off).
+            self.pump._count_to(t)
+            raise _Reset(0, "battery_sag")
 
     def _input(self, ev):
         if self._off:

@@ -29,7 +29,7 @@ BATTERY_KEYS = {
     "uc_per_command": (0, 100_000),
 }
 FAULT_KINDS = ("motor_stall", "magnetic_field", "occlusion", "battery_drain", "runaway", "adc_glitch", "power_loss",
-               "hang", "flash_bitflip")
+               "hang", "flash_bitflip", "battery_sag")
 MAX_OUTAGE_S = 30 * 86_400  # a power_loss lasts at most 30 days
 GLITCH_MAX_MS = 60_000  # an adc_glitch lasts at most a minute: longer is a failed sensor, not a glitch
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
@@ -423,7 +423,7 @@ def _faults(top, scenario):
             f.only(*common, "seconds", "tear")
             fault.seconds = f.integer("seconds", 0, MAX_OUTAGE_S)
             fault.tear = f.boolean("tear", default=False)
-        elif kind == "hang":
+        elif kind in ("hang", "battery_sag"):
             f.only(*common)
         elif kind == "flash_bitflip":
             f.only(*common, "count")

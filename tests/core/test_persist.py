@@ -45,8 +45,9 @@ class Bench:
     """A rig whose pump has a journal, and can be reset: the motor stops, time passes, and a new
     PumpLoop boots on the same hardware and flash."""
 
-    def __init__(self, volume_nl=-1, flash=None, record=True):
+    def __init__(self, volume_nl=-1, flash=None, record=True, events=None):
         self.flash = flash if flash is not None else NorFlash(4096, 8)
+        self.events = events  # the event log's region, or None
         self.rig = Rig(PumpParams(), standard_rx(), record=record, counting_emit=not record, volume_nl=volume_nl)
         self.rtc = Rtc(self.rig.clock)
         self.volume_nl = volume_nl
@@ -57,7 +58,7 @@ class Bench:
 
         r = self.rig
         loop = PumpLoop(r.clock, r.motor, r.ann, r.button, r.prog, r.adc, PumpParams(), standard_rx(), r.events,
-                        self.volume_nl, persist=Persist(self.flash, self.rtc))
+                        self.volume_nl, persist=Persist(self.flash, self.rtc, self.events))
         r.loop = loop
         return loop
 
@@ -190,4 +191,55 @@ def test_the_steady_path_with_a_journal_allocates_nothing():
     finally:
         heap_meter_done()
     print("loop with a journal: %d B over 28 h, %d journal records" % (used, b.loop.persist.journal.seq))
+    assert used == 0, used
+
+
+def _logged(log):
+    out = [0] * 5
+    got = []
+    for k in range(len(log) - 1, -1, -1):
+        log.get(k, out)
+        got.append(tuple(out))
+    return got
+
+
+def test_the_event_log_survives_resets_and_keeps_1024_events_through_erases():
+    from hal.channel import CMD_RESUME, CMD_SUSPEND
+
+    b = Bench(events=NorFlash(4096, 12))
+    # 700 suspends and resumes (1400 commands, each logged with its alarm: 2800 events and more)
+    for k in range(700):
+        b.rig.send(HOUR + k * 2 * MIN, (CMD_SUSPEND,))
+        b.rig.send(HOUR + k * 2 * MIN + MIN, (CMD_RESUME,))
+    b.run_until(HOUR + 1400 * MIN + 1)
+    before = _logged(b.loop.log)
+    assert b.loop.log.count > 2000 and len(before) == 1024
+    assert max(b.events.erases) >= 1  # the event region went round: its oldest block was erased
+    b.reset(5 * MIN)
+    after = _logged(b.loop.log)
+    # the 1024 newest events before the reset, then the reset's own
+    assert after[:len(after) - 1][-1023:] == before[-1023:], (after[-3:], before[-3:])
+    assert after[-1][1] == EV_RESET
+
+
+def test_the_steady_path_with_an_event_region_allocates_nothing():
+    b = Bench(record=False, events=NorFlash(4096, 12))
+    b.rig.at(2 * HOUR, b.rig.button.press)  # a patient bolus (an input: it may allocate, it is rare) ...
+    b.run_until(2 * HOUR + 1000)  # ... whose end, an event of the steady path, is journaled below
+    meter = heap_meter()
+    if meter is None:
+        from support import skip
+
+        skip("allocation is measured on MicroPython")
+    clock = b.rig.clock
+    loop = b.loop
+    try:
+        start = meter()
+        while clock.now_ms < 6 * HOUR:
+            clock.wait(loop.deadline(), loop.ready)
+            loop.service()
+        used = meter() - start
+    finally:
+        heap_meter_done()
+    assert loop.persist.events.seq >= 3  # the marker, the grant, the end
     assert used == 0, used
