@@ -88,7 +88,10 @@ def test_quick_bench_writes_results_and_plot(tmp_path):
     s = results["simpy"]
     assert s["ratio"] == s["simpy_cpu_s"] / s["pumpsim_cpu_s"]
     assert results["rows"][0]["strokes"] == results["rows"][1]["strokes"] == s["strokes"]
-    assert len(results["targets"]) == 5 and all(isinstance(t["pass"], bool) for t in results["targets"])
+    assert len(results["targets"]) == 6 and all(isinstance(t["pass"], bool) for t in results["targets"])
+    wear = results["journal_wear"]  # the journal at 24 mL/day: 96 000 strokes a day, from the prescription
+    assert wear["strokes_per_day"] == 96_000 and wear["bytes_per_day"] > 0 and wear["years"] >= 10
+    assert sum(wear["erases_per_block"]) >= wear["blocks"]  # it went round its blocks
     sc = results["scaling"]
     assert [p["days"] for p in sc["days"]] == [1, 7, 30]
     assert [p["stroke_nl"] for p in sc["stroke_nl"]] == [500, 250, 100, 50]
@@ -96,5 +99,6 @@ def test_quick_bench_writes_results_and_plot(tmp_path):
     for p in sc["days"] + sc["stroke_nl"] + sc["complexity"]:
         assert set(p) == set(bench.POINT_FIELDS) and p["judge_s"] > 0
     assert (tmp_path / "scaling.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for line in ("SimPy comparison", "referee 50 nL / 250 nL", "peak memory", "us per wake", "make run"):
+    for line in ("SimPy comparison", "referee 50 nL / 250 nL", "peak memory", "us per wake", "make run",
+                 "journal at 24 mL/day"):
         assert line in r.stdout
