@@ -40,6 +40,7 @@ SIZES = (0, state.MAX_INTS + _EXTRA, 3)
 FIRST_BOOT = const(0)
 RESTORED = const(1)
 FAULTED = const(2)
+BOOTING = const(3)  # start() is restoring: the loop's own service() inside it journals nothing
 
 
 class Persist:
@@ -69,6 +70,7 @@ class Persist:
     def start(self, loop):
         """Boots `loop` (a PumpLoop just built from the config) from the journal."""
         self.loop = loop
+        self.booted = BOOTING
         if self.events is not None:
             if not self.events.replay(self._replay_event):
                 self.events.format()
@@ -81,14 +83,17 @@ class Persist:
         if rc == CORRUPT or not self._have_snap:
             self._fault(FAULT_JOURNAL, self.journal.why)
             return
+        if self._snap_n <= _EXTRA:
+            self._fault(FAULT_RESTORE, 0)
+            return
+        base = self._snap_n - _EXTRA
+        count, snap_s = self._snap[base], self._snap[base + 2]  # before restore's service() can touch _snap
         try:
-            if self._snap_n <= _EXTRA:
-                raise ValueError("state: a snapshot of %d ints" % self._snap_n)
-            state.restore(loop, self._snap, self._snap_n - _EXTRA)
+            state.restore(loop, self._snap, base)
         except ValueError:
             self._fault(FAULT_RESTORE, 0)
             return
-        self._resume()
+        self._resume(count, snap_s)
 
     def _replay_event(self, rtype, values, n):
         if rtype == EVENT and n == 5:
@@ -114,12 +119,10 @@ class Persist:
         elif rtype == RESERVE:
             self._reserve_end = values[0]
 
-    def _resume(self):
+    def _resume(self, count, snap_s):
         loop = self.loop
         ctl = loop.ctl
-        base = self._snap_n - _EXTRA
-        ctl.stroke_count = self._snap[base]
-        snap_s = self._snap[base + 2]
+        ctl.stroke_count = count
         now_s = self._rtc.now_s()
         if now_s < 0 or now_s < snap_s:
             # The clock cannot say how long the pump was off: keep the last persisted time.
@@ -151,7 +154,7 @@ class Persist:
 
     def before_plan(self):
         """Keeps the reservation ahead of the strokes: write-ahead, before a train may use it."""
-        if self.booted == FAULTED:
+        if self.booted >= FAULTED:  # stopped for good, or still booting
             return
         ctl = self.loop.ctl
         left = (ctl.reserve_end - ctl.stroke_count) & COUNT_MASK
@@ -159,7 +162,7 @@ class Persist:
             self._reserve_more()
 
     def after_service(self):
-        if self.changed and self.booted != FAULTED:
+        if self.changed and self.booted < FAULTED:
             self.changed = False
             self.journal.append(SNAPSHOT, self._snap, self._snapshot(self._snap))
 
