@@ -20,6 +20,7 @@ from firmware.alarms import (
     EV_BOLUS,
     EV_BOLUS_CANCELLED,
     EV_BOLUS_END,
+    EV_CLOCK_SET,
     EV_COMMAND_REJECTED,
     EV_CRITICAL_FAULT,
     EV_DELIVERY_RESUMED,
@@ -395,6 +396,9 @@ class Pump:
         if code == EV_RESET:
             return "Restarted from the journal after %s off: %d strokes counted as made, none repeated" % (
                 _seconds(a), b)
+        if code == EV_CLOCK_SET:
+            return "Clock set %s %s (it read %s %s): doses follow the new time, none repeated or skipped" % (
+                "forward" if c >= 0 else "back", _seconds(c if c >= 0 else -c), _WEEKDAYS[b], _hhmm(a))
         return "Event %d" % code  # a code added to firmware/alarms.py without a sentence here
 
     def _toy_sentence(self, code, a, b, c):
@@ -495,6 +499,13 @@ def _duration(minutes):
     if minutes < 2880:
         return "about %d h %d min" % (minutes // 60, minutes % 60)
     return "about %d days" % (minutes // 1440)
+
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _hhmm(ms_of_day):
+    return "%02d:%02d" % (ms_of_day // 3_600_000, ms_of_day // 60_000 % 60)
 
 
 def _seconds(s):

@@ -41,6 +41,7 @@ EV_LIMIT_HELD = const(32)  # a=ng to withhold: a released block let through more
 EV_LIMIT_HOLD_ENDED = const(33)  # a=ng withheld (written off) while held
 EV_BATTERY_LOW_READING = const(34)  # a=mV read, b=readings counted so far (0: not at rest or too soon), c=threshold mV
 EV_RESET = const(35)  # the pump restarted from its journal: a=s it was off, b=strokes counted unverified, c=cause
+EV_CLOCK_SET = const(36)  # the pump clock was set: a=old ms of day, b=old weekday, c=s it moved (signed)
 
 EVENT_NAMES = (
     "",
@@ -79,6 +80,7 @@ EVENT_NAMES = (
     "limit_hold_ended",
     "battery_low_reading",
     "reset",
+    "clock_set",
 )
 
 # Bolus kinds
@@ -128,7 +130,8 @@ REASON_NAMES = (
 )
 
 # Programmer commands (for EV_COMMAND_REJECTED)
-COMMAND_NAMES = ("refill", "bolus", "program", "prime", "silence", "suspend", "resume", "cancel_bolus")
+COMMAND_NAMES = ("refill", "bolus", "program", "prime", "silence", "suspend", "resume", "cancel_bolus",
+                 "set_clock")
 
 # What made the battery level change (EV_ERI, EV_EOS)
 BATTERY_CAUSES = ("", "projection", "voltage", "after_eri", "service_limit")

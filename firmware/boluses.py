@@ -26,6 +26,13 @@ def since_ms(day0, ms0, day, ms):
     return dd * MS_PER_DAY + ms - ms0
 
 
+def shifted(day, ms, by_ms):
+    """(day, ms) moved by_ms (|by_ms| well under 2**29) on the pump clock, normalised."""
+    t = ms + by_ms
+    d = t // MS_PER_DAY
+    return day + d, t - d * MS_PER_DAY
+
+
 class Boluses:
     """A bolus of A ng over M minutes: A*1440 = q*M + r; q+1 ng/day for r minutes, then q ng/day."""
 
@@ -137,6 +144,15 @@ class Boluses:
                 else:
                     total += self._led_ng[i]
         return total
+
+    def shift(self, by_ms):
+        """The pump clock was set by by_ms: every recorded time moves with it, so lockouts, counts
+        and limit windows keep running on elapsed time (a clock set forward shortens none)."""
+        for i in range(_PTM_SLOTS):
+            self._ptm_day[i], self._ptm_ms[i] = shifted(self._ptm_day[i], self._ptm_ms[i], by_ms)
+        for j in range(self._led_top):
+            if self._led_ng[j]:
+                self._led_day[j], self._led_ms[j] = shifted(self._led_day[j], self._led_ms[j], by_ms)
 
     def free_slot(self):
         """An active slot, with a ledger slot free for it, or -1."""

@@ -18,6 +18,7 @@ from firmware.alarms import (
     CONCENTRATION,
     EMPTY,
     EV_BOLUS,
+    EV_CLOCK_SET,
     EV_LIMIT_HELD,
     EV_LIMIT_HOLD_ENDED,
     EV_LIMIT_TRUNCATED,
@@ -42,7 +43,7 @@ from firmware.alarms import (
     STOPPED,
     Alarms,
 )
-from firmware.boluses import Boluses, since_ms
+from firmware.boluses import Boluses, shifted, since_ms
 from firmware.limits import LATE_WAKE_MS, WINDOW_MS, transition_max_ng, volume_mass_ng
 from firmware.path import Path
 from firmware.prescription import bolus_too_fast, check_bolus_args
@@ -56,6 +57,7 @@ from firmware.units import (
     SUB_PER_PG,
     add_mass,
     max_rate_ng_per_day,
+    muldiv_ceil,
     muldivmod,
     nl_from_ng,
     sub_mass,
@@ -66,6 +68,8 @@ from micropython import const
 _MAX_HISTORY = const(4)  # programs replaced within a limit window that the limit still counts
 UNDER_DELIVERY_PERCENT = const(10)  # of the prescription asked in the window, missed: under_delivery (docs/alarms.md)
 _WINDOW_HOURS = const(24)
+_WEEK_MS = const(604_800_000)
+_HALF_WEEK_MS = const(302_400_000)  # set_clock moves the clock at most this far either way
 
 # Why delivery is held (Controller.held, a bit each): no stroke is planned and nothing accrues
 # while any is set; what would have accrued is written off as missed, never made up.
@@ -209,6 +213,7 @@ class Controller:
         # may go up to reserve_end (-1: no journal, no limit; firmware/persist.py keeps it ahead).
         self.stroke_count = 0
         self.reserve_end = -1
+        self.clock_shift_ms = 0  # what recorded times moved by at the last set_clock
         self._seen = motor.strokes()
         self._tick = clock.ticks_ms()
         self._deadline = self._tick
@@ -358,13 +363,16 @@ class Controller:
             self._emit(EV_PRIME_DONE, self._prime_nl, 0, 0)
         if self.path.gone:
             self._gone()
-        if self.ms != self._done_ms or self.day != self._done_day:  # once per instant
+        if self.boluses.n_active:  # bolus phases run on elapsed time (at() is idempotent)
+            self.boluses.at(self._emit)
+        d = self.day - self._done_day
+        if d > 0 or not d and self.ms > self._done_ms:
+            # Once per instant, and never again at a time the clock was set back over (_done stays
+            # at the latest local time reached): a periodic bolus is given at most once a local day.
             self._done_ms = self.ms
             self._done_day = self.day
             if self.ms == 0:
                 self.rx_periodic = self.rx
-            if self.boluses.n_active:
-                self.boluses.at(self._emit)
             self._periodic()
         self._set_rate()
         self._schedule()
@@ -770,6 +778,11 @@ class Controller:
         cap = rx.worst_window_ng()
         if trans > cap:
             cap = trans
+        if self._trans_ng > trans and since_ms(self._trans_day, self._trans_ms, self.day, self.ms) < WINDOW_MS:
+            # An earlier bound still in force (a clock set, whose past the history cannot replay) stays.
+            trans = self._trans_ng
+        if trans > cap:
+            cap = trans
         if rx.max_daily_ng - self.margin_ng() - cap - self.boluses.ledger_ng(self.day, self.ms) < 0:
             return LIMIT
         hist.append((self.rx.profiles, self.day, self.ms))
@@ -813,6 +826,74 @@ class Controller:
             self._set_rate()
         self._plan()
         return reason
+
+    def set_clock(self, weekday, ms_of_day):
+        """The clinician sets the pump clock to weekday (0 = Monday) and ms_of_day: the clock moves
+        to the nearest such time (at most half a week either way). Elapsed time is untouched: the
+        ideal delivery and what is owed carry on (nothing accrues or is lost for the jump), boluses
+        in progress run their remaining minutes, and every recorded time (limit ledger, PTM
+        grants, program history, the drug gone) moves with the clock, so lockouts and limit
+        windows run on elapsed time. The basal follows the new time's profile step from now.
+        Periodic boluses: one set back over is not given again that local day; one jumped over
+        forward is given now (never skipped). Returns OK; self.clock_shift_ms is what every
+        recorded time moved by (the loop moves its own)."""
+        if not 0 <= weekday < 7:
+            raise ValueError("set_clock.weekday: must be 0..6")
+        if not 0 <= ms_of_day < MS_PER_DAY:
+            raise ValueError("set_clock.ms_of_day: must be 0..86399999")
+        self._sync()
+        self.boluses.ledger_ng(self.day, self.ms)  # drops expired entries: those kept are within a window
+        old_wd = self.weekday()
+        old_ms = self.ms
+        jump = ((weekday - old_wd) % 7) * MS_PER_DAY + ms_of_day - old_ms
+        if jump > _HALF_WEEK_MS:
+            jump -= _WEEK_MS
+        # Windows spanning the jump mix the basal before it and the new time's: bound them before
+        # moving (the basal a window ending now held, plus the new program's worst window).
+        bound = self.basal_cap_ng() + self.rx.worst_window_ng()
+        peak = muldiv_ceil(self._peak_ng_per_day(), WINDOW_MS, MS_PER_DAY)
+        if peak < bound:
+            bound = peak
+        t = old_ms + jump
+        day = self.day + t // MS_PER_DAY
+        # Relabel the days so that nothing within a window of now is before day 0 (firmware/state.py).
+        k = 2 - day if jump < 0 and day < 2 else 0
+        shift = jump + k * MS_PER_DAY
+        self.boluses.shift(shift)
+        hist = [h for h in self._hist if since_ms(h[1], h[2], self.day, self.ms) < WINDOW_MS]
+        self._hist = [(h[0],) + shifted(h[1], h[2], shift) for h in hist]
+        if since_ms(self._gone_day, self._gone_ms, self.day, self.ms) < WINDOW_MS:
+            self._gone_day, self._gone_ms = shifted(self._gone_day, self._gone_ms, shift)
+        else:
+            self._gone_day, self._gone_ms = -2, 0
+        self._done_day += k  # a local time, not an elapsed one: only relabelled
+        self.weekday0 = (self.weekday0 - k) % 7
+        if day > self.day:  # forward over midnight: the list a program set for the next day applies
+            self.rx_periodic = self.rx
+        self.day = day + k
+        self.ms = t % MS_PER_DAY
+        self.clock_shift_ms = shift
+        self._trans_ng = bound
+        self._trans_day = self.day
+        self._trans_ms = self.ms
+        self._emit(EV_CLOCK_SET, old_ms, old_wd, jump // 1000)
+        if jump > 0:
+            periodic = self.rx_periodic.periodic
+            for i in range(len(periodic)):
+                off = (periodic[i][0] - old_ms) % MS_PER_DAY
+                if 0 < off < jump and periodic[i][0] != self.ms:  # the one at the new time: _changes()
+                    self._grant(PERIODIC, periodic[i][1].amount_ng, periodic[i][1].minutes)
+        self._changes()
+        self._plan()
+        return OK
+
+    def _peak_ng_per_day(self):
+        peak = self.rx.max_basal_ng_per_day
+        for h in self._hist:
+            for p in h[0]:
+                if p.max_rate_ng_per_day > peak:
+                    peak = p.max_rate_ng_per_day
+        return peak
 
     # -- holds ----------------------------------------------------------------------------------
 

@@ -45,6 +45,7 @@ from hal.channel import (
     CMD_PROGRAM,
     CMD_REFILL,
     CMD_RESUME,
+    CMD_SET_CLOCK,
     CMD_SILENCE,
     CMD_SUSPEND,
 )
@@ -66,7 +67,7 @@ LIMIT_HELD = const(8)
 STATE_NAMES = ("delivering", "low_reservoir", "empty", "suspended", "stalled", "occluded", "motor_fault",
                "end_of_service", "limit_held")
 
-_ARITY = (3, 3, 2, 2, 1, 1, 1, 1)  # tuple length of each command (hal/channel.py)
+_ARITY = (3, 3, 2, 2, 1, 1, 1, 1, 3)  # tuple length of each command (hal/channel.py)
 
 
 class PumpLoop:
@@ -285,6 +286,9 @@ class PumpLoop:
             result = self._suspend()
         elif op == CMD_RESUME:
             result = self._resume()
+        elif op == CMD_SET_CLOCK:
+            result = ctl.set_clock(command[1], command[2])
+            self.watch.clock_set(ctl.clock_shift_ms)
         else:
             assert op == CMD_CANCEL_BOLUS
             result = ctl.cancel_bolus()

@@ -33,7 +33,7 @@ from firmware.alarms import (
     EV_STALL,
     EV_STALL_RECOVERED,
 )
-from firmware.boluses import since_ms
+from firmware.boluses import shifted, since_ms
 from firmware.controller import HOLD_OCCLUSION, HOLD_RUNAWAY, HOLD_STALL
 from firmware.units import MS_PER_DAY
 from hal.interfaces import MOTOR_OVERLOAD, MOTOR_STALL, MOTOR_UNCOMMANDED
@@ -138,6 +138,14 @@ class MotorWatch:
         return t
 
     # -- stall --------------------------------------------------------------------------------
+
+    def clock_set(self, by_ms):
+        """The pump clock was set (Controller.set_clock): a stall episode keeps its elapsed time
+        (one begun more than a window before day 0 of the relabelled clock starts at day 0)."""
+        if self.stall != NONE:
+            self._stall_day, self._stall_ms = shifted(self._stall_day, self._stall_ms, by_ms)
+            if self._stall_day < 0:
+                self._stall_day, self._stall_ms = 0, 0
 
     def _stalled(self, now):
         ctl = self._ctl

@@ -625,7 +625,7 @@ def _parse_ctl(r, s):
     s.to_change = r.get("ctl.to_change_ms", 0, MS_PER_DAY)
     s.planned = r.get("ctl.planned", -1, _BIG)
     s.fired = r.get("ctl.fired", 0, _BIG)
-    s.done_day = r.get("ctl.done_day", -1, s.day)
+    s.done_day = r.get("ctl.done_day", -1, s.day + 4)  # ahead of the clock after it was set back
     s.done_ms = r.get("ctl.done_ms", -1, MS_PER_DAY - 1)
     s.trans_ng = r.get("ctl.trans_ng", 0, _BIG)
     s.trans_day = r.get("ctl.trans_day", -2, s.day)

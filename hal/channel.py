@@ -2,7 +2,8 @@
 #
 # Commands (firmware.loop dispatches them): (CMD_REFILL, volume_nl, concentration_mcg_ml),
 # (CMD_BOLUS, amount_ng, minutes), (CMD_PROGRAM, prescription), (CMD_PRIME, catheter_cm),
-# (CMD_SILENCE,), (CMD_SUSPEND,), (CMD_RESUME,), (CMD_CANCEL_BOLUS,). The link issue puts
+# (CMD_SILENCE,), (CMD_SUSPEND,), (CMD_RESUME,), (CMD_CANCEL_BOLUS,),
+# (CMD_SET_CLOCK, weekday, ms_of_day). The link issue puts
 # authentication in front of it.
 
 from micropython import const
@@ -15,6 +16,7 @@ CMD_SILENCE = const(4)
 CMD_SUSPEND = const(5)
 CMD_RESUME = const(6)
 CMD_CANCEL_BOLUS = const(7)
+CMD_SET_CLOCK = const(8)
 
 
 class Channel:

@@ -105,33 +105,91 @@ class Referee:
         i = bisect_right([p[0] for p in progs], t) - 1
         return progs[i][1]
 
+    def _clock_pieces(self):
+        """[(a, b, shift)]: over run time [a, b) the pump's clock reads the local time t + shift (ms
+        from day 0's midnight, its weekday wd0); each accepted set_clock starts a piece. The last
+        piece ends after the run's last instant."""
+        moves = [(0, self.tod0)]
+        for t, action, d in self.inputs:
+            if action == "set_clock":
+                if t == moves[-1][0]:
+                    moves[-1] = (t, moves[-1][1] + d["jump_ms"])
+                else:
+                    moves.append((t, moves[-1][1] + d["jump_ms"]))
+        return [(a, moves[i + 1][0] if i + 1 < len(moves) else self.end + 1, sh) for i, (a, sh) in enumerate(moves)]
+
+    def _local(self, t):
+        return t + [sh for a, _b, sh in self.pieces if a <= t][-1]
+
+    def _reached(self, t):
+        """The latest local time the clock had reached by run time t (a clock set back replays what
+        it had reached: the firmware applies no midnight or periodic time twice)."""
+        hw = None
+        for a, b, sh in self.pieces:
+            end = b if b <= t else t
+            if end >= a:
+                hw = end + sh if hw is None else max(hw, end + sh)
+        return hw
+
     def _periodic_lists(self):
-        """[(t_ms, periodic)]: a program's list takes effect at the next pump midnight."""
+        """[(t_ms, periodic)]: a program's list takes effect at the next pump midnight (one the
+        clock reaches for the first time, or one a clock set forward jumps over)."""
         out = [(0, self.sc.rx.periodic)]
         for t, rx in self.programs[1:]:
-            midnight = ((t + self.tod0) // DAY + 1) * DAY - self.tod0
-            out.append((midnight, rx.periodic))
+            out.append((self._next_midnight(t), rx.periodic))
         return out
 
+    def _next_midnight(self, t):
+        hw = self._reached(t)
+        prev = None
+        for a, b, sh in self.pieces:
+            if b <= t:
+                prev = sh
+                continue
+            if a > t and (a + sh) // DAY > (a + prev) // DAY:
+                return a  # set forward over a midnight
+            lo = max(hw, a + sh - 1)
+            m = (lo // DAY + 1) * DAY
+            if m <= b + sh:
+                return m - sh
+            hw = max(hw, b + sh)
+            prev = sh
+        return self.end + 1
+
     def _basal_changes(self):
-        """[(t_ms, rate)] of basal rate changes over the run."""
+        """[(t_ms, rate)] of basal rate changes over the run: the profile at the pump's local time."""
         points = []
         progs = self.programs
-        for i, (t0, rx) in enumerate(progs):
-            t1 = progs[i + 1][0] if i + 1 < len(progs) else self.end
-            if t1 <= t0:
-                continue
-            d = (t0 + self.tod0) // DAY
-            while d * DAY - self.tod0 < t1:
-                prof = rx.profiles[(self.wd0 + d) % 7]
-                for st, rate in zip(prof.starts_ms, prof.rates_ng_per_day):
-                    t = d * DAY + st - self.tod0
-                    nxt = [s for s in prof.starts_ms if s > st]
-                    t_end = d * DAY + (nxt[0] if nxt else DAY) - self.tod0
-                    if t_end > t0 and t < t1:
-                        points.append((max(t, t0), rate))
-                d += 1
+        for i, (p0, rx) in enumerate(progs):
+            p1 = progs[i + 1][0] if i + 1 < len(progs) else self.end
+            for a, b, sh in self.pieces:
+                t0, t1 = max(p0, a), min(p1, b)
+                if t1 <= t0:
+                    continue
+                d = (t0 + sh) // DAY
+                while d * DAY - sh < t1:
+                    prof = rx.profiles[(self.wd0 + d) % 7]
+                    for st, rate in zip(prof.starts_ms, prof.rates_ng_per_day):
+                        t = d * DAY + st - sh
+                        nxt = [s for s in prof.starts_ms if s > st]
+                        t_end = d * DAY + (nxt[0] if nxt else DAY) - sh
+                        if t_end > t0 and t < t1:
+                            points.append((max(t, t0), rate))
+                    d += 1
         return points
+
+    def _jumped(self, a, list_at):
+        """Periodic entries a clock set forward at run time a (a piece's start) jumped over: given then."""
+        i = [p[0] for p in self.pieces].index(a)
+        if not i:
+            return []
+        old, new = a + self.pieces[i - 1][2], a + self.pieces[i][2]
+        if new <= old:
+            return []
+        return [(at, bol) for at, bol in list_at if 0 < (at - old) % DAY < new - old and at != new % DAY]
+
+    def _list_at(self, t):
+        return [p for tl, p in self.periodic_lists if tl <= t][-1]
 
     # -- boluses ---------------------------------------------------------------------------------
 
@@ -142,6 +200,8 @@ class Referee:
         clinician = [e.minutes for e in self.sc.events if e.action == "bolus"]
         asked = [b for b in self.r.boluses if b["kind"] == "clinician"]
         minutes_of = {id(b): m for b, m in zip(asked, clinician)}
+        starts = {a for a, _b, _sh in self.pieces[1:]}
+        taken = {}
         for order, b in enumerate(self.r.boluses):
             if not b["granted"]:
                 continue
@@ -152,10 +212,16 @@ class Referee:
                 minutes = self._rx_at(t).ptm[0].minutes
             else:
                 minutes = None
-                for tl, periodic in self.periodic_lists:
-                    if tl <= t:
-                        hit = [bol for at, bol in periodic if (t + self.tod0) % DAY == at]
-                        minutes = hit[0].minutes if hit else None
+                in_force = self._list_at(t)
+                hit = [bol for at, bol in in_force if self._local(t) % DAY == at]
+                if t in starts:  # a clock set: its time on the old clock, what it jumped over, the new
+                    i = [p[0] for p in self.pieces].index(t)
+                    old = [bol for at, bol in in_force if (t + self.pieces[i - 1][2]) % DAY == at]
+                    jumped = [bol for _at, bol in self._jumped(t, in_force)]
+                    n = taken.get(t, 0)
+                    taken[t] = n + 1
+                    hit = (old + jumped + hit)[n:]
+                minutes = hit[0].minutes if hit else None
                 if minutes is None:
                     self._violate("periodic_on_schedule", f"a periodic bolus was granted at {t / 1000:.3f} s, "
                                   "no periodic time in force")
@@ -582,6 +648,7 @@ class Referee:
         self.violations.append((name, line))
 
     def judge(self):
+        self.pieces = self._clock_pieces()
         self.programs = self._programs()
         self.periodic_lists = self._periodic_lists()
         self.granted = self._granted()
@@ -886,21 +953,30 @@ class Referee:
         for b in self.r.boluses:
             if b["kind"] == "periodic":
                 decided[b["pump_t_ms"]] = decided.get(b["pump_t_ms"], 0) + 1
-        expected = set()
-        lists = self.periodic_lists
-        d = 0
-        while d * DAY - self.tod0 <= self.end:
-            day0 = d * DAY - self.tod0
-            in_force = [p for t, p in lists if t <= max(day0, 0)][-1]
-            for at, _ in in_force:
-                t = day0 + at
-                if 0 <= t <= self.end:  # the run's last instant is served too
-                    expected.add(t)
-            d += 1
-        skipped = sorted(t for t in expected if t not in decided)
-        doubled = sorted(t for t, c in decided.items() if c > 1 or t not in expected)
+        # Each periodic time once per local day: at its local time when the clock first reaches it
+        # (not again while a clock set back replays it), or at once when a clock set forward jumps it.
+        expected = {}
+        hw = None
+        for i, (a, b, sh) in enumerate(self.pieces):
+            if i:
+                for _ in self._jumped(a, self._list_at(a)):
+                    expected[a] = expected.get(a, 0) + 1
+            hi = min(b, self.end) + sh  # the run's last instant is served too; a jump's, on the old clock too
+            lo = a + sh if hw is None else max(a + sh, hw + 1)
+            d = lo // DAY
+            while d * DAY <= hi:
+                in_force = self._list_at(max(d * DAY - sh, a))
+                for at, _ in in_force:
+                    if lo <= d * DAY + at <= hi:
+                        t = d * DAY + at - sh
+                        expected[t] = expected.get(t, 0) + 1
+                d += 1
+            hw = hi if hw is None else max(hw, hi)
+        skipped = sorted(t for t, c in expected.items() if decided.get(t, 0) < c)
+        doubled = sorted(t for t, c in decided.items() if c > expected.get(t, 0))
         ok = not skipped and not doubled
-        return {"pass": ok, "expected": len(expected), "skipped": len(skipped), "doubled_or_unexpected": len(doubled)}
+        return {"pass": ok, "expected": sum(expected.values()), "skipped": len(skipped),
+                "doubled_or_unexpected": len(doubled)}
 
     def _priming(self):
         """Every prime stroke the rule called for no earlier than its ideal time (so at most the prime

@@ -7,6 +7,7 @@ scenario's inputs and faults in at their times, records what the firmware report
 judging the run to sim/referee.py.
 """
 
+import datetime as dt
 import random
 import time
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from sim.battery import SimCell
 from sim.clock import SimClock, SimRTC
 from sim.nor_flash import NorFlash, PowerCut
 from sim.pump import TOP_SPEED_MS, SimPump
-from sim.scenario import copy_prescription
+from sim.scenario import Fault, copy_prescription
 
 DAY = 86_400_000
 JOURNAL_BLOCK_BYTES = 4096  # a board's erase block (rp2.Flash, esp32.Partition)
@@ -211,6 +212,8 @@ class Run:
         self.flash = NorFlash(JOURNAL_BLOCK_BYTES, JOURNAL_BLOCKS) if self.journal else None
         self.event_flash = NorFlash(JOURNAL_BLOCK_BYTES, EVENT_BLOCKS) if self.journal else None
         self.rtc = SimRTC(self.clock)
+        self.moved_ms = 0  # what set_clock settings moved the pump's clock by, in all ...
+        self._relabelled_ms = 0  # ... and its (day, ms) (firmware Controller.clock_shift_ms)
         self._off = False  # the firmware is off (an outage): inputs go nowhere
         self._tear_next = False
         self._tear_seconds = 0
@@ -292,7 +295,7 @@ class Run:
                 edges += [(f.t_ms, 0, "block_on", f), (f.end_ms, 1, "block_off", f)]
             elif f.kind == "battery_drain":
                 edges.append((f.t_ms, 0, "drain", f))
-            elif f.kind in _RESET_FAULTS:
+            elif f.kind in _RESET_FAULTS or f.kind == "set_clock":
                 edges.append((f.t_ms, 0, f.kind, f))
             elif f.kind == "adc_glitch":  # served by _Adc; the edges only note it
                 edges += [(f.t_ms, 0, "glitch_on", f), (f.t_ms + f.ms, 1, "glitch_off", f)]
@@ -368,6 +371,8 @@ class Run:
             region = self.flash.block_size * self.flash.blocks * 8
             for _ in range(f.count):
                 self.flash.flip(self._rng.randrange(region))
+        elif what == "set_clock":
+            self._set_clock(f)
         elif self._off:
             return  # no firmware to cut or hang
         elif what == "power_loss":
@@ -385,7 +390,22 @@ class Run:
             self.pump._count_to(t)
             raise _Reset(0, "battery_sag")
 
+    def _set_clock(self, f):
+        """The clinician's programmer sets the pump's clock: the time it shows now, so a setting
+        deferred by an outage is f.to plus the wait (the jump is the same)."""
+        t = self.clock.now_ms
+        if self._off:
+            self._note(t, "input_deferred", action="set_clock")
+            self._deferred.append(f)
+            return
+        local = self.scenario.start + dt.timedelta(milliseconds=t + self.moved_ms + f.jump_ms)
+        ms_of_day = ((local.hour * 60 + local.minute) * 60 + local.second) * 1000 + local.microsecond // 1000
+        self.programmer.send_event(f, (C.CMD_SET_CLOCK, local.weekday(), ms_of_day))
+
     def _input(self, ev):
+        if isinstance(ev, Fault):  # a set_clock deferred by an outage
+            self._set_clock(ev)
+            return
         if self._off:
             if ev.action == "ptm":  # a press on a pump that is off does nothing
                 self._note(self.clock.now_ms, "input_lost", action=ev.action)
@@ -448,7 +468,7 @@ class Run:
         if self.loop is None:  # emitted while starting up: the start instant
             return 0
         ctl = self.loop.ctl
-        return ctl.day * DAY + ctl.ms - self.scenario.time_of_day_ms
+        return ctl.day * DAY + ctl.ms - self.scenario.time_of_day_ms - self._relabelled_ms
 
     def _emit(self, code, a, b, c):
         if code == A.EV_PROJECTION:  # the most frequent, with tones (recorded by SimAnnunciator)
@@ -460,6 +480,9 @@ class Run:
         t_ms = self.clock.now_ms
         r = self.result
         ev = {"t_s": t_ms / 1000, "kind": A.EVENT_NAMES[code]}
+        if code == A.EV_CLOCK_SET:  # the pump's (day, ms) moved by this: the run's time did not
+            self._relabelled_ms += self.loop.ctl.clock_shift_ms
+            ev.update(jump_s=c)
         if code == A.EV_BOLUS:
             kind = A.KIND_NAMES[a]
             reason = A.REASON_NAMES[b] or None
@@ -569,6 +592,15 @@ class Run:
         """The firmware's answer to a programmer command from scenario event ev."""
         t = self.clock.now_ms
         r = self.result
+        if isinstance(ev, Fault):  # set_clock
+            if result != A.OK:
+                self._note(t, "set_clock_rejected", reason=str(result))
+                return
+            # The pump's real-time clock is set with it (firmware/persist.py reads it after a reset).
+            self.moved_ms += ev.jump_ms
+            self.rtc.epoch_s += ev.jump_ms // 1000
+            r.inputs.append((t, "set_clock", {"jump_ms": ev.jump_ms}))
+            return
         if isinstance(result, ValueError):
             self._note(t, ev.action + "_rejected", reason=str(result))
             return

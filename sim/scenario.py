@@ -29,8 +29,9 @@ BATTERY_KEYS = {
     "uc_per_command": (0, 100_000),
 }
 FAULT_KINDS = ("motor_stall", "magnetic_field", "occlusion", "battery_drain", "runaway", "adc_glitch", "power_loss",
-               "hang", "flash_bitflip", "battery_sag")
+               "hang", "flash_bitflip", "battery_sag", "set_clock")
 MAX_OUTAGE_S = 30 * 86_400  # a power_loss lasts at most 30 days
+HALF_WEEK_MS = 302_400_000  # a set_clock moves the pump's clock at most this far (firmware Controller.set_clock)
 GLITCH_MAX_MS = 60_000  # an adc_glitch lasts at most a minute: longer is a failed sensor, not a glitch
 _TIME = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$")
 
@@ -68,6 +69,8 @@ class Fault:
     seconds: int = 0  # power_loss: how long the power is off ...
     tear: bool = False  # ... cut in the middle of the next journal write
     count: int = 0  # flash_bitflip: bits flipped in the journal's region
+    to: dt.datetime | None = None  # set_clock: the date and time the clinician sets ...
+    jump_ms: int = 0  # ... and how far that moves the pump's clock (signed)
     index: int = 0
 
     @property
@@ -428,11 +431,28 @@ def _faults(top, scenario):
         elif kind == "flash_bitflip":
             f.only(*common, "count")
             fault.count = f.integer("count", 1, 1000)
+        elif kind == "set_clock":
+            f.only(*common, "to")
+            text = f.string("to")
+            try:
+                fault.to = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S" if text.count(":") == 2 else "%Y-%m-%dT%H:%M")
+            except ValueError:
+                f.fail("to", f"{text!r} is not a date and time YYYY-MM-DDTHH:MM[:SS]")
         else:
             f.only(*common, "minutes")
             fault.minutes = f.integer("minutes", 1, 30 * 1440)
         faults.append(fault)
     faults.sort(key=lambda x: (x.t_ms, x.index))
+    # The pump's clock as each set_clock finds it: the start, the run's time and the settings before.
+    moved_ms = 0
+    for f in faults:
+        if f.kind == "set_clock":
+            shown = scenario.start + dt.timedelta(milliseconds=f.t_ms + moved_ms)
+            f.jump_ms = round((f.to - shown).total_seconds() * 1000)
+            if not -HALF_WEEK_MS < f.jump_ms <= HALF_WEEK_MS:
+                top.fail(f"fault[{f.index}].to", f"{f.to:%Y-%m-%dT%H:%M:%S} is more than 3.5 days from the pump's "
+                         f"clock then ({shown:%Y-%m-%dT%H:%M:%S}): set it in steps")
+            moved_ms += f.jump_ms
     timed = [f for f in faults if f.minutes]  # every pair, whatever lies between them
     for i, b in enumerate(timed):
         for a in timed[:i]:

@@ -39,6 +39,7 @@ from hal.channel import (
     CMD_PROGRAM,
     CMD_REFILL,
     CMD_RESUME,
+    CMD_SET_CLOCK,
     CMD_SILENCE,
     CMD_SUSPEND,
 )
@@ -139,6 +140,9 @@ def test_rejected_programmer_commands_get_the_reason_and_change_nothing():
         ((CMD_PROGRAM, other_drug), "program: drug.concentration_mcg_ml"),
         ((CMD_PRIME, 151), "prime.catheter_cm"),
         ((CMD_PRIME, -1), "prime.catheter_cm"),
+        ((CMD_SET_CLOCK, 7, 0), "set_clock.weekday"),
+        ((CMD_SET_CLOCK, 0, 86_400_000), "set_clock.ms_of_day"),
+        ((CMD_SET_CLOCK, 0), "programmer: command 8 takes 2 arguments"),
     )
     refused = (
         # (command, reason name) for a well-formed command the pump refuses

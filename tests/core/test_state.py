@@ -8,11 +8,11 @@ from fakes_hal import Rig, standard_rig
 from support import heap_meter, heap_meter_done, raises, skip
 
 from firmware import state
-from firmware.alarms import AL_UNDER_DELIVERY, EV_ALARM
+from firmware.alarms import AL_UNDER_DELIVERY, EV_ALARM, EV_BOLUS
 from firmware.battery import BatteryParams
 from firmware.loop import PumpLoop
 from firmware.prescription import Bolus, Prescription, Profile, PumpParams
-from hal.channel import CMD_BOLUS, CMD_PROGRAM, CMD_REFILL, CMD_RESUME, CMD_SILENCE, CMD_SUSPEND
+from hal.channel import CMD_BOLUS, CMD_PROGRAM, CMD_REFILL, CMD_RESUME, CMD_SET_CLOCK, CMD_SILENCE, CMD_SUSPEND
 
 S = 1000
 MIN = 60 * S
@@ -368,3 +368,25 @@ def test_two_programs_at_one_instant_keep_both_in_the_history():
     a, b, _ = _lockstep(_mixed_rig, script, [MIN, MIN + 1, 2 * MIN + 1, 3 * MIN], 3 * HOUR)
     _same_run(a, b)
     assert [r[1] for r in a.prog.replies] == [0, 0, 0, 0, 13]  # programs_full
+
+
+def _clock_script(rig):
+    """The clock set back over a periodic bolus in progress (06:00 start, the 08:00 bolus running at
+    08:15 when the clock goes back to 07:00), a PTM grant, then set forward over midnight and back."""
+    rig.send(2 * HOUR + 15 * MIN, (CMD_SET_CLOCK, 0, 7 * HOUR))
+    rig.at(2 * HOUR + 30 * MIN, rig.button.press)
+    rig.at(3 * HOUR, rig.button.press)  # lockout
+    rig.send(5 * HOUR, (CMD_SET_CLOCK, 1, 2 * HOUR))  # Monday 10:00 to Tuesday 02:00
+    rig.send(7 * HOUR, (CMD_SET_CLOCK, 0, 23 * HOUR))  # Tuesday 04:00 back to Monday 23:00
+
+
+def test_a_loop_restored_around_clock_settings_runs_exactly_as_the_original():
+    def make():
+        return Rig(PumpParams(), _rx([700_000, 400_000, 900_000, 600_000]), weekday=0, time_of_day_ms=6 * HOUR)
+
+    snaps = [k * 13 * MIN + 7 * S for k in range(1, 40)] + [2 * HOUR + 15 * MIN + 1, 3 * HOUR + 1, 5 * HOUR + 1]
+    a, b, _ = _lockstep(make, _clock_script, sorted(snaps), 10 * HOUR)
+    _same_run(a, b)
+    # The 08:00 periodic bolus once, though the clock read 08:00 twice; the PTM grant and the lockout.
+    bolus = [e[2:] for e in a.events.log if e[1] == EV_BOLUS]
+    assert bolus == [(1, 0, 50_000), (2, 0, 20_000), (2, 1, 0)], bolus
