@@ -62,7 +62,7 @@ class Crc32:
             self._byte(buf[i])
 
     def _native(self, buf, start, end):
-        c = _NATIVE(bytes(buf[start:end]), ((self.hi << 16) | self.lo) ^ 0xFFFFFFFF) ^ 0xFFFFFFFF
+        c = _NATIVE(bytes(buf[start:end]), ((self.hi << 16) | self.lo) ^ 0xFFFFFFFF) ^ 0xFFFFFFFF  # pyright: ignore[reportOptionalCall]
         self.hi = c >> 16
         self.lo = c & 0xFFFF
 

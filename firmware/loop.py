@@ -89,13 +89,12 @@ class PumpLoop:
         # state changed, then to the caller's emit.
         self.log = EventLog()
         self.persist = persist
-        self.ctl = None
         event = self._event
         self.alarms = Alarms(event, clock, annunciator, critical_repeat_minutes * 60_000)
         self.gauge = Gauge(adc, battery if battery is not None else BatteryParams())
         self.ctl = Controller(clock, motor, pump, rx, event, volume_nl, weekday, time_of_day_ms, self.alarms)
         self.watch = MotorWatch(clock, motor, self.ctl, self.alarms, event)
-        self.log.clock = self.ctl
+        self.log.clock = self.ctl  # pyright: ignore[reportAttributeAccessIssue] (None until the controller exists)
         if persist is not None:
             self.ctl.reserve_end = self.ctl.stroke_count  # no stroke before the journal reserves it
         self.ready = self._ready  # bound once: the clock's wait polls it

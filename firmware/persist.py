@@ -1,3 +1,5 @@
+# pyright: reportOptionalMemberAccess=false
+# (Persist.loop is None until start(), which runs before any other method.)
 # Persistence: the pump's state in its journal, and boot from it (docs/journal.md).
 #
 # Write policy (nothing is written per stroke):

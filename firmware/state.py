@@ -123,11 +123,11 @@ class _Writer:
         self.prof = None
 
     def put(self, x):
-        self.v[self.i] = x
+        self.v[self.i] = x  # pyright: ignore[reportOptionalSubscript] (v is set by pack())
         self.i += 1
 
     def put_bool(self, x):
-        self.v[self.i] = 1 if x else 0
+        self.v[self.i] = 1 if x else 0  # pyright: ignore[reportOptionalSubscript]
         self.i += 1
 
     def reserve(self):
@@ -136,7 +136,7 @@ class _Writer:
         self.put(0)
 
     def fill(self):
-        self.v[self.at] = self.k
+        self.v[self.at] = self.k  # pyright: ignore[reportOptionalSubscript]
 
 
 _w = _Writer()
@@ -506,7 +506,7 @@ def _build(key, fn):
 
 
 class _Staged:
-    pass
+    """What _parse read and checked, before _apply assigns any of it (its fields are set as read)."""
 
 
 def restore(loop, values, n):
@@ -527,10 +527,10 @@ def _parse(loop, values, n):
     r = _Reader(values, n)
     s = _Staged()
     _parse_settings(r, s, loop)
-    s.rx = _parse_rx(r, s)
-    s.rxp = _parse_rx_periodic(r, s)
+    s.rx = _parse_rx(r, s)  # pyright: ignore[reportAttributeAccessIssue]
+    s.rxp = _parse_rx_periodic(r, s)  # pyright: ignore[reportAttributeAccessIssue]
     _parse_ctl(r, s)
-    s.hist = _parse_hist(r, s)
+    s.hist = _parse_hist(r, s)  # pyright: ignore[reportAttributeAccessIssue]
     _parse_window(r, s)
     _parse_path(r, s)
     _parse_boluses(r, s)
@@ -539,8 +539,8 @@ def _parse(loop, values, n):
     _parse_alarms(r, s)
     _parse_gauge(r, s, loop)
     _parse_watch(r, s)
-    s.last = r.get("loop.last", -_HALF + 1, 0)
-    s.dates = (r.get("loop.low_reservoir_min", -1, _BIG), r.get("loop.empty_min", -1, _BIG),
+    s.last = r.get("loop.last", -_HALF + 1, 0)  # pyright: ignore[reportAttributeAccessIssue]
+    s.dates = (r.get("loop.low_reservoir_min", -1, _BIG), r.get("loop.empty_min", -1, _BIG),  # pyright: ignore[reportAttributeAccessIssue]
                r.get("loop.eri_days", -1, _BIG), r.get("loop.eos_days", 0, _BIG))
     _parse_confirm(r, s)
     if r.i != n:
@@ -680,12 +680,12 @@ def _history_profiles(times, rates, wd):
             j += 1
         if j and times[j - 1] < d * MS_PER_DAY:
             day_rates[0] = rates[j - 1]
-        profiles[(wd + d) % 7] = Profile(starts, day_rates, "history")
+        profiles[(wd + d) % 7] = Profile(starts, day_rates, "history")  # pyright: ignore[reportCallIssue, reportArgumentType]
         d += 1
     idle = Profile([0], [0], "history")
     for i in range(7):
         if profiles[i] is None:
-            profiles[i] = idle
+            profiles[i] = idle  # pyright: ignore[reportCallIssue, reportArgumentType]
     return tuple(profiles)
 
 
