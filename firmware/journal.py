@@ -111,7 +111,6 @@ class Journal:
             if sizes[t] and HEADER + 4 * sizes[t] + TRAILER + _WCHUNK > bs:
                 raise ValueError("journal: a record of type %d (%d ints) does not fit a block of %d bytes" % (
                     t, sizes[t], bs))
-        self._max_total = HEADER + 4 * max(sizes) + TRAILER
         self._commit = bytearray(4)  # 00000000
         self._chunk = bytearray(_CHUNK)
         self._wchunk = bytearray(_WCHUNK)
@@ -267,7 +266,7 @@ class Journal:
         heads = []  # (seq, block) of each block that starts with a valid snapshot
         blank = True
         for b in range(self.blocks):
-            if not self._erased(b, 0):
+            if self._last_written(b) >= 0:
                 blank = False
             kind, seq = self._record_at(b, 0)
             if kind == _VALID and self._type == SNAPSHOT:  # (a decayed one is caught by _newer_elsewhere)
@@ -425,9 +424,6 @@ class Journal:
                     return start + i
             end = start
         return -1
-
-    def _erased(self, b, at):
-        return self._last_written(b) < at
 
     def _erased_span(self, b, start, end):
         buf = bytearray(end - start)

@@ -215,7 +215,6 @@ class Run:
         self.moved_ms = 0  # what set_clock settings moved the pump's clock by, in all ...
         self._relabelled_ms = 0  # ... and its (day, ms) (firmware Controller.clock_shift_ms)
         self._off = False  # the firmware is off (an outage): inputs go nowhere
-        self._tear_next = False
         self._tear_seconds = 0
         self._deferred = []  # programmer commands sent while the pump was off
         self.loop = self._boot()
@@ -260,7 +259,6 @@ class Run:
         t = self.clock.now_ms
         self.pump.stop()
         self.flash.tear_after(-1)
-        self._tear_next = False
         self._off = True
         # To the referee the time off is a delivery hold: the ideal is missed, nothing is owed after.
         self._hold_start(t, "power_off", False)
@@ -377,7 +375,7 @@ class Run:
             return  # no firmware to cut or hang
         elif what == "power_loss":
             if f.tear:
-                self._tear_next = True  # the cut comes in the middle of the next journal write
+                # the cut comes in the middle of the next journal write
                 self.flash.tear_after(self._rng.randint(0, 200))
                 self._tear_seconds = f.seconds
             else:

@@ -209,3 +209,20 @@ def timeline(changes, end_ms):
         rate += points[t]
         out.append((t, rate))
     return out
+
+
+def run_controller(ctl, clock, end_ms, requests=()):
+    """Jump from deadline to deadline; requests are (t_ms, callable) applied at their time."""
+    requests = list(requests)
+    while True:
+        t_dead = clock.now_ms + clock.ticks_diff(ctl.deadline(), clock.tick)
+        t_req = requests[0][0] if requests else end_ms
+        t = min(t_dead, t_req, end_ms)
+        clock.advance(t - clock.now_ms)
+        if t == t_dead:
+            ctl.service()
+        while requests and requests[0][0] == t:
+            requests.pop(0)[1]()
+        if t >= end_ms:
+            ctl.service()
+            return

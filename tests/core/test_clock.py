@@ -6,6 +6,7 @@
 
 from fakes_hal import standard_rig
 from support import Events, FakeClock, FakeMotor, bolus_segments, oracle_stroke_times, raises, timeline
+from support import run_controller as _run
 
 from firmware import alarms as A
 from firmware.controller import Controller
@@ -28,23 +29,6 @@ def _make(rx, **kw):
     events = Events()
     ctl = Controller(clock, motor, PumpParams(), rx, events, **kw)
     return ctl, clock, motor, events
-
-
-def _run(ctl, clock, end_ms, requests=()):
-    """Jump from deadline to deadline; requests are (t_ms, callable) applied at their time."""
-    requests = list(requests)
-    while True:
-        t_dead = clock.now_ms + clock.ticks_diff(ctl.deadline(), clock.tick)
-        t_req = requests[0][0] if requests else end_ms
-        t = min(t_dead, t_req, end_ms)
-        clock.advance(t - clock.now_ms)
-        if t == t_dead:
-            ctl.service()
-        while requests and requests[0][0] == t:
-            requests.pop(0)[1]()
-        if t >= end_ms:
-            ctl.service()
-            return
 
 
 def _set(ctl, weekday, ms, out):

@@ -1,6 +1,7 @@
 # The controller against the independent oracle, on fake hardware that walks the HAL trains.
 
 from support import Events, FakeClock, FakeMotor, bolus_segments, oracle_stroke_times, timeline
+from support import run_controller as _run
 
 from firmware import alarms as A
 from firmware.controller import Controller
@@ -18,23 +19,6 @@ def _rx(steps, concentration=2000, periodic=(), ptm=None, limit_mcg=2000, weekda
         for day, wsteps in weekdays.items():
             profiles[day] = Profile([h * HOUR for h, _ in wsteps], [m * 1000 for _, m in wsteps], "w")
     return Prescription(concentration, profiles, tuple(periodic), ptm, int(limit_mcg * 1000))
-
-
-def _run(ctl, clock, end_ms, requests=()):
-    """Jump from deadline to deadline; requests are (t_ms, callable) applied at their time."""
-    requests = list(requests)
-    while True:
-        t_dead = clock.now_ms + clock.ticks_diff(ctl.deadline(), clock.tick)
-        t_req = requests[0][0] if requests else end_ms
-        t = min(t_dead, t_req, end_ms)
-        clock.advance(t - clock.now_ms)
-        if t == t_dead:
-            ctl.service()
-        while requests and requests[0][0] == t:
-            requests.pop(0)[1]()
-        if t >= end_ms:
-            ctl.service()
-            return
 
 
 def _make(rx, pump=None, motor=None, **kw):
