@@ -46,6 +46,7 @@ class Persist:
 
     def __init__(self, storage, rtc):
         self._rtc = rtc
+        self.rtc = rtc  # (the self-tests compare the tick clock with it: firmware/selftest.py)
         self.loop = None
         self.journal = Journal(storage, SIZES, self._snapshot)
         self._reserve = [0, 0, 0]
