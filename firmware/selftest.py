@@ -44,23 +44,37 @@ ADC_RECHECK_MS = const(120_000)  # twice the longest glitch
 # plus 1/64 of the time between checks (1.6 %: crystals drift by 0.01 %; a clock that stopped or
 # halved is far beyond).
 CLOCK_SLACK_MS = const(2000)
+_CHUNK_INTS = const(32)
 _MAX_RTC_S = const(0x7FFFF)  # 6 days between checks at most (they run hourly); more: the RTC jumped
 
 
 class _CrcWriter:
-    """firmware/state.py's pack functions write through put(): this one feeds the CRC instead."""
+    """firmware/state.py's pack functions write through put(): this one feeds the CRC instead,
+    _CHUNK_INTS at a time (one CRC call per chunk: CPython's binascii path is per call)."""
 
     def __init__(self):
         self.crc = Crc32()
-        self.buf = bytearray(4)
+        self.buf = bytearray(4 * _CHUNK_INTS)
+        self.i = 0
+
+    def reset(self):
+        self.crc.reset()
+        self.i = 0
 
     def put(self, x):
         b = self.buf
-        b[0] = x & 0xFF
-        b[1] = (x >> 8) & 0xFF
-        b[2] = (x >> 16) & 0xFF
-        b[3] = (x >> 24) & 0xFF
-        self.crc.update(b, 0, 4)
+        i = self.i
+        b[i] = x & 0xFF
+        b[i + 1] = (x >> 8) & 0xFF
+        b[i + 2] = (x >> 16) & 0xFF
+        b[i + 3] = (x >> 24) & 0xFF
+        self.i = i + 4
+        if self.i == 4 * _CHUNK_INTS:
+            self.flush()
+
+    def flush(self):
+        self.crc.update(self.buf, 0, self.i)
+        self.i = 0
 
 
 class SelfTest:
@@ -100,9 +114,10 @@ class SelfTest:
 
     def _walk(self):
         w = self._w
-        w.crc.reset()
+        w.reset()
         state._pack_settings(w, self._loop)
         state._pack_rx(w, self._loop.ctl.rx)
+        w.flush()
 
     def _rtc_s(self):
         return self._rtc.now_s() if self._rtc is not None else -1
