@@ -206,6 +206,8 @@ class PumpLoop:
         if t < 0 or t > self._wait_max_ms:
             return False
         ctl = self.ctl
+        if ctl is None:
+            return False
         v = ctl.reservoir.volume_nl
         if v < 0 or v > ctl.pump.capacity_nl:
             return False
