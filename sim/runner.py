@@ -218,6 +218,7 @@ class Run:
         # loop: it no longer wakes or feeds, and the watchdog's bite resets it.
         self.dog = None
         self._hung = False
+        self._hung_at = 0  # when the loop hung
         self.loop = self._boot()
         self._note_projection()
 
@@ -251,13 +252,15 @@ class Run:
     def _outage(self, seconds, cause):
         """The power fails now (or the watchdog resets the firmware): the motor stops, the firmware
         is gone until the power is back `seconds` later, then it boots again."""
+        hung_ms = self.clock.now_ms - self._hung_at if self._hung else 0
         self._hung = False
         t = self.clock.now_ms
         self.pump.stop()
         self.flash.tear_after(-1)
         self._tear_next = False
         self._off = True
-        self.result.resets.append({"t_ms": t, "seconds": seconds, "cause": cause})
+        # hung_ms: how long the loop had hung before the watchdog reset it (its inputs went nowhere)
+        self.result.resets.append({"t_ms": t, "seconds": seconds, "cause": cause, "hung_ms": hung_ms})
         self._note(t, "reset", cause=cause, seconds=seconds)
         end = t + seconds * 1000
         while True:  # the world goes on while the pump is off: inputs are lost, faults apply
@@ -376,6 +379,7 @@ class Run:
             # The loop stops where it is: no more wakes, no feed; the motor runs out its train. Inputs
             # find no firmware (as during an outage) until the watchdog resets it (wait()).
             self._hung = True
+            self._hung_at = t
             self._off = True
 
     def _input(self, ev):

