@@ -136,9 +136,14 @@ COMMAND_NAMES = ("refill", "bolus", "program", "prime", "silence", "suspend", "r
 # What made the battery level change (EV_ERI, EV_EOS)
 BATTERY_CAUSES = ("", "projection", "voltage", "after_eri", "service_limit")
 
-FAULT_NAMES = ("", "memory", "self_check", "journal", "restore")
+FAULT_NAMES = ("", "memory", "self_check", "journal", "restore", "rx_crc", "journal_check", "clock", "battery_adc")
 FAULT_JOURNAL = const(3)  # the journal holds no state to trust (a=FAULT_JOURNAL, b=firmware.journal WHY_*)
 FAULT_RESTORE = const(4)  # the journal's newest state failed validation
+# The self-tests (firmware/selftest.py): EV_CRITICAL_FAULT a=FAULT_*, b=the detail named here
+FAULT_RX_CRC = const(5)  # the prescription and limits in RAM changed since set (b=CRC now, low 16 bits)
+FAULT_JOURNAL_CHECK = const(6)  # a record journaled since the last self-test no longer reads back (b=its offset)
+FAULT_CLOCK = const(7)  # the tick clock stopped, or disagrees with the real-time clock (b=ms ticked since the last check)
+FAULT_BATTERY_ADC = const(8)  # the battery ADC read outside its physical range twice in a row (b=mV)
 
 # Alarms: ids, and one bit each. Critical alarms mean medication is no longer flowing.
 AL_EMPTY_RESERVOIR = const(0)

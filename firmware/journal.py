@@ -130,6 +130,9 @@ class Journal:
         self._total = 0
         self._n = 0
         self.compactions = 0
+        self._chk_block = -1  # check(): the block (and compaction) and offset re-read up to
+        self._chk_compactions = 0
+        self.checked_to = 0  # (where a failed check stopped: the offset of the record that failed)
 
     # -- writing ------------------------------------------------------------------------------------
 
@@ -255,6 +258,51 @@ class Journal:
         self.dirty = False
         self._fill(self._bufs[SNAPSHOT], SNAPSHOT, self._values, self._snap_n)
         return self._write(self._bufs[SNAPSHOT])
+
+    # -- the self-test (firmware/selftest.py): allocates nothing -------------------------------------
+
+    def check(self):
+        """Re-reads every record committed to the block being written since the last check (the
+        whole block after a compaction): True if each still reads back with its CRC holding."""
+        if self.block != self._chk_block or self.compactions != self._chk_compactions:
+            self._chk_block = self.block
+            self._chk_compactions = self.compactions
+            self.checked_to = 0
+        while self.checked_to < self.offset:
+            if not self._check_record():
+                return False
+        return True
+
+    def _check_record(self):
+        at = self.checked_to
+        j = at - self._read_chunk(at)
+        t = self._chunk[j]
+        n = self._chunk[j + 2] | (self._chunk[j + 3] << 8)
+        if self._chunk[j + 1] != 0 or t >= len(self._sizes) or not 1 <= n <= self._sizes[t]:
+            return False
+        end = at + HEADER + 4 * n  # the CRC's offset
+        self._crc.reset()
+        while at < end:
+            at = self._crc_chunk(at, end)
+        j = end - self._read_chunk(end)
+        if self._chunk[j] | (self._chunk[j + 1] << 8) != self._crc.final_lo() \
+                or self._chunk[j + 2] | (self._chunk[j + 3] << 8) != self._crc.final_hi():
+            return False
+        self.checked_to = end + TRAILER
+        return True
+
+    def _crc_chunk(self, at, end):
+        base = self._read_chunk(at)
+        stop = base + _CHUNK if base + _CHUNK < end else end
+        self._crc.update(self._chunk, at - base, stop - base)
+        return stop
+
+    def _read_chunk(self, at):
+        """Reads _CHUNK bytes of the block being written holding offset `at` (moved back to stay
+        inside the block); returns the offset of _chunk[0]."""
+        base = at if at + _CHUNK <= self.block_size else self.block_size - _CHUNK
+        self._dev.readblocks(self.block, self._chunk, base)
+        return base
 
     # -- reading (boot: may allocate) ------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from firmware.dates import fill_week, minutes_in_week
 from firmware.eventlog import EventLog
 from firmware.mechanism import MotorWatch
 from firmware.prescription import Prescription
+from firmware.selftest import SelfTest
 from hal.channel import (
     CMD_BOLUS,
     CMD_CANCEL_BOLUS,
@@ -73,10 +74,16 @@ _ARITY = (3, 3, 2, 2, 1, 1, 1, 1, 3)  # tuple length of each command (hal/channe
 class PumpLoop:
     """clock, motor, annunciator, button, programmer, adc: hal/interfaces.py backends. pump, rx,
     volume_nl, weekday and time_of_day_ms as for the Controller; battery: BatteryParams (the
-    gauge's nominal draws); critical_repeat_minutes: 1..60."""
+    gauge's nominal draws); critical_repeat_minutes: 1..60; persist: firmware/persist.py's Persist
+    (the journal) or None; watchdog: hal/interfaces.py Watchdog or None.
+
+    The watchdog is fed at the end of a service() only when the loop's health checks pass
+    (_healthy, docs/alarms.md "Watchdog"), and the loop wakes at least every timeout_ms // 2 to
+    feed it."""
 
     def __init__(self, clock, motor, annunciator, button, programmer, adc, pump, rx, emit, volume_nl=-1,
-                 weekday=0, time_of_day_ms=0, battery=None, critical_repeat_minutes=10, persist=None):
+                 weekday=0, time_of_day_ms=0, battery=None, critical_repeat_minutes=10, persist=None,
+                 watchdog=None):
         if isinstance(critical_repeat_minutes, bool) or not isinstance(critical_repeat_minutes, int) \
                 or not 1 <= critical_repeat_minutes <= 60:
             raise ValueError("alarms.critical_repeat_minutes: must be an integer 1..60")
@@ -89,6 +96,12 @@ class PumpLoop:
         # state changed, then to the caller's emit.
         self.log = EventLog()
         self.persist = persist
+        self.watchdog = watchdog
+        # the longest wait: a watchdog's half timeout, so a wake comes before the dog bites
+        self._wait_max_ms = HOUSEKEEPING_MS
+        if watchdog is not None and watchdog.timeout_ms // 2 < HOUSEKEEPING_MS:
+            self._wait_max_ms = watchdog.timeout_ms // 2
+        self.unfed = 0  # wakes whose health checks failed (the watchdog not fed)
         event = self._event
         self.alarms = Alarms(event, clock, annunciator, critical_repeat_minutes * 60_000)
         self.gauge = Gauge(adc, battery if battery is not None else BatteryParams())
@@ -118,8 +131,10 @@ class PumpLoop:
         self.refused = 0  # zero-length waits refused (a timer due again right after its service: a bug)
         self._next = self._last
         self._project()
+        self.selftest = SelfTest(self, clock, persist.rtc if persist is not None else None)
         if persist is not None:
             persist.start(self)  # restores the journal's state, or formats an empty region
+        self.selftest.start(clock.ticks_ms())  # the checks run in the first service()
         self.service()
 
     # -- the loop -------------------------------------------------------------------------------
@@ -152,12 +167,15 @@ class PumpLoop:
         took = self._button.pending() or self._programmer.pending()
         if took:
             self._inputs()
+        if self.selftest.is_due(now):  # after the battery's reading and any program command
+            self.selftest.run(now)
         if self.ctl.started != self._started:  # a bolus started: the low-reservoir date moved
             self._started = self.ctl.started
             self._project()
         tone_s = self.alarms.sound()
         if tone_s:
             self.gauge.tone(tone_s)
+        refused = self.refused
         t = self._ms_to_next(now)
         if not t and not took and self._clock.ticks_diff(self.ctl.deadline(), now) > 0:
             # Another pass in the same ms only when the controller asks (a train whose overdue
@@ -170,6 +188,30 @@ class PumpLoop:
         self._next = self._clock.ticks_add(now, t)
         if self.persist is not None:
             self.persist.after_service()
+        if self.watchdog is not None:
+            if self._healthy(now, refused):
+                self.watchdog.feed()
+            else:
+                self.unfed += 1
+
+    def _healthy(self, now, refused):
+        """The checks before a feed (docs/alarms.md "Watchdog"): no zero-length wait refused this
+        pass; the next wake in the future or now, and before the dog bites; the reservoir count
+        within the reservoir; and, while delivering, the controller's next change not overdue after
+        it was serviced (a stuck controller would never make its strokes)."""
+        if self.refused != refused:
+            return False
+        clock = self._clock
+        t = clock.ticks_diff(self._next, now)
+        if t < 0 or t > self._wait_max_ms:
+            return False
+        ctl = self.ctl
+        if ctl is None:
+            return False
+        v = ctl.reservoir.volume_nl
+        if v < 0 or v > ctl.pump.capacity_nl:
+            return False
+        return ctl.held or self.watch.bits or clock.ticks_diff(ctl.deadline(), now) >= 0
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -197,8 +239,8 @@ class PumpLoop:
 
     def _ms_to_next(self, now):
         t = self._clock.ticks_diff(self.ctl.deadline(), now)
-        if t > HOUSEKEEPING_MS:
-            t = HOUSEKEEPING_MS
+        if t > self._wait_max_ms:
+            t = self._wait_max_ms
         # Most wakes have no alarm and no mechanism fault: then neither has a timer (-1), so skip the calls.
         if self.alarms.active or self.alarms.fresh:
             a = self.alarms.ms_to_next(now)
@@ -213,6 +255,9 @@ class PumpLoop:
             if 0 <= a < t:
                 t = a
         a = self.gauge.ms_to_next_event()
+        if 0 <= a < t:
+            t = a
+        a = self.selftest.ms_to_next(now)
         if 0 <= a < t:
             t = a
         return t if t > 0 else 0
@@ -288,12 +333,15 @@ class PumpLoop:
         elif op == CMD_SET_CLOCK:
             result = ctl.set_clock(command[1], command[2])
             self.watch.clock_set(ctl.clock_shift_ms)
+            self.selftest.clock_set()
         else:
             assert op == CMD_CANCEL_BOLUS
             result = ctl.cancel_bolus()
         if result != OK and op >= CMD_SILENCE:
             self._event(EV_COMMAND_REJECTED, op, result, 0)
         if result == OK:
+            if op == CMD_PROGRAM or op == CMD_REFILL:  # the prescription set (a refill sets its
+                self.selftest.rebase()  # concentration): the self-tests' reference CRC
             self._project()
         return result
 

@@ -52,6 +52,7 @@ class Persist:
 
     def __init__(self, storage, rtc, events=None):
         self._rtc = rtc
+        self.rtc = rtc  # (the self-tests compare the tick clock with it: firmware/selftest.py)
         self.loop = None
         self.journal = Journal(storage, SIZES, self._snapshot)
         self.events = Journal(events, EVENT_SIZES, self._event_marker, True) if events is not None else None

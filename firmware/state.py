@@ -951,4 +951,5 @@ def _apply(loop, s):
     # The dates stay as of their last recalculation (a boot that writes time off recalculates them).
     loop.low_reservoir_min, loop.empty_min, loop.eri_days, loop.eos_days = s.dates
     loop._next = now
+    loop.selftest.start(now)  # the prescription restored: the self-tests from it, on its clock
     loop.service()

@@ -52,6 +52,14 @@
 # Battery ADC
 #   read_mv() -> int             the cell voltage in mV
 #
+# Watchdog
+#   constructed with its timeout (ms); once made it runs and cannot be stopped (machine.WDT)
+#   timeout_ms                   the timeout: the loop wakes at least every timeout_ms // 2
+#   feed()                       restart the countdown; PumpLoop calls it at the end of a
+#                                service() whose health checks passed, and nowhere else. Must not
+#                                allocate. Unfed for timeout_ms: the board resets
+#   Backends: hal/machine_watchdog.py (machine.WDT), sim/watchdog.py (the simulator's)
+#
 # ---- Board backends (hal/machine_*.py, hal/steps_*.py; boards/README.md) --------------------
 #
 # Steps: a driver's pulse engine. Python sets a count and lets the port's hardware emit the

@@ -85,8 +85,8 @@ def judge(base, run):
     reset = run["resets"][0] if run["resets"] else None
     if reset is None:  # the cut fell after the end (a tear whose next write never came)
         return bad, {"lost": 0, "ahead": 0, "restored": True}
-    t_cut = reset["t_ms"]
-    t_back = t_cut + reset["seconds"] * 1000
+    t_back = reset["t_ms"] + reset["seconds"] * 1000
+    t_cut = reset["t_ms"] - reset.get("hung_ms", 0)  # a hang: the firmware stopped when the loop hung
     bt, ct = base["times"], run["times"]
     # never ahead of the uninterrupted run: at each of the cut run's strokes, as many or more in base
     k = np.arange(1, len(ct) + 1)

@@ -21,12 +21,12 @@ from sim.clock import SimClock, SimRTC
 from sim.nor_flash import NorFlash, PowerCut
 from sim.pump import TOP_SPEED_MS, SimPump
 from sim.scenario import Fault, copy_prescription
+from sim.watchdog import SimWatchdog
 
 DAY = 86_400_000
 JOURNAL_BLOCK_BYTES = 4096  # a board's erase block (rp2.Flash, esp32.Partition)
 JOURNAL_BLOCKS = 16  # 64 KB for the journal
 EVENT_BLOCKS = 12  # 48 KB for the event log: 1024 events and more through an erase
-HANG_RESET_S = 8  # the watchdog's timeout: a hung loop is reset this long after it stopped
 _RESET_FAULTS = ("power_loss", "hang", "flash_bitflip", "battery_sag")
 
 _COMMANDS = {"bolus": C.CMD_BOLUS, "refill": C.CMD_REFILL, "program": C.CMD_PROGRAM, "prime": C.CMD_PRIME,
@@ -217,6 +217,12 @@ class Run:
         self._off = False  # the firmware is off (an outage): inputs go nowhere
         self._tear_seconds = 0
         self._deferred = []  # programmer commands sent while the pump was off
+        # The watchdog (sim/watchdog.py), with the journal only: a reset recovers from the journal's
+        # state (without one a board would boot the config's prescription again). A `hang` stops the
+        # loop: it no longer wakes or feeds, and the watchdog's bite resets it.
+        self.dog = None
+        self._hung = False
+        self._hung_at = 0  # when the loop hung
         self.loop = self._boot()
         self._note_projection()
 
@@ -224,6 +230,7 @@ class Run:
         """The firmware starts on the simulated hardware: from its journal when it has one."""
         scenario = self.scenario
         persist = Persist(self.flash, self.rtc, self.event_flash) if self.journal else None
+        self.dog = SimWatchdog(self.clock) if self.journal else None  # started again at every boot
         self.loop = None
         loop = PumpLoop(
             self.clock,
@@ -241,6 +248,7 @@ class Run:
             scenario.battery,
             scenario.critical_repeat_minutes,
             persist,
+            self.dog,
         )
         self.loop = loop
         return loop
@@ -248,21 +256,17 @@ class Run:
     def _outage(self, seconds, cause):
         """The power fails now (or the watchdog resets the firmware): the motor stops, the firmware
         is gone until the power is back `seconds` later, then it boots again."""
-        if cause == "watchdog":  # the motor runs out its train while the hung loop starves the watchdog
-            hung_until = min(self.clock.now_ms + HANG_RESET_S * 1000, self.end_ms)
-            while self._next_in <= hung_until and self._next_in < self.end_ms:
-                self.clock.advance_to(self._next_in)
-                self._off = True
-                self._externals(self._next_in)
-            self.clock.advance_to(hung_until)
-            seconds = 0
+        hung_ms = self.clock.now_ms - self._hung_at if self._hung else 0
+        self._hung = False
         t = self.clock.now_ms
         self.pump.stop()
         self.flash.tear_after(-1)
         self._off = True
         # To the referee the time off is a delivery hold: the ideal is missed, nothing is owed after.
-        self._hold_start(t, "power_off", False)
-        self.result.resets.append({"t_ms": t, "seconds": seconds, "cause": cause})
+        # A hung loop was off from when it hung (the motor only ran out the train it had started).
+        self._hold_start(t - hung_ms, "power_off", False)
+        # hung_ms: how long the loop had hung before the watchdog reset it (its inputs went nowhere)
+        self.result.resets.append({"t_ms": t, "seconds": seconds, "cause": cause, "hung_ms": hung_ms})
         self._note(t, "reset", cause=cause, seconds=seconds)
         end = t + seconds * 1000
         while True:  # the world goes on while the pump is off: inputs are lost, faults apply
@@ -381,7 +385,11 @@ class Run:
             else:
                 raise _Reset(f.seconds, "power_loss")
         elif what == "hang":
-            raise _Reset(HANG_RESET_S, "watchdog")
+            # The loop stops where it is: no more wakes, no feed; the motor runs out its train. Inputs
+            # find no firmware (as during an outage) until the watchdog resets it (wait()).
+            self._hung = True
+            self._hung_at = t
+            self._off = True
         elif what == "battery_sag":
             # The 2009-2011 field failure: the cell sags under a stroke's load below the brown-out
             # level and the controller restarts at once (no time off).
@@ -431,15 +439,21 @@ class Run:
 
     def wait(self, deadline, ready):
         """The HAL clock's wait: jump to the deadline (late by the wake jitter), or to the next
-        scenario input or fault the firmware would notice, whichever is first."""
-        if ready():
+        scenario input or fault the firmware would notice, whichever is first. The watchdog bites
+        (raising _Reset) if its expiry comes first: a hung loop never wakes."""
+        if ready() and not self._hung:
             return True
         t_wake = self._wake_at(deadline)
         while True:
             t = self._next_external()
+            if self._hung:
+                t_wake = t + 1  # never reached: the loop is stuck
             external = t <= t_wake
             if not external:
                 t = t_wake
+            if self.dog is not None and self.dog.expires_ms() < t and self.dog.expires_ms() < self.end_ms:
+                self.clock.advance_to(self.dog.expires_ms())
+                raise _Reset(0, "watchdog")
             self.clock.advance_to(t)
             while self._progress and t >= self._next_day:
                 self._progress(1)
@@ -448,7 +462,7 @@ class Run:
                 self._externals(t)
             if t >= self.end_ms:
                 return False
-            if t == t_wake or ready():
+            if not self._hung and (t == t_wake or ready()):
                 return True
 
     def _wake_at(self, deadline):
@@ -634,7 +648,8 @@ class Run:
                 loop = self._outage(cut.seconds, cut.cause)
             except PowerCut:  # a torn journal write
                 loop = self._outage(self._tear_seconds, "power_loss_torn")
-        loop.service()  # the run's last instant
+        if not self._hung:  # a hung loop stays stuck to the end
+            loop.service()  # the run's last instant
         pump = self.pump
         pump.finish()
         r = self.result

@@ -23,6 +23,7 @@ package("firmware", base_path="../..", files=(
     "prescription.py",
     "reservoir.py",
     "schedule.py",
+    "selftest.py",
     "state.py",
     "units.py",
 ))
@@ -36,6 +37,7 @@ package("hal", base_path="../..", files=(
     "machine_clock.py",
     "machine_led.py",
     "machine_motor.py",
+    "machine_watchdog.py",
     "steps_pyb.py",
     "steps_timer.py",
     "train.py",

@@ -15,6 +15,9 @@
 #   PWM:   history is every (freq, duty_u16) the output took, in order.
 #   ADC:   set_u16(v) (or .u16 = v) is what read_u16() returns; reads counts the calls.
 #   Timer: fire() runs the callback as the hardware would (ONE_SHOT: once).
+#   WDT:   the port's timeout limits enforced with its messages (each port's _check); feeds counts
+#          feed() calls, timeout_ms is what it was started with, WDT.started every one started
+#          (never stopped: the real one cannot be).
 #   idle(): counted in idles.
 #   reset(): the board restarts: the process ends with status RESET_EXIT (tests/host/
 #          serial_board.py boots the board again, running main.py, as a hard reset does).
@@ -86,6 +89,7 @@ def _report():
 def reset_fakes():
     """Forget every Pin made (tests call it to start clean)."""
     Pin._pins.clear()
+    WDT.started.clear()
     global idles
     idles = 0
 
@@ -335,3 +339,22 @@ class Timer:
         elif _hard(self.callback, self) < 0:
             self.active = False  # shared/runtime/softtimer.c: a hard callback that raised stops the timer
         return True
+
+
+class WDT:
+    """machine.WDT(id=0, timeout=5000) (extmod/machine_wdt.c: the defaults); each port's
+    machine.py subclasses it with its _check (the limits of its ports/<port>/machine_wdt.c)."""
+
+    started = []
+
+    def __init__(self, id=0, timeout=5000):
+        self._check(id, timeout)
+        self.timeout_ms = timeout
+        self.feeds = 0
+        WDT.started.append(self)
+
+    def _check(self, id, timeout):
+        pass
+
+    def feed(self):
+        self.feeds += 1

@@ -344,8 +344,8 @@ def test_steady_state_loop_iteration_allocates_nothing_with_the_heap_unlocked():
         started = rig.loop.ctl.started
         before = mem()
         wakes = 0
-        while wakes < 30:  # 40 wakes of 6 h: within the 12.4 days the fake clock's ms stay small ints
-            _wake(rig)
+        while wakes < 100:  # 110 wakes of at most 1 h (the hourly self-tests): 3 daily boluses, within
+            _wake(rig)  # the 12.4 days the fake clock's ms stay small ints
             wakes += 1
         allocated = mem() - before
     finally:

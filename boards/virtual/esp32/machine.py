@@ -291,3 +291,13 @@ class Timer(vmachine.Timer):
         if self.callback is not None:
             _schedule(self.callback, self)
         return True
+
+
+class WDT(vmachine.WDT):
+    def _check(self, id, timeout):
+        # ports/esp32/machine_wdt.c: id 0 only (a ValueError without a message); timeout_ms > 0,
+        # no upper bound there (ESP-IDF's task watchdog)
+        if id != 0:
+            raise ValueError()
+        if timeout <= 0:
+            raise ValueError("WDT timeout too short")

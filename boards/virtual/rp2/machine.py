@@ -306,3 +306,13 @@ def _word(x):
     if not -(1 << 31) <= x < (1 << 31):
         raise OverflowError("overflow converting long int to machine word")
     return x
+
+
+class WDT(vmachine.WDT):
+    def _check(self, id, timeout):
+        # ports/rp2/machine_wdt.c: WDT_TIMEOUT_MAX 8388; the ms are taken as uint32 (a negative
+        # one exceeds it too)
+        if id != 0:
+            raise ValueError("WDT(%d) doesn't exist" % id)
+        if timeout < 0 or timeout > 8388:
+            raise ValueError("timeout exceeds 8388")

@@ -438,3 +438,21 @@ class Timer(_vm.Timer):
         else:
             _schedule(self.callback, self)
         return True
+
+
+class WDT(_vm.WDT):
+    def _check(self, id, timeout):
+        # ports/stm32/machine_wdt.c: the IWDG's prescaler takes up to 6 halvings while the ms are
+        # >= 512, then 8 ticks a ms must fit its 12-bit reload (1..0xfff): 1..32767 ms
+        if id != 0:
+            raise ValueError("WDT(%d) doesn't exist" % id)
+        t = timeout
+        prescaler = 0
+        while prescaler < 6 and t >= 512:
+            prescaler += 1
+            t //= 2
+        t *= 8
+        if t <= 0:
+            raise ValueError("WDT timeout too short")
+        if t > 0xFFF:
+            raise ValueError("WDT timeout too long")
