@@ -209,10 +209,19 @@ class Pump:
         self._strokes = 0
         self._shown = -1
         self._built = False  # emit() runs while the loop is built
+        persist = self._persist(cfg) if cfg.journal is not None else None
+        if persist is None:
+            print("Journal: none in board.json, so a reset forgets the pump's state")
+        watchdog = None
+        if cfg.watchdog_ms:  # started last: from here on the loop must feed it
+            from hal.machine_watchdog import MachineWatchdog
+
+            _part[0] = "the watchdog (watchdog.timeout_ms %r)" % (cfg.watchdog_ms,)
+            watchdog = MachineWatchdog(cfg.watchdog_ms)
         _part[0] = "the firmware's loop"
         self.loop = PumpLoop(self.clock, self.motor, self, self.button_a, self.programmer, self.adc,
                              cfg.pump, cfg.rx, self.emit, cfg.volume_nl, cfg.weekday, cfg.time_of_day_ms,
-                             cfg.battery, cfg.critical_repeat_minutes)
+                             cfg.battery, cfg.critical_repeat_minutes, persist, watchdog)
         self._built = True
         _part[0] = ""
         self._strokes = self.motor.strokes()
@@ -222,6 +231,20 @@ class Pump:
 
     def run(self):
         self.loop.run()
+
+    @staticmethod
+    def _persist(cfg):
+        """The journal over the board's flash regions, timed by machine.RTC: the state survives a reset."""
+        import machine
+
+        from firmware.persist import Persist
+        from hal.machine_rtc import MachineRtc
+        from hal.machine_storage import open_regions
+
+        _part[0] = "the journal's flash region (journal)"
+        state_dev, events_dev = open_regions(cfg.journal)
+        _part[0] = "the real-time clock (machine.RTC)"
+        return Persist(state_dev, MachineRtc(machine.RTC()), events_dev)
 
     # -- the annunciator (hal/interfaces.py), in front of the buzzer ----------------------------------
 

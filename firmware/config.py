@@ -51,7 +51,7 @@ _CATCH_UP_DEN = 4
 
 _TOP = ("board", "mode", "demo", "demo_speed", "start_weekday", "start_time", "motor", "buzzer_pin", "led_pin",
         "button_a_pin", "button_b_pin", "battery", "pump", "drug", "basal", "periodic_bolus", "ptm", "limits",
-        "alarms", "toy")
+        "alarms", "toy", "watchdog", "journal")
 _DRUG_KEYS = ("drug", "pump", "basal", "periodic_bolus", "ptm", "limits")  # refused in toy mode
 _TOY = ("sips", "sip_every_s", "low_sips", "bolus_sips", "bolus_minutes", "bolus_lockout_minutes", "bolus_per_day")
 _MOTOR = ("driver", "step_pin", "dir_pin", "enable_pin", "phase_pins", "stall_pin", "load_adc_pin",
@@ -248,6 +248,8 @@ class BoardConfig:
         self.full_nl = 0  # what a refill (button B) tops the reservoir up to
         self.rx = None
         self.critical_repeat_minutes = 10
+        self.watchdog_ms = 0  # machine.WDT's timeout (0: none)
+        self.journal = None  # board.json's "journal" object (hal/machine_storage.py reads it), or None
         # mode toy: the toy's own numbers (boards/README.md)
         self.sips = self.sip_every_s = self.low_sips = 0
         self.bolus_sips = self.bolus_minutes = self.bolus_lockout_minutes = self.bolus_per_day = 0
@@ -293,6 +295,17 @@ class BoardConfig:
         alarms = top.sub("alarms")
         alarms.only(("critical_repeat_minutes",))
         self.critical_repeat_minutes = alarms.integer("critical_repeat_minutes", 1, 60, 10)
+        # A pump runs under the watchdog; demo and toy boards only when asked (a watchdog cannot be
+        # stopped: a student who breaks into the REPL is reset timeout_ms later, main.py and all).
+        dog = top.sub("watchdog")
+        dog.only(("timeout_ms",))
+        self.watchdog_ms = dog.integer("timeout_ms", 0, 0x3FFFFFFF, 0 if self.demo or self.toy else 8000)
+        if top.has("journal"):
+            if self.demo:  # the demo clock runs demo_speed times the real-time clock's pace
+                top.fail("journal", "mode demo keeps no journal: its clock runs %dx the real-time clock's, so a "
+                         "reset's time off would be counted wrong (use mode pump or toy)" % self.demo_speed)
+            top.sub("journal")  # an object; its keys are the board's flash region's (hal/machine_storage.py)
+            self.journal = top.t["journal"]
 
     def _mode(self, top):
         demo = top.flag("demo", False)  # the old spelling of "mode": "demo"
