@@ -236,10 +236,10 @@ class Pump:
     def _persist(cfg):
         """The journal over the board's flash regions, timed by machine.RTC: the state survives a reset."""
         import machine
-
-        from firmware.persist import Persist
         from hal.machine_rtc import MachineRtc
         from hal.machine_storage import open_regions
+
+        from firmware.persist import Persist
 
         _part[0] = "the journal's flash region (journal)"
         state_dev, events_dev = open_regions(cfg.journal)

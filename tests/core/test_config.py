@@ -529,3 +529,40 @@ def test_a_demos_strokes_fit_between_strokes_at_the_prescriptions_top_rate():
     assert load(json.dumps(d), "rpi_pico").steps_per_stroke == 1
     d["demo_speed"] = most + 1
     raises(ValueError, lambda: load(json.dumps(d), "rpi_pico"))
+
+
+def test_the_watchdog_runs_a_pump_and_a_demo_or_toy_only_when_asked():
+    # A watchdog cannot be stopped (a student in the REPL is reset): demo and toy boards opt in.
+    assert load(_with(["demo"], False), "rpi_pico").watchdog_ms == 8000
+    assert load(json.dumps(PICO), "rpi_pico").watchdog_ms == 0
+    assert load(_with(["watchdog"], {"timeout_ms": 2000}), "rpi_pico").watchdog_ms == 2000
+    d = _copy(PICO)
+    d["demo"] = False
+    d["watchdog"] = {"timeout_ms": 0}  # a pump may be run without one, by saying so
+    assert load(json.dumps(d), "rpi_pico").watchdog_ms == 0
+    _refused("board.json: watchdog.timeout_ms: must be an integer 0..1073741823, not -1",
+             _with(["watchdog"], {"timeout_ms": -1}))
+    _refused("board.json: watchdog.timeout_ms: must be an integer 0..1073741823, not True",
+             _with(["watchdog"], {"timeout_ms": True}))
+    _refused("board.json: watchdog.seconds: unknown key",
+             _with(["watchdog"], {"seconds": 8}))
+    _refused("board.json: watchdog: must be an object",
+             _with(["watchdog"], 8000))
+
+
+def test_the_journal_is_an_object_and_never_in_demo_mode():
+    d = _copy(PICO)
+    d["demo"] = False
+    d["journal"] = {"start": 0}
+    assert load(json.dumps(d), "rpi_pico").journal == {"start": 0}
+    assert load(_with(["demo"], False), "rpi_pico").journal is None
+    d["journal"] = [0]
+    _refused("board.json: journal: must be an object",
+             json.dumps(d))
+    _refused("board.json: journal: mode demo keeps no journal: its clock runs 480x the real-time clock's",
+             _with(["journal"], {"start": 0}))
+
+
+def _refused(message, text):
+    e = raises(ValueError, lambda: load(text, "rpi_pico"))
+    assert str(e).startswith(message), str(e)
