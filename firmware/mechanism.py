@@ -47,6 +47,9 @@ OCCLUSION_LOAD = const(200)  # percent of the free-running load
 PRESSURE_LOAD = const(110)  # above it, a completed stroke went into a pressurised line
 RELEASE_LOAD = const(120)
 OCCLUSION_POLL_MS = const(60_000)
+# A line pressurised this long is occluded: bounds the detection delay of a soft line at a low rate
+# (a 50 uL store at 0.048 mL/day would take 25 h to reach OCCLUSION_LOAD; docs/alarms.md).
+PRESSURE_ALARM_MS = const(3_600_000)
 _RETRY_CHECK_MS = const(100)  # a board's retried stroke is a burst in flight: look again this soon
 
 NONE = const(0)
@@ -75,6 +78,9 @@ class MotorWatch:
         self.occluded = False
         self._poll_tick = 0
         self.pressed_nl = 0  # pushed into a pressurised line since the load was last normal
+        self.pressure = False  # ... and that began at _pressure_tick (the line not at rest since)
+        self._pressure_tick = 0
+        self.by_pressure = False  # the occlusion was raised by time: released only at rest
         self.runaway = False
         self._seen = motor.strokes()
         self._n = 0
@@ -109,6 +115,8 @@ class MotorWatch:
                 self.pressed_nl = 0  # the line is at rest: what was pressed has flowed on
         if bits & MOTOR_OVERLOAD and not self.occluded:
             self._occlusion()
+        elif self.pressure or self.pressed_nl and not self.occluded:
+            self._pressurised(now)
         if bits & MOTOR_STALL:
             self._stalled(now)
         elif self.stall == RETRYING and self._n:
@@ -133,6 +141,10 @@ class MotorWatch:
             t = _RETRY_CHECK_MS
         if self.occluded:
             p = _not_past(self._clock.ticks_diff(self._poll_tick, now))
+            if t < 0 or p < t:
+                t = p
+        elif self.pressure:
+            p = _not_past(PRESSURE_ALARM_MS - self._clock.ticks_diff(now, self._pressure_tick))
             if t < 0 or p < t:
                 t = p
         return t
@@ -193,17 +205,35 @@ class MotorWatch:
 
     # -- occlusion ------------------------------------------------------------------------------
 
+    def _pressurised(self, now):
+        """Strokes went into a pressurised line (not occluded): times how long it stays so."""
+        if not self.pressed_nl:  # back at rest
+            self.pressure = False
+        elif not self.pressure:
+            self.pressure = True
+            self._pressure_tick = now
+        elif self._clock.ticks_diff(now, self._pressure_tick) >= PRESSURE_ALARM_MS:
+            self.pressure = False
+            if self._motor.load() > PRESSURE_LOAD:
+                self.by_pressure = True
+                self._occlusion()
+            else:  # at rest since the last stroke: what was pressed has flowed on
+                self.pressed_nl = 0
+
     def _occlusion(self):
+        self.pressure = False
         self.occluded = True
         self._ctl.hold(HOLD_OCCLUSION)
         self._alarms.raise_(ALARM_OCCLUSION, EV_OCCLUSION, self._motor.load())
         self._poll_tick = self._clock.ticks_add(self._clock.ticks_ms(), OCCLUSION_POLL_MS)
 
     def _poll(self, now):
-        if self._motor.load() >= RELEASE_LOAD:
+        load = self._motor.load()
+        if load >= RELEASE_LOAD or self.by_pressure and load > PRESSURE_LOAD:
             self._poll_tick = self._clock.ticks_add(now, OCCLUSION_POLL_MS)
             return
         self.occluded = False
+        self.by_pressure = False
         ctl = self._ctl
         self._emit(EV_OCCLUSION_RELEASED, self.pressed_nl, 0, 0)
         self._alarms.clear(ALARM_OCCLUSION, 0, 0)

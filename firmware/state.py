@@ -41,7 +41,8 @@
 #              (params), _win_mc/_win_days (the marks), mv (read at every check); S _qr; H _adc
 #   MotorWatch P bits, stall, stalls, stall_alarms, _stall_day/ms, _retry_tick (while stalled),
 #              _retry_ms, _alarm_due, _missed_big/small, occluded, _poll_tick (while occluded),
-#              pressed_nl, runaway (the power is cut again on restore), _seen (as a lag);
+#              pressed_nl, pressure, _pressure_tick (while pressure), by_pressure,
+#              runaway (the power is cut again on restore), _seen (as a lag);
 #              S _n; H _clock, _motor, _ctl, _alarms, _emit, _handler
 
 from firmware.alarms import (
@@ -92,8 +93,8 @@ _BIG = const(0x1FFFFFFF)  # 2**29 - 1: a sane bound for counters and lifetime to
 _HALF = const(0x20000000)  # ticks_diff's range is -2**29 .. 2**29 - 1; ticks_add takes |delta| < 2**29
 
 # Worst-case ints per part (asserted against the layout by tests/core/test_state.py):
-_FIXED_INTS = const(176)  # header 2, settings 17, controller 33, window 48, path 2, boluses 20, the
-# PTM and ledger counts 2, alarms 6, gauge 22, watch 17, loop 5, the gauge's voltage confirmation 4
+_FIXED_INTS = const(179)  # header 2, settings 17, controller 33, window 48, path 2, boluses 20, the
+# PTM and ledger counts 2, alarms 6, gauge 22, watch 20, loop 5, the gauge's voltage confirmation 4
 _RX_INTS = const(220)  # concentration, limit, PTM 4, periodic 1 + 8 x 3, 7 distinct 13-step profiles
 _RXP_INTS = const(25)  # rx_periodic: its own periodic list
 # The program history (<= 4 programs), each as (time, rate) runs of its basal within the last limit
@@ -101,7 +102,7 @@ _RXP_INTS = const(25)  # rx_periodic: its own periodic list
 # most 3 days, and the 4 touch at most 6 day-profiles in all (they follow one another).
 _HIST_RUNS = const(82)  # 4 + 6 x 13
 _HIST_INTS = const(173)  # count, 4 x (end, runs), 2 x 82
-MAX_INTS = const(822)  # + path 2 x 6, PTM grants 24, ledger 3 x 64
+MAX_INTS = const(825)  # + path 2 x 6, PTM grants 24, ledger 3 x 64
 
 
 # -- pack ------------------------------------------------------------------------------------------
@@ -465,6 +466,9 @@ def _pack_watch(w, loop):
     w.put_bool(m.occluded)
     w.put(_rel(loop._clock, loop.ctl._tick, m._poll_tick) if m.occluded else 0)
     w.put(m.pressed_nl)
+    w.put_bool(m.pressure)
+    w.put(_rel(loop._clock, loop.ctl._tick, m._pressure_tick) if m.pressure else 0)
+    w.put_bool(m.by_pressure)
     w.put_bool(m.runaway)
     # Signed: between the controller's sync and the loop's battery step (a snapshot taken as the
     # journal compacts in PumpLoop.service) the loop's count lags the controller's.
@@ -837,6 +841,9 @@ def _parse_watch(r, s):
     s.occluded = r.get("watch.occluded", 0, 1)
     s.poll = r.get("watch.poll_ms_left", -_HALF + 1 if s.occluded else 0, 60_000 if s.occluded else 0)
     s.pressed_nl = r.get("watch.pressed_nl", 0, _BIG)
+    s.pressure = r.get("watch.pressure", 0, 0 if s.occluded else 1)
+    s.pressure_ms = r.get("watch.pressure_ms_ago", -_HALF + 1 if s.pressure else 0, 0)
+    s.by_pressure = r.get("watch.by_pressure", 0, s.occluded)
     s.runaway = r.get("watch.runaway", 0, 1)
     s.ctl_lag = r.get("ctl.strokes_lag", -65_535, 65_535)
     s.watch_lag = r.get("watch.strokes_lag", -65_535, 65_535)
@@ -936,6 +943,9 @@ def _apply(loop, s):
     m.occluded = bool(s.occluded)
     m._poll_tick = clock.ticks_add(now, s.poll)
     m.pressed_nl = s.pressed_nl
+    m.pressure = bool(s.pressure)
+    m._pressure_tick = clock.ticks_add(now, s.pressure_ms)
+    m.by_pressure = bool(s.by_pressure)
     m.runaway = bool(s.runaway)
     # The newest of the three counts is the motor's now (a board's count starts again at a reset).
     ahead = -s.ctl_lag if -s.ctl_lag > -s.watch_lag else -s.watch_lag

@@ -201,7 +201,7 @@ def _expected_n(loop):
     # Reimplements the layout's sizes from its definition (firmware/state.py's header).
     ctl = loop.ctl
     rx = ctl.rx
-    n = 176 + 2 + 4 + 1 + 3 * len(rx.periodic)
+    n = 179 + 2 + 4 + 1 + 3 * len(rx.periodic)
     seen = []
     for p in rx.profiles:
         same = [q for q in seen if q.starts_ms == p.starts_ms and q.rates_ng_per_day == p.rates_ng_per_day]
@@ -213,7 +213,7 @@ def _expected_n(loop):
 
 
 def test_max_ints_is_the_sum_of_the_worst_cases():
-    assert state.MAX_INTS == 176 + (2 + 4 + 1 + 3 * 8 + 7 * 27) + (1 + 3 * 8) + (1 + 4 * 2 + 2 * (4 + 6 * 13)) \
+    assert state.MAX_INTS == 179 + (2 + 4 + 1 + 3 * 8 + 7 * 27) + (1 + 3 * 8) + (1 + 4 * 2 + 2 * (4 + 6 * 13)) \
         + 2 * 6 + 24 + 3 * 64
     assert state.MAX_INTS <= 900  # a snapshot leaves most of a 4 KB journal block to changes
 
@@ -263,10 +263,11 @@ _AT = {"pump.stroke_nl": 3, "battery.eos_mv": 17, "alarms.critical_repeat_minute
 
 
 def _tail(n):
-    # The fixed-size tail: alarms 6, gauge 22, watch 17, loop 5, the gauge's voltage confirmation 4.
+    # The fixed-size tail: alarms 6, gauge 22, watch 20, loop 5, the gauge's voltage confirmation 4.
     n -= 4
-    return {"alarms.fresh": n - 49, "alarms.next_non_critical_ms": n - 46, "gauge.level": n - 44,
-            "gauge.uc": n - 40, "watch.stall": n - 21, "watch.runaway": n - 8, "loop.last": n - 5,
+    return {"alarms.fresh": n - 52, "alarms.next_non_critical_ms": n - 49, "gauge.level": n - 47,
+            "gauge.uc": n - 43, "watch.stall": n - 24, "watch.pressure": n - 11, "watch.pressure_ms_ago": n - 10,
+            "watch.by_pressure": n - 9, "watch.runaway": n - 8, "loop.last": n - 5,
             "loop.eos_days": n - 1, "gauge.readings_eri": n + 2, "gauge.readings_eos": n + 3}
 
 
@@ -313,6 +314,9 @@ _BAD = (
     ("gauge.level", 1, "state.gauge.eri_day"),  # ERI with no ERI instant
     ("gauge.uc", 1000, "state.gauge.uc"),
     ("watch.stall", 1, "state.watch.stalls"),  # stalled with no episode counted
+    ("watch.pressure", 2, "state.watch.pressure"),
+    ("watch.pressure_ms_ago", 1, "state.watch.pressure_ms_ago"),  # timed with no pressure
+    ("watch.by_pressure", 1, "state.watch.by_pressure"),  # an occlusion by time that is not there
     ("watch.runaway", 1, "state.watch.runaway"),  # a runaway latch without its hold
     ("loop.last", 1, "state.loop.last"),
     ("loop.eos_days", -1, "state.loop.eos_days"),
