@@ -60,6 +60,12 @@
 #                                allocate. Unfed for timeout_ms: the board resets
 #   Backends: hal/machine_watchdog.py (machine.WDT), sim/watchdog.py (the simulator's)
 #
+# RTC (the real-time clock: it keeps running while the firmware is off)
+#   now_s() -> int               whole seconds of the clock (a small int), or -1 when it is not
+#                                valid (it lost its time); persist.py and selftest.py read it
+#   Backends: hal/machine_rtc.py MachineRtc (machine.RTC: seconds since 2024-01-01, -1 before
+#   2025; set_s(s) sets it), sim/clock.py SimRTC (the simulator's)
+#
 # ---- Board backends (hal/machine_*.py, hal/steps_*.py; boards/README.md) --------------------
 #
 # Steps: a driver's pulse engine. Python sets a count and lets the port's hardware emit the

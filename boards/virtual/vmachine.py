@@ -18,6 +18,12 @@
 #   WDT:   the port's timeout limits enforced with its messages (each port's _check); feeds counts
 #          feed() calls, timeout_ms is what it was started with, WDT.started every one started
 #          (never stopped: the real one cannot be).
+#   RTC:   one clock per board (RTC() is the port's singleton), running with the board's
+#          time.ticks_ms (follow_ticks(False): only advance_ms moves it); the port's default date,
+#          weekday and subseconds in each port's subclass. Hooks (classmethods): boot(kind) is what
+#          a boot does to it ("power": back to the port's default date; "hard": machine.reset or a
+#          watchdog, the port's choice; "soft": kept), advance_ms(ms) time going by, the board on
+#          or off. reset_fakes() powers it on again, following the ticks.
 #   idle(): counted in idles.
 #   reset(): the board restarts: the process ends with status RESET_EXIT (tests/host/
 #          serial_board.py boots the board again, running main.py, as a hard reset does).
@@ -90,8 +96,10 @@ def reset_fakes():
     """Forget every Pin made (tests call it to start clean)."""
     Pin._pins.clear()
     WDT.started.clear()
-    global idles
+    global idles, _rtc
     idles = 0
+    _rtc = None
+    RTC.follow = True
 
 
 class Pin:
@@ -358,3 +366,181 @@ class WDT:
 
     def feed(self):
         self.feeds += 1
+
+
+# -- RTC -----------------------------------------------------------------------------------------
+
+try:
+    from time import ticks_add as _ticks_add
+    from time import ticks_diff as _ticks_diff
+    from time import ticks_ms as _ticks_ms
+
+    TICKS_PERIOD = _ticks_add(0, -1) + 1  # 2**30 on a 32-bit port, 2**62 on the 64-bit unix port
+except ImportError:  # CPython without tests/boards/port_time.py: the host's monotonic clock
+    import time as _time
+
+    def _ticks_ms():
+        return (_time.monotonic_ns() // 1_000_000) & 0x3FFFFFFF
+
+    def _ticks_diff(a, b):
+        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+
+    TICKS_PERIOD = 1 << 30
+
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+_rtc = None  # the board's one clock (made at its first use: the board's power-on)
+
+
+def _leap(year):
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _month_days(year, month):
+    return 29 if month == 2 and _leap(year) else _MONTH_DAYS[month - 1]
+
+
+def _days_2000(year, month, day):
+    """Days from 2000-01-01 (counted year by year and month by month: plain, not fast)."""
+    n = 0
+    for y in range(2000, year):
+        n += 366 if _leap(y) else 365
+    for m in range(1, month):
+        n += _month_days(year, m)
+    return n + day - 1
+
+
+def _date_2000(n):
+    year = 2000
+    while n >= (366 if _leap(year) else 365):
+        n -= 366 if _leap(year) else 365
+        year += 1
+    month = 1
+    while n >= _month_days(year, month):
+        n -= _month_days(year, month)
+        month += 1
+    return year, month, n + 1
+
+
+def _as_int(x):
+    # mp_obj_get_int (py/obj.c): an int (a bool is 0 or 1); anything else a TypeError
+    if isinstance(x, int):
+        return int(x)
+    raise TypeError("can't convert %s to int" % type(x).__name__)
+
+
+class RTC:
+    """machine.RTC() (ports/<port>/machine_rtc.c, stm32's rtc.c): datetime() reads and sets
+    (year, month, day, weekday, hours, minutes, seconds, subseconds). A port's machine.py sets
+    what differs: DEFAULT (its date after it lost the time), LOSES_ON_HARD_RESET, and _weekday,
+    _subseconds, _set (which fields its C reads). Kept as seconds and microseconds from
+    2000-01-01 (the fake's range: 2000..2099, the stm32 calendar's)."""
+
+    DEFAULT = (2000, 1, 1)
+    LOSES_ON_HARD_RESET = False
+    follow = True  # moves with time.ticks_ms
+
+    def __new__(cls, *args, **kw):
+        # mp_arg_check_num(n_args, n_kw, 0, 0, false): no arguments
+        if kw:
+            raise TypeError("function doesn't take keyword arguments")
+        if args:
+            raise TypeError("function takes 0 positional arguments but %d were given" % len(args))
+        return cls._one()
+
+    def __init__(self, *args, **kw):
+        pass
+
+    @classmethod
+    def _one(cls):
+        global _rtc
+        if _rtc is None or type(_rtc) is not cls:
+            _rtc = object.__new__(cls)
+            _rtc._power_on()
+        return _rtc
+
+    def _power_on(self):
+        self._s = _days_2000(*self.DEFAULT) * 86400
+        self._us = 0
+        self._ref = _ticks_ms()
+        self._wd_set(None)
+
+    def _wd_set(self, weekday):
+        pass  # a port that stores the weekday (stm32) keeps it
+
+    def _sync(self):
+        now = _ticks_ms()
+        if RTC.follow:
+            self._add_us(_ticks_diff(now, self._ref) * 1000)
+        self._ref = now
+
+    def _add_us(self, us):
+        us += self._us
+        self._s += us // 1_000_000
+        self._us = us % 1_000_000
+
+    def datetime(self, dt=_UNSET):
+        self._sync()
+        if dt is _UNSET:
+            days = self._s // 86400
+            sec = self._s % 86400
+            y, m, d = _date_2000(days)
+            return (y, m, d, self._weekday(days), sec // 3600, sec // 60 % 60, sec % 60, self._subseconds())
+        # mp_obj_get_array_fixed_n(args[1], 8, &items) (py/obj.c, MICROPY_ERROR_REPORTING_NORMAL)
+        if not isinstance(dt, (tuple, list)):
+            raise TypeError("object '%s' isn't a tuple or list" % type(dt).__name__)
+        if len(dt) != 8:
+            raise ValueError("requested length 8 but object has length %d" % len(dt))
+        self._set(dt)
+        return None
+
+    def _set_fields(self, dt, us):
+        # the fields each port's C reads, as ints; a date the C would take unchecked (a wrong
+        # calendar on the board) is refused here
+        y, mo, d, h, mi, s = (_as_int(dt[i]) for i in (0, 1, 2, 4, 5, 6))
+        for name, v, lo, hi in (("year", y, 2000, 2099), ("month", mo, 1, 12), ("hours", h, 0, 23),
+                                ("minutes", mi, 0, 59), ("seconds", s, 0, 59)):
+            if not lo <= v <= hi:
+                raise ValueError("RTC.datetime: %s %d not in %d..%d (unchecked on the port)" % (name, v, lo, hi))
+        if not 1 <= d <= _month_days(y, mo):
+            raise ValueError("RTC.datetime: day %d not in %d-%02d (unchecked on the port)" % (d, y, mo))
+        self._s = _days_2000(y, mo, d) * 86400 + h * 3600 + mi * 60 + s
+        self._us = us
+
+    def _weekday(self, days):
+        # timeutils_seconds_since_2000_to_struct_time (shared/timeutils/timeutils.c): computed,
+        # 0..6 from Monday; 2000-01-01 was a Saturday (5)
+        return (days + 5) % 7
+
+    def _subseconds(self):
+        return 0
+
+    def _set(self, dt):
+        self._set_fields(dt, 0)
+
+    # -- test hooks ----------------------------------------------------------------------------
+
+    @classmethod
+    def boot(cls, kind):
+        """What a boot does to the clock: "power" (power came back: the port's default date),
+        "hard" (machine.reset(), a watchdog: the default date where the port loses it), "soft"."""
+        if kind not in ("power", "hard", "soft"):
+            raise ValueError("RTC.boot: kind is power, hard or soft, not %r" % (kind,))
+        rtc = cls._one()
+        rtc._sync()
+        if kind == "power" or kind == "hard" and cls.LOSES_ON_HARD_RESET:
+            rtc._power_on()
+
+    @classmethod
+    def advance_ms(cls, ms):
+        """ms milliseconds go by (the board on, or off on the clock's own supply)."""
+        if ms < 0:
+            raise ValueError("RTC.advance_ms: time does not go back")
+        rtc = cls._one()
+        rtc._sync()
+        rtc._add_us(ms * 1000)
+
+    @classmethod
+    def follow_ticks(cls, on):
+        """on=False: only advance_ms moves the clock (a test's exact time)."""
+        cls._one()._sync()
+        RTC.follow = bool(on)

@@ -8,6 +8,7 @@
 #   ADC    only the GPIOs wired to ADC1 (32..39) or ADC2 (0, 2, 4, 12..15, 25..27).
 #   Timer  Timer(id) with id 0..3, one object per id; callbacks always scheduled (soft); hard=True
 #          refused from 1.27, `hard` unknown before; the period in 10 MHz ticks.
+#   RTC    gettimeofday() from 2000-01-01 at a power-on, kept across other resets; subseconds µs.
 #
 # Test hooks, on top of vmachine's: Pin.signal (the peripheral whose output the GPIO matrix puts on
 # the pin, None: the pin's own latch); ADC.set_raw(raw12); Timer.period_ticks; the scheduler:
@@ -301,3 +302,21 @@ class WDT(vmachine.WDT):
             raise ValueError()
         if timeout <= 0:
             raise ValueError("WDT timeout too short")
+
+
+class RTC(vmachine.RTC):
+    # ports/esp32/machine_rtc.c (v1.24.0-v1.28.0): datetime() is gettimeofday() from 2000-01-01
+    # (the port's MicroPython epoch), the weekday computed (timeutils, 0..6 from Monday), the
+    # subseconds tv_usec (µs); a set reads items 0-2, 4-7 (the weekday not even type-checked) and
+    # settimeofday()s the µs as given. (RTC.init(date) and RTC.memory() are not modelled.)
+    DEFAULT = (2000, 1, 1)  # ESP-IDF's system time starts at 0 at a power-on
+    LOSES_ON_HARD_RESET = False  # ESP-IDF's RTC timer keeps the time across every reset but power-on
+
+    def _subseconds(self):
+        return self._us
+
+    def _set(self, dt):
+        us = vmachine._as_int(dt[7])
+        if not 0 <= us < 1_000_000:
+            raise ValueError("RTC.datetime: subseconds %d not in 0..999999 µs (unchecked on the port)" % us)
+        self._set_fields(dt, us)

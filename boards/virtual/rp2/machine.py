@@ -11,6 +11,7 @@
 #   ADC:   ADC(channel 0..4) or ADC(pin) for GPIO 26..29 only; `channel` is the ADC channel.
 #   Timer: the hardware alarm pool: the period in whole µs (`period_us`; `period_ms` only where
 #          it is whole ms), `hard` from v1.26.0.
+#   RTC:   2021-01-01 at every hard boot (power-on, reset, watchdog); subseconds 0.
 
 import os
 
@@ -316,3 +317,12 @@ class WDT(vmachine.WDT):
             raise ValueError("WDT(%d) doesn't exist" % id)
         if timeout < 0 or timeout > 8388:
             raise ValueError("timeout exceeds 8388")
+
+
+class RTC(vmachine.RTC):
+    # ports/rp2/machine_rtc.c (alike v1.24.0-v1.28.0: pico-sdk's aon timer, over the RP2040's RTC
+    # peripheral): RTC() takes no argument and is a singleton; datetime() reads the weekday
+    # computed (timeutils, 0..6 from Monday) and subseconds 0; a set reads items 0-2 and 4-6 only
+    # (weekday and subseconds not even type-checked) and starts a whole second (tv_nsec 0).
+    DEFAULT = (2021, 1, 1)  # ports/rp2/main.c: aon_timer_start(2021-01-01 00:00:00) at each boot
+    LOSES_ON_HARD_RESET = True  # main() runs at every hard reset, a watchdog's too; a soft reset keeps it

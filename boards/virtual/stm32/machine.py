@@ -13,6 +13,8 @@
 #           `machine.PWM` raises AttributeError.
 #   Timer   extmod/machine_timer.c: the soft timer (id -1 only), a whole-ms period, callbacks
 #           scheduled (hard=True only from v1.28.0, where the keyword appears).
+#   RTC     ports/stm32/rtc.c: 2015-01-01 after the backup domain lost power; the weekday stored
+#           as set (1..7), the subseconds the raw 255..0 count; kept across resets.
 #
 # Test hooks (besides vmachine's): the scheduler as boards/virtual/esp32/machine.py has it:
 # hold_scheduler(True) keeps scheduled callbacks queued (the main program is busy),
@@ -456,3 +458,30 @@ class WDT(_vm.WDT):
             raise ValueError("WDT timeout too short")
         if t > 0xFFF:
             raise ValueError("WDT timeout too long")
+
+
+class RTC(_vm.RTC):
+    # ports/stm32/rtc.c pyb_rtc_datetime (machine.RTC is pyb's RTC, modmachine.c), v1.24.0-v1.28.0:
+    # the calendar registers as stored: the weekday is the one set (1..7 from Monday, never
+    # computed; it advances at midnight), the subseconds the raw SSR counting down 255..0
+    # (PYBV11: MICROPY_HW_RTC_USE_US 0, RTC_SYNCH_PREDIV 0xff); a set reads items 0-6 (not the
+    # subseconds) and restarts the second (the prescaler reloads).
+    DEFAULT = (2015, 1, 1)  # rtc.c RTC_CalendarConfig: 2015-01-01, RTC_WEEKDAY_THURSDAY, when the
+    LOSES_ON_HARD_RESET = False  # backup domain lost power (no VBAT); resets keep it (rtc_init_start)
+
+    def _wd_set(self, weekday):
+        self._wd = 4 if weekday is None else weekday  # RTC_WEEKDAY_THURSDAY
+        self._wd_day = self._s // 86400
+
+    def _weekday(self, days):
+        return (self._wd - 1 + days - self._wd_day) % 7 + 1
+
+    def _subseconds(self):
+        return 255 - self._us * 256 // 1_000_000
+
+    def _set(self, dt):
+        weekday = _vm._as_int(dt[3])
+        if not 1 <= weekday <= 7:
+            raise ValueError("RTC.datetime: weekday %d not in 1..7 (unchecked on the port)" % weekday)
+        self._set_fields(dt, 0)
+        self._wd_set(weekday)

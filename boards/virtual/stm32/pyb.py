@@ -34,6 +34,7 @@ import vmachine
 import vport
 
 Pin = machine.Pin
+RTC = machine.RTC  # ports/stm32/modpyb.c and modmachine.c: both are pyb_rtc_type
 
 irq_enabled = True
 irq_disables = 0
