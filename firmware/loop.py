@@ -7,6 +7,7 @@
 # path; commands from the programmer may (they are rare).
 
 from firmware.alarms import (
+    ALARM_CLOCK_LOST,
     ALARM_ELECTIVE_REPLACEMENT,
     ALARM_END_OF_SERVICE,
     ALARM_LOW_RESERVOIR,
@@ -334,6 +335,7 @@ class PumpLoop:
             result = ctl.set_clock(command[1], command[2])
             self.watch.clock_set(ctl.clock_shift_ms)
             self.selftest.clock_set()
+            self.alarms.clear(ALARM_CLOCK_LOST, 0, 0)  # the clinician gave the pump its time again
         else:
             assert op == CMD_CANCEL_BOLUS
             result = ctl.cancel_bolus()

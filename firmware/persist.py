@@ -128,9 +128,12 @@ class Persist:
         ctl.stroke_count = count
         now_s = self._rtc.now_s()
         if now_s < 0 or now_s < snap_s:
-            # The clock cannot say how long the pump was off: keep the last persisted time.
+            # The clock cannot say how long the pump was off: keep the last persisted time, and
+            # start the clock again from it, so the next reset's time off is measured from here.
             loop.alarms.raise_(ALARM_CLOCK_LOST, 0, 0)
             self.off_ms = 0
+            if snap_s > 0:
+                self._rtc.set_s(snap_s)
         else:
             self.off_ms = (now_s - snap_s) * 1000
         self.unverified = (self._reserve_end - ctl.stroke_count) & COUNT_MASK if self._reserve_end >= 0 else 0

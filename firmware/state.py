@@ -53,6 +53,7 @@ from firmware.alarms import (
     ALARM_OCCLUSION,
     ALARM_SUSPENDED,
     CRITICAL_ALARMS,
+    NON_CRITICAL_ALARMS,
     NON_CRITICAL_REPEAT_MS,
 )
 from firmware.battery import EOS, ERI, READING_SPACING_MS, SERVICE_DAYS, VOLTAGE_READINGS, BatteryParams, Gauge
@@ -103,6 +104,7 @@ _RXP_INTS = const(25)  # rx_periodic: its own periodic list
 _HIST_RUNS = const(82)  # 4 + 6 x 13
 _HIST_INTS = const(173)  # count, 4 x (end, runs), 2 x 82
 MAX_INTS = const(825)  # + path 2 x 6, PTM grants 24, ledger 3 x 64
+_ALL_ALARMS = CRITICAL_ALARMS | NON_CRITICAL_ALARMS  # every alarm bit
 
 
 # -- pack ------------------------------------------------------------------------------------------
@@ -770,9 +772,9 @@ def _parse_ledger(r, s):
 
 
 def _parse_alarms(r, s):
-    s.active = r.get("alarms.active", 0, 1023)
-    s.fresh = r.get("alarms.fresh", 0, 1023)
-    s.silenced = r.get("alarms.silenced", 0, 1023)
+    s.active = r.get("alarms.active", 0, _ALL_ALARMS)
+    s.fresh = r.get("alarms.fresh", 0, _ALL_ALARMS)
+    s.silenced = r.get("alarms.silenced", 0, _ALL_ALARMS)
     if s.fresh & ~s.active or s.silenced & ~s.active or s.silenced & CRITICAL_ALARMS:
         _fail("alarms.fresh", "fresh or silenced alarms that are not active non-critical ones")
     crit = s.active & CRITICAL_ALARMS

@@ -57,3 +57,8 @@ class SimRTC:
 
     def now_s(self):
         return self.epoch_s + self._clock.now_ms // 1000 if self.valid else -1
+
+    def set_s(self, s):
+        """The firmware sets it (its time lost at boot: firmware/persist.py)."""
+        self.epoch_s = s - self._clock.now_ms // 1000
+        self.valid = True

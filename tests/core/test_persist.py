@@ -23,6 +23,7 @@ from firmware.alarms import (
 )
 from firmware.persist import FAULTED, FIRST_BOOT, RESERVE_STROKES, RESTORED, Persist
 from firmware.prescription import PumpParams
+from hal.channel import CMD_SET_CLOCK
 from sim.nor_flash import NorFlash
 
 HOUR = 3_600_000
@@ -39,6 +40,10 @@ class Rtc:
 
     def now_s(self):
         return self.offset_s + self.clock.now_ms // 1000 if self.valid else -1
+
+    def set_s(self, s):
+        self.offset_s = s - self.clock.now_ms // 1000
+        self.valid = True
 
 
 class Bench:
@@ -147,6 +152,15 @@ def test_a_clock_that_cannot_say_how_long_the_pump_was_off_raises_clock_lost():
     p = b.reset(10 * MIN)
     assert p.booted == RESTORED and p.off_ms == 0
     assert b.loop.alarms.active & ALARM_CLOCK_LOST
+    # The clock starts again from the last persisted time: the next reset's time off is measured.
+    assert b.rtc.valid
+    b.run_until(2 * HOUR)
+    p = b.reset(10 * MIN)
+    assert p.booted == RESTORED and 0 < p.off_ms <= HOUR + 10 * MIN
+    assert b.loop.alarms.active & ALARM_CLOCK_LOST  # it stands until the clinician sets the clock
+    b.rig.send(b.rig.clock.now_ms + MIN, (CMD_SET_CLOCK, 0, 4 * HOUR))
+    b.run_until(b.rig.clock.now_ms + 2 * MIN)
+    assert not b.loop.alarms.active & ALARM_CLOCK_LOST
 
 
 def test_a_journal_with_no_state_to_trust_stops_the_pump_with_critical_fault():
