@@ -905,15 +905,16 @@ class Controller:
         self._set_rate()
         self._plan()
 
-    def resume_after_reset(self, strokes, off_ms):
+    def resume_after_reset(self, strokes, off_s):
         """Boot from the journal (firmware/persist.py), after the state was restored as of its last
-        snapshot: `strokes` were reserved since then and may have been made; `off_ms` passed since
+        snapshot: `strokes` were reserved since then and may have been made; `off_s` passed since
         the snapshot, delivering at first, then off. The reserved strokes are counted as made (a
         reset never repeats one; those not made are lost, never made up). The prescription accrues
-        over off_ms as it would have, the pump clock, boluses and schedule moving on through it;
+        over off_s as it would have, the pump clock, boluses and schedule moving on through it;
         what it asked for beyond the strokes counted is written off as missed, day by day (each
         under_delivery event a small int), never made up (up to `strokes` of those counted may not
-        have been made: the missed figure is short by at most as many). Returns the ng written off."""
+        have been made: the missed figure is short by at most as many). Returns the ng written off
+        (at most 2**30 - 1: the small ints)."""
         self._tick = self._clock.ticks_ms()
         self._seen = self._motor.strokes()
         self._planned = -1
@@ -923,8 +924,8 @@ class Controller:
             self._deliver(strokes * self.pump.stroke_nl)
         lost = 0
         while True:
-            piece = off_ms if off_ms < MS_PER_DAY else MS_PER_DAY
-            off_ms -= piece
+            piece = (off_s if off_s < MS_PER_DAY // 1000 else MS_PER_DAY // 1000) * 1000
+            off_s -= piece // 1000
             self._lost_ng = 0
             while piece > 0:
                 piece -= self._advance(piece)
@@ -934,9 +935,9 @@ class Controller:
             # once the prescription reaches it, so those made never exceeded it.
             self._write_off_due(not self.held & _NOT_MISSED)
             if owed:
-                lost += owed
+                lost = lost + owed if lost < 0x3FFFFFFF - owed else 0x3FFFFFFF
                 self._emit(EV_UNDER_DELIVERY, owed, 0, 0)
-            if off_ms <= 0:
+            if off_s <= 0:
                 break
         self._plan()
         return lost

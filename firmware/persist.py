@@ -64,7 +64,7 @@ class Persist:
         self._reserve_end = -1
         self.changed = False  # the loop marks a change; the next after_service() journals it
         self.booted = FIRST_BOOT
-        self.off_ms = 0  # boot: how long the pump was off (by the clock), ...
+        self.off_s = 0  # boot: how long the pump was off (by the clock), ...
         self.lost_ng = 0  # ... what it wrote off for it ...
         self.unverified = 0  # ... and the strokes counted without knowing they were made
 
@@ -131,18 +131,17 @@ class Persist:
             # The clock cannot say how long the pump was off: keep the last persisted time, and
             # start the clock again from it, so the next reset's time off is measured from here.
             loop.alarms.raise_(ALARM_CLOCK_LOST, 0, 0)
-            self.off_ms = 0
+            self.off_s = 0
             if snap_s > 0:
                 self._rtc.set_s(snap_s)
         else:
-            self.off_ms = (now_s - snap_s) * 1000
+            self.off_s = now_s - snap_s  # seconds: in ms, 12.4 days off would leave the small ints
         self.unverified = (self._reserve_end - ctl.stroke_count) & COUNT_MASK if self._reserve_end >= 0 else 0
         ctl.reserve_end = self._reserve_end
-        self.lost_ng = ctl.resume_after_reset(self.unverified, self.off_ms)
+        self.lost_ng = ctl.resume_after_reset(self.unverified, self.off_s)
         loop.alarms.fresh = loop.alarms.active  # every active alarm sounds again now
         loop.alarms.silenced = 0
-        off_s = self.off_ms // 1000
-        loop.emit_event(EV_RESET, off_s if off_s < 0x3FFFFFFF else 0x3FFFFFFF, self.unverified, 0)
+        loop.emit_event(EV_RESET, self.off_s, self.unverified, 0)
         self.booted = RESTORED
         self._reserve_more()
         self.changed = True

@@ -15,6 +15,7 @@ from firmware.alarms import (
     EV_BOLUS,
     EV_CRITICAL_FAULT,
     EV_RESET,
+    EV_UNDER_DELIVERY,
     FAULT_JOURNAL,
     FAULT_RESTORE,
     LOCKOUT,
@@ -74,7 +75,10 @@ class Bench:
         """The power fails now for off_ms."""
         r = self.rig
         r.motor.stop()
-        r.clock.advance(off_ms)
+        while off_ms > 0:  # the tick clock's steps stay within its half range
+            step = off_ms if off_ms < 24 * HOUR else 24 * HOUR
+            r.clock.advance(step)
+            off_ms -= step
         r.motor.strokes()
         self.loop = self._boot()
         return self.loop.persist
@@ -104,7 +108,7 @@ def test_a_reset_repeats_no_stroke_and_makes_up_none():
         made = b.strokes()
         assert made == _ideal_strokes(cut_ms)
         p = b.reset(off_ms)
-        assert p.booted == RESTORED and p.off_ms >= off_ms - 1000  # since the last snapshot, by the clock
+        assert p.booted == RESTORED and p.off_s * 1000 >= off_ms - 1000  # since the last snapshot, by the clock
         # The reservoir as the firmware counts it: never more than is really in it (strokes made are
         # all counted), less by at most the reserved strokes it cannot know were made.
         true_nl = PumpParams().capacity_nl - made * 250
@@ -118,7 +122,7 @@ def test_a_reset_repeats_no_stroke_and_makes_up_none():
         assert got <= ideal - due_off, (cut_ms, off_ms, got, ideal, due_off)  # nothing made up
         assert got >= ideal - due_off - 1, (cut_ms, off_ms, got, ideal, due_off)  # the rest on time
         resets = b.rig.events.of(EV_RESET)
-        assert len(resets) == 1 and resets[0][1] == p.off_ms // 1000
+        assert len(resets) == 1 and resets[0][1] == p.off_s
 
 
 def test_the_patient_bolus_lockout_survives_a_reset():
@@ -150,13 +154,13 @@ def test_a_clock_that_cannot_say_how_long_the_pump_was_off_raises_clock_lost():
     b.run_until(HOUR)
     b.rtc.valid = False
     p = b.reset(10 * MIN)
-    assert p.booted == RESTORED and p.off_ms == 0
+    assert p.booted == RESTORED and p.off_s == 0
     assert b.loop.alarms.active & ALARM_CLOCK_LOST
     # The clock starts again from the last persisted time: the next reset's time off is measured.
     assert b.rtc.valid
     b.run_until(2 * HOUR)
     p = b.reset(10 * MIN)
-    assert p.booted == RESTORED and 0 < p.off_ms <= HOUR + 10 * MIN
+    assert p.booted == RESTORED and 0 < p.off_s * 1000 <= HOUR + 10 * MIN
     assert b.loop.alarms.active & ALARM_CLOCK_LOST  # it stands until the clinician sets the clock
     b.rig.send(b.rig.clock.now_ms + MIN, (CMD_SET_CLOCK, 0, 4 * HOUR))
     b.run_until(b.rig.clock.now_ms + 2 * MIN)
@@ -299,3 +303,16 @@ def test_a_reservation_or_a_snapshot_torn_at_every_byte_is_restored_and_repeats_
             assert made <= got <= ideal, (kind, k, made, got, ideal)
             assert got >= ideal - RESERVE_STROKES - 1 - (40 if prepare else 0), (kind, k, got, ideal)
     assert torn_runs > (100 if step == 1 else 15), torn_runs
+
+
+def test_a_month_off_is_written_off_day_by_day_in_small_ints():
+    # In ms a month off would leave the small ints (2**30 ms is 12.4 days): the boot counts seconds
+    # and writes the time off per day, each figure a small int.
+    b = Bench()
+    b.run_until(HOUR)
+    p = b.reset(30 * 24 * HOUR)
+    assert p.booted == RESTORED and 30 * 24 * 3600 <= p.off_s <= 30 * 24 * 3600 + 3600
+    per_day = [e[1] for e in b.rig.events.of(EV_UNDER_DELIVERY)]
+    assert len(per_day) >= 30 and all(0 < ng < 2 ** 30 for ng in per_day)
+    assert 0 < p.lost_ng == sum(per_day) < 2 ** 30
+    assert [e[1] for e in b.rig.events.of(EV_RESET)] == [p.off_s]

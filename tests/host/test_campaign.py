@@ -113,7 +113,8 @@ def test_a_firmware_that_made_up_the_outage_is_caught(monkeypatch):
     base = campaign._facts(runner.simulate(sc, journal=True))
     real = Controller.resume_after_reset
 
-    def make_up(self, strokes, off_ms):  # a wrong firmware: owes the outage instead of writing it off
+    def make_up(self, strokes, off_s):  # a wrong firmware: owes the outage instead of writing it off
+        off_ms = off_s * 1000
         self._writeoff = 0
         while off_ms > 0:
             off_ms -= self._advance(off_ms)
