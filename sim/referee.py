@@ -289,7 +289,10 @@ class Referee:
         """Rate changes (t, delta ng/day) of basal and granted boluses, cut at cancellations."""
         changes = []
         prev = 0
+        self.seed_rate = None  # the basal at the start: the firmware's window assumes the day before ran at it
         for t, rate in self._basal_changes():
+            if self.seed_rate is None:
+                self.seed_rate = rate if t == 0 else 0
             changes.append((t, rate - prev))
             prev = rate
         # A cancel or prime stops the boluses decided before it (even in the same ms); the pump
@@ -334,6 +337,9 @@ class Referee:
         self.segs = []
         self.missing_before_prime = 0
         self.hold_missed = []  # (start, end, missed sub) of every hold span
+        self.missed_spans = []  # (start, end): the ideal written off at its rate (holds, empty spans)
+        self.missed_points = []  # (t, sub): what was owed, written off at a hold's start or the pump running dry
+        self.prime_spans = []  # (start, last stroke's ms): priming, when nothing of the prescription is asked
         self.prime_called = []  # per prime: how many of its strokes the rule called for (fewer: unfinished)
         for v in getattr(self, "_walk_violations", []):  # judge() walks more than once: report once
             self.violations.remove(v)
@@ -439,6 +445,7 @@ class Referee:
             self.missing_before_prime += int(np.count_nonzero((due >= 0) & (due < tp - self.jitter)))
             self.ideal.clear(kp, k)
         k_next, last = self._prime_epoch(tp, kp, self.sc.pump.prime_nl_per_hour * 24, p)
+        self.prime_spans.append((tp, last))
         self.prime_called.append(k_next - kp)
         return k_next, max(t, last)
 
@@ -563,7 +570,9 @@ class Referee:
                         t_dry = self.ideal._one(pay, dry)
                         at_dry = acc + rate * (t_dry - t)
                         self.prescribed_sub += at_dry - acc0
-                        self.missed_sub += at_dry - (path.cum(k) - base) * SUB_PER_PG  # owed, written off
+                        owed = at_dry - (path.cum(k) - base) * SUB_PER_PG  # owed, written off
+                        self.missed_sub += owed
+                        self.missed_points.append((t_dry, owed))
                         return k, t_dry, True, 0
             acc += rate * (t1 - t)
             t = t1
@@ -587,7 +596,9 @@ class Referee:
                 self.missing_before_prime += 1
             self.missed_sub += max(owed, 0)
         elif t < self.end:  # a hold writes off what was owed
-            self.missed_sub += max(acc - (path.cum(k) - base) * SUB_PER_PG, 0)
+            owed = max(acc - (path.cum(k) - base) * SUB_PER_PG, 0)
+            self.missed_sub += owed
+            self.missed_points.append((t, owed))
         return k, t, False, 0
 
     def _bulk_epoch(self, e, i, rate, acc, k, base, last_k, t_limit):
@@ -628,6 +639,7 @@ class Referee:
 
     def _accrue_missed(self, t0, t1):
         """The ideal while the pump is empty: prescribed, and missed."""
+        self.missed_spans.append((t0, t1))
         rate = self._rate_at(t0)
         t = t0
         for tc, d in self.changes:
@@ -681,6 +693,7 @@ class Referee:
         inv["critical_alarm_audible"] = self._audible()
         inv["eri_precedes_eos"] = self._eri_eos()
         inv["runaway_contained"] = self._runaway()
+        inv["under_delivery_alarm"] = self._under_delivery()
         for name, line in self.violations:
             inv.setdefault(name, {"pass": False, "worst": None})
             inv[name]["pass"] = False
@@ -1040,6 +1053,133 @@ class Referee:
         return {"pass": bool(ok), "longest_silence_s": worst / 1000, "allowed_s": interval / 1000,
                 "critical_tones": len(tones), "empty_unannounced": len(unannounced)}
 
+    def _under_delivery(self):
+        """The under_delivery alarm (docs/alarms.md "Under-delivery") against the referee's own
+        accounting: missed is the ideal written off (holds, empty spans, what was owed at a hold's
+        start or the pump running dry) outside a suspend, end of service, runaway or a prime; asked
+        is the ideal over all time but priming, and the day before the start at the starting basal.
+        The firmware's window is 23 to 24 h (hour buckets), so the referee judges a band: the alarm
+        must be active where the missed over the last 23 h passes 10 % of the asked over the last
+        24 h by more than `tol` (every window of 23..24 h passes), and must not where the missed
+        over 24 h is below 10 % of the asked over 23 h by more than tol, both once the condition
+        has held for the check interval (a wake at least every hour: the hourly self-test, plus
+        the wake latency). Not judged within a day of a reset (the reserved strokes it counts as
+        made, firmware/persist.py), after a critical_fault or once the cell is dead.
+        Cost: linear in the holds and in the schedule changes within a day of them."""
+        hour = 3_600_000
+        w_short, w_long = 23 * hour, 24 * hour
+        lag = hour + self.jitter
+        end = self.end
+        # A stroke or two of the strongest drug: the firmware counts whole ng per accounting step.
+        tol = 2 * self.s * max(c for _k, c in self.conc_segs) * SUB_PER_PG
+        holds = self.r.holds
+        free = _union([(h["start_ms"], end if h["end_ms"] is None else h["end_ms"]) for h in holds
+                       if h["kind"] in ("suspended", "end_of_service", "runaway")] + self.prime_spans)
+        skip = [(h["start_ms"], end if h["end_ms"] is None else h["end_ms"] + w_long + lag) for h in holds
+                if h["kind"] == "power_off"]
+        skip += [(round(a["raised_s"] * 1000), end) for a in self.r.alarms if a["kind"] == "critical_fault"]
+        if self.r.cell_dead_ms is not None:
+            skip.append((self.r.cell_dead_ms, end))
+        spans = _subtract(_union(self.missed_spans), free)
+        points = sorted((t, m) for t, m in self.missed_points if m > 0 and not _inside(free, t))
+        # Where a window can hold missed drug (and a check interval past it): judged in full there.
+        near = _union([(a, b + w_long + lag) for a, b in spans] + [(t, t + w_long + lag) for t, _m in points])
+        ud = _union([(round(a["raised_s"] * 1000), end + 1 if a["cleared_s"] is None else round(a["cleared_s"] * 1000))
+                     for a in self.r.alarms if a["kind"] == "under_delivery"])
+        must, must_not = [], []
+        prev = 0
+        for a, b in near:
+            a, b = max(a, 0), min(b, end + 1)
+            if a >= b:
+                continue
+            must_not.append((prev, a))
+            prev = b
+            r, n = self._ud_band(a, b, spans, points, w_short, w_long, tol)
+            must += r
+            must_not += n
+        must_not.append((prev, end + 1))
+        must = _subtract(_late(_union(must), lag), skip)
+        must_not = _subtract(_late(_union(must_not), lag), skip)
+        missing = _subtract(must, ud)
+        extra = _intersect(must_not, ud)
+        line = None
+        if missing or extra:
+            t = min(missing[0][0] if missing else end + 1, extra[0][0] if extra else end + 1)
+            m, q = self._ud_amounts(t, spans, points, w_long)
+            amounts = f"missed {m:.0f} ng of asked {q:.0f} ng in the 24 h before"
+            what = (f"under_delivery not raised by t={t / 1000:.3f} s: {amounts}" if missing and missing[0][0] == t
+                    else f"under_delivery active at t={t / 1000:.3f} s with {amounts}")
+            self._violate("under_delivery_alarm", what)
+            line = what
+        return {"pass": line is None, "must_raise_s": sum(b - a for a, b in must) / 1000,
+                "unraised_s": sum(b - a for a, b in missing) / 1000, "wrongly_active_s": sum(b - a for a, b in extra) / 1000}
+
+    def _ud_cum(self, lo, hi, spans, points):
+        """The asked and missed mass (sub) from lo as piecewise-linear functions over [lo, hi]:
+        sorted breakpoints ts, and per breakpoint (asked, missed, asked rate, missed rate) just after it."""
+        free = _clip(_union(self.prime_spans), lo, hi)
+        on = _clip(spans, lo, hi)
+        cuts = {lo, hi}
+        i0, i1 = bisect_right(self.change_ts, lo), bisect_right(self.change_ts, hi)
+        cuts.update(self.change_ts[i0:i1])
+        for a, b in free + on:
+            cuts.update((a, b))
+        jumps = {}
+        for t, m in points[bisect_right(points, (lo, 1 << 80)):bisect_right(points, (hi, 1 << 80))]:
+            jumps[t] = jumps.get(t, 0) + m
+        cuts.update(jumps)
+        ts = sorted(cuts)
+        out = []
+        asked = missed = 0
+        for i, t in enumerate(ts):
+            missed += jumps.get(t, 0)
+            rate = self.seed_rate if t < 0 else self._rate_at(t)
+            asking = not _inside(free, t)
+            missing = asking and _inside(on, t)
+            ra, rm = (rate if asking else 0), (rate if missing else 0)
+            out.append((asked, missed, ra, rm))
+            if i + 1 < len(ts):
+                dt = ts[i + 1] - t
+                asked += ra * dt
+                missed += rm * dt
+        return ts, out
+
+    def _ud_band(self, a, b, spans, points, w_short, w_long, tol):
+        """Over run time [a, b): the spans where the alarm must be raised, and where it must not."""
+        ts, vals = self._ud_cum(a - w_long, b, spans, points)
+
+        def at(t, i=None):  # (asked, missed) at t, on the piece i (the one holding t if None)
+            if i is None:
+                i = bisect_right(ts, t) - 1
+            A, M, ra, rm = vals[i]
+            return A + ra * (t - ts[i]), M + rm * (t - ts[i])
+
+        marks = sorted({t + d for t in ts for d in (0, w_short, w_long) if a <= t + d < b} | {a, b})
+        must, must_not = [], []
+        for p, q in zip(marks, marks[1:]):
+            # f is linear on [p, q): evaluate both ends on p's pieces.
+            pieces = [bisect_right(ts, p - d) - 1 for d in (0, w_short, w_long)]
+
+            def f(t, sign):
+                A0, M0 = at(t, pieces[0])
+                A23, M23 = at(t - w_short, pieces[1])
+                A24, M24 = at(t - w_long, pieces[2])
+                if sign > 0:  # missed over 23 h against asked over 24 h
+                    return 10 * (M0 - M23) - (A0 - A24) - 10 * tol
+                return (A0 - A23) - 10 * (M0 - M24) - 10 * tol  # asked over 23 h against missed over 24 h
+
+            for sign, out in ((1, must), (-1, must_not)):
+                span = _positive(f(p, sign), f(q, sign), p, q)
+                if span:
+                    out.append(span)
+        return must, must_not
+
+    def _ud_amounts(self, t, spans, points, w_long):
+        """(missed ng, asked ng) over the 24 h before t, for a violation's line."""
+        ts, vals = self._ud_cum(t - w_long, t, spans, points)
+        A, M, _ra, _rm = vals[-1]
+        return M / DAY, A / DAY
+
     def _eri_eos(self):
         eri, eos = self.r.battery.get("eri_s"), self.r.battery.get("eos_s")
         ok = True
@@ -1259,6 +1399,74 @@ def _union(spans):
             out[-1] = (out[-1][0], max(out[-1][1], b))
         else:
             out.append((a, b))
+    return out
+
+
+def _positive(f0, f1, p, q):
+    """The integer t in [p, q) where the linear f (f0 at p, f1 at q) is > 0, as (start, end), or None."""
+    d = q - p
+    if f1 == f0:
+        return (p, q) if f0 > 0 else None
+    if f1 > f0:  # f0 * d + (f1 - f0) * (t - p) > 0
+        lo = p + (-f0 * d) // (f1 - f0) + 1
+        lo = max(lo, p)
+        return (lo, q) if lo < q else None
+    hi = p + cdiv(f0 * d, f0 - f1)  # t - p < f0 * d / (f0 - f1)
+    hi = min(hi, q)
+    return (p, hi) if hi > p else None
+
+
+def _inside(spans, t):
+    """t in one of the sorted disjoint spans [a, b)."""
+    i = bisect_right(spans, (t, 1 << 80)) - 1
+    return i >= 0 and spans[i][0] <= t < spans[i][1]
+
+
+def _clip(spans, lo, hi):
+    """The sorted disjoint spans cut to [lo, hi]."""
+    i = max(bisect_right(spans, (lo, 1 << 80)) - 1, 0)
+    out = []
+    for a, b in spans[i:]:
+        if a >= hi:
+            break
+        if b > lo:
+            out.append((max(a, lo), min(b, hi)))
+    return out
+
+
+def _late(spans, lag):
+    """Each span from lag ms after its start: where a condition has held for lag."""
+    return [(a + lag, b) for a, b in spans if a + lag < b]
+
+
+def _subtract(spans, cut):
+    """Sorted disjoint spans minus the union of cut."""
+    cut = _union(cut)
+    out = []
+    for a, b in spans:
+        for c, d in _clip(cut, a, b):
+            if c > a:
+                out.append((a, c))
+            a = max(a, d)
+            if a >= b:
+                break
+        if a < b:
+            out.append((a, b))
+    return out
+
+
+def _intersect(xs, ys):
+    """Sorted disjoint spans xs and ys: where both are."""
+    out, j = [], 0
+    for a, b in xs:
+        while j < len(ys) and ys[j][1] <= a:
+            j += 1
+        k = j
+        while k < len(ys) and ys[k][0] < b:
+            lo, hi = max(a, ys[k][0]), min(b, ys[k][1])
+            if lo < hi:
+                out.append((lo, hi))
+            k += 1
     return out
 
 

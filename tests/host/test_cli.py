@@ -41,7 +41,7 @@ def test_default_run_writes_every_output(tmp_path, capsys):
         assert key in s
     assert s["scenario"] == "default" and s["days"] == 10 and len(s["daily"]) == 10
     assert 0 < s["max_lag_nl"] < 250
-    assert all(v["pass"] for v in s["invariants"].values()) and len(s["invariants"]) == 10
+    assert all(v["pass"] for v in s["invariants"].values()) and len(s["invariants"]) == 11
     for key in ("alarms", "battery", "faults", "projections"):
         assert key in s
     assert set(s["projections"]) == {"low_reservoir_s", "empty_s", "eri_s", "eos_s", "history"}
