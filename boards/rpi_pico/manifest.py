@@ -37,6 +37,7 @@ package("hal", base_path="../..", files=(
     "machine_clock.py",
     "machine_led.py",
     "machine_motor.py",
+    "machine_storage.py",
     "machine_watchdog.py",
     "steps_rp2.py",
     "train.py",
