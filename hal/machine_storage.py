@@ -3,6 +3,9 @@
 #
 #   open_regions(journal_cfg, port=None) -> (state_dev, events_dev)
 #
+# The port's own part is in hal/storage_rp2.py, storage_esp32.py, storage_pyb.py (a board gets only
+# its own: tools/board_env.sh, tools/board_manifests.py).
+#
 # journal_cfg: board.json's "journal" object (missing keys: DEFAULTS[board]):
 #   "state_blocks", "event_blocks"  the two regions in journal blocks of BLOCK (4096) bytes, each >= 2
 #   "start"      rp2, stm32: the byte offset of the state region in the port's flash storage area
@@ -15,13 +18,14 @@
 #          MICROPY_HW_FLASH_STORAGE_BYTES (1408 KB on a Pico), else ValueError; 4096-byte blocks;
 #          writeblocks with offset is flash_range_program: NOR, but whole 256-byte pages only
 #          (modules/_boot.py: "the flash requires the programming size to be aligned to 256
-#          bytes"): _Pages programs a page of 0xFF around the bytes (0xFF leaves a bit as it is).
+#          bytes"): storage_rp2._Pages programs a page of 0xFF around the bytes (0xFF leaves a bit as it is).
 #          The filesystem: _boot.py mounts littlefs over the whole rp2.Flash(), and formats the
 #          whole of it again if a mount fails (a smaller one fails: littlefs checks block_count).
 #   esp32  ports/esp32/esp32_partition.c: Partition(label) (app, then data partitions; OSError
 #          ENOENT if none), 4096-byte blocks, NOR writes with offset, ioctl 6 erases. No window over
 #          part of a partition: the stock table has none free (nvs, phy_init, factory, vfs), so the
-#          student flashes a table with a "journal" data partition (the firmware stays stock).
+#          student flashes a table with a "journal" data partition (the firmware stays stock);
+#          Window gives each region its blocks of it.
 #          The filesystem: the "vfs" partition (1.26+: made at boot over the flash after the last
 #          partition if the table has none).
 #   stm32  ports/stm32/storage.c, flashbdev.c (pyboard: the internal flash, 112 KB in sectors of
@@ -29,16 +33,19 @@
 #          with offset COPIES into a RAM cache of one flash sector (bits go 1 -> 0 and 0 -> 1),
 #          written back (the sector erased, then programmed) at ioctl 3 (sync), when another sector
 #          is written, or 5 s after the last write; ioctl 6 does nothing (no erase for internal
-#          flash); readblocks/writeblocks return an error code instead of raising. _Pyb groups 8
+#          flash); readblocks/writeblocks return an error code instead of raising. storage_pyb._Pyb groups 8
 #          blocks into one of 4096, erases by writing 0xFF, raises on an error code, and syncs after
 #          every write (a record is durable when its commit is). The filesystem: FAT over all of
 #          pyb.Flash() unless a littlefs superblock is at block 0 or 1 (main.c init_flash_fs):
 #          then littlefs over pyb.Flash(start=0, len=its block_count x block_size).
+#          NOT SOLVED here: each write-back erases the whole sector before programming it, so a
+#          power cut in that window (up to about a second for the 64 KB sector) erases every journal
+#          block in the sector (the defaults: all of them), and mount() takes an erased region for
+#          the very first boot; and each synced write costs a sector erase (10,000 cycles).
 
 import sys
 
 BLOCK = 4096  # journal block: firmware/persist.py's snapshot (825 ints, 3316 bytes) fits it
-_PAGE = 256  # rp2: flash_range_program's page
 
 DEFAULTS = {
     # the top 112 KB of the Pico's 1408 KB storage area
@@ -90,6 +97,14 @@ def check_apart(start, length, fs_start, fs_len, fix):
                              start, start + length, fs_start, fs_start + fs_len, fix))
 
 
+def block_count(dev):
+    """ioctl 4 of a port's flash object (an int: the stubs type ioctl's result as optional)."""
+    n = dev.ioctl(4, 0)
+    if not isinstance(n, int) or n < 0:
+        raise OSError(5)  # EIO
+    return n
+
+
 def littlefs_bytes(dev):
     """The size of the littlefs whose superblock is at block 0 or 1 of dev, or -1 if none (as
     ports/stm32/main.c init_flash_fs detects it: "littlefs" at byte 8, block_size, block_count at 24)."""
@@ -111,74 +126,30 @@ def open_regions(journal_cfg, port=None):
     port = port or _port()
     state_n = _blocks(journal_cfg, "state_blocks")
     event_n = _blocks(journal_cfg, "event_blocks")
+    # each port's own module (only that board gets it: tools/board_env.sh, board_manifests.py)
     if port == "rp2":
-        return _open_rp2(journal_cfg, state_n, event_n)
+        from hal.storage_rp2 import open_rp2
+
+        return open_rp2(journal_cfg, state_n, event_n)
     if port == "esp32":
-        return _open_esp32(journal_cfg, state_n, event_n)
+        from hal.storage_esp32 import open_esp32
+
+        return open_esp32(journal_cfg, state_n, event_n)
     if port == "stm32":
-        return _open_stm32(journal_cfg, state_n, event_n)
+        from hal.storage_pyb import open_pyb
+
+        return open_pyb(journal_cfg, state_n, event_n)
     raise ValueError("journal: no flash region known on port %r" % (port,))
 
 
-def _start(cfg, unit):
+def start_offset(cfg, unit):
     v = cfg.get("start")
     if isinstance(v, bool) or not isinstance(v, int) or v < 0 or v % unit:
         raise ValueError("journal.start: %r: a byte offset, a multiple of %d" % (v, unit))
     return v
 
 
-def _open_rp2(cfg, state_n, event_n):
-    import rp2
-
-    start = _start(cfg, BLOCK)
-    whole = rp2.Flash()
-    area = whole.ioctl(4, 0) * whole.ioctl(5, 0)
-    check_size("state_blocks + event_blocks", (state_n + event_n) * BLOCK, area - start,
-               "rp2.Flash()'s storage area (%d bytes) from journal.start %d" % (area, start))
-    fs = littlefs_bytes(whole)
-    check_apart(start, (state_n + event_n) * BLOCK, 0, area if fs < 0 else fs,
-                "stock rp2 firmware formats littlefs over all of rp2.Flash(); build it with a _boot.py "
-                "that mounts rp2.Flash(len=%d)" % start)
-    return (_Pages(rp2.Flash(start=start, len=state_n * BLOCK)),
-            _Pages(rp2.Flash(start=start + state_n * BLOCK, len=event_n * BLOCK)))
-
-
-def _open_esp32(cfg, state_n, event_n):
-    import esp32
-
-    label = cfg.get("partition")
-    if not isinstance(label, str) or not label:
-        raise ValueError("journal.partition: %r: the label of a data partition" % (label,))
-    found = esp32.Partition.find(esp32.Partition.TYPE_DATA, label=label)
-    if not found:
-        raise ValueError("journal.partition: no data partition %r: flash a partition table with one "
-                         "(boards/README.md, \"The journal's flash region\")" % (label,))
-    part = found[0]
-    info = part.info()  # (type, subtype, address, size, label, encrypted)
-    check_size("state_blocks + event_blocks", (state_n + event_n) * BLOCK, info[3], "partition %r" % label)
-    for vfs in esp32.Partition.find(esp32.Partition.TYPE_DATA, label="vfs"):
-        v = vfs.info()
-        check_apart(info[2], info[3], v[2], v[3], "give partition %r its own flash in the table" % label)
-    return _Window(part, 0, state_n), _Window(part, state_n, event_n)
-
-
-def _open_stm32(cfg, state_n, event_n):
-    import pyb
-
-    start = _start(cfg, 512)
-    whole = pyb.Flash(start=0)
-    area = whole.ioctl(4, 0) * 512
-    check_size("state_blocks + event_blocks", (state_n + event_n) * BLOCK, area - start,
-               "pyb.Flash()'s storage area (%d bytes) from journal.start %d" % (area, start))
-    fs = littlefs_bytes(whole)
-    check_apart(start, (state_n + event_n) * BLOCK, 0, area if fs < 0 else fs,
-                "the stock FAT covers all of pyb.Flash(); make a littlefs over pyb.Flash(start=0, "
-                "len=%d) instead" % start)
-    return (_Pyb(pyb.Flash(start=start, len=state_n * BLOCK)),
-            _Pyb(pyb.Flash(start=start + state_n * BLOCK, len=event_n * BLOCK)))
-
-
-class _Window:
+class Window:
     """Blocks first..first+count-1 of a device with the extended protocol (an esp32.Partition)."""
 
     def __init__(self, dev, first, count):
@@ -198,68 +169,6 @@ class _Window:
         if op == 6:
             return self._dev.ioctl(6, self._first + arg)
         return self._dev.ioctl(op, arg)
-
-
-class _Pages:
-    """An rp2.Flash whose writes program whole 256-byte pages: the bytes given, 0xFF around them."""
-
-    def __init__(self, dev):
-        self._dev = dev
-        self._page = bytearray(b"\xff" * _PAGE)
-        self.readblocks = dev.readblocks
-        self.ioctl = dev.ioctl
-
-    def writeblocks(self, n, buf, offset=0):
-        at = 0
-        while at < len(buf):
-            at = self._one_page(n, buf, offset, at)
-
-    def _one_page(self, n, buf, offset, at):
-        # fills the page that holds buf[at] and programs it; returns where the next page's bytes start
-        pos = offset + at
-        base = pos - pos % _PAGE
-        page = self._page
-        while at < len(buf) and pos < base + _PAGE:
-            page[pos - base] = buf[at]
-            at += 1
-            pos += 1
-        self._dev.writeblocks(n, page, base)
-        for i in range(_PAGE):
-            page[i] = 0xFF
-        return at
-
-
-class _Pyb:
-    """A pyb.Flash region as NOR blocks of 4096 bytes that are durable once written (see above)."""
-
-    def __init__(self, dev):
-        self._dev = dev
-        self._k = BLOCK // 512
-        self._ff = bytearray(b"\xff" * 512)
-
-    def readblocks(self, n, buf, offset=0):
-        _ok(self._dev.readblocks(n * self._k + offset // 512, buf, offset % 512))
-
-    def writeblocks(self, n, buf, offset=0):
-        _ok(self._dev.writeblocks(n * self._k + offset // 512, buf, offset % 512))
-        self._dev.ioctl(3, 0)
-
-    def ioctl(self, op, arg):
-        if op == 4:
-            return self._dev.ioctl(4, 0) // self._k
-        if op == 5:
-            return BLOCK
-        if op == 6:  # the port's erase does nothing: write the block's bytes back to 0xFF
-            for i in range(self._k):
-                _ok(self._dev.writeblocks(arg * self._k + i, self._ff, 0))
-            self._dev.ioctl(3, 0)
-            return 0
-        return self._dev.ioctl(op, arg)
-
-
-def _ok(rc):
-    if rc:
-        raise OSError(-rc)
 
 
 class FileFlash:

@@ -41,6 +41,7 @@ package("hal", base_path="../..", files=(
     "machine_watchdog.py",
     "steps_esp32.py",
     "steps_timer.py",
+    "storage_esp32.py",
     "train.py",
 ))
 module("pumpboard.py", base_path="..")

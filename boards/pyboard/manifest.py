@@ -41,6 +41,7 @@ package("hal", base_path="../..", files=(
     "machine_watchdog.py",
     "steps_pyb.py",
     "steps_timer.py",
+    "storage_pyb.py",
     "train.py",
 ))
 module("pumpboard.py", base_path="..")

@@ -40,6 +40,7 @@ package("hal", base_path="../..", files=(
     "machine_storage.py",
     "machine_watchdog.py",
     "steps_rp2.py",
+    "storage_rp2.py",
     "train.py",
 ))
 module("pumpboard.py", base_path="..")
