@@ -3,7 +3,8 @@
     python tools/board_manifests.py          rewrite boards/<board>/{package.json,manifest.py}
     python tools/board_manifests.py --check  exit 1 if a committed file differs (tests/host)
 
-A board gets firmware/, hal/ without the other ports' step engines, and boards/pumpboard.py;
+A board gets firmware/, hal/ without the other ports' own modules (step engines, flash regions),
+and boards/pumpboard.py;
 mip also copies main.py and board.json (a frozen build keeps those on the filesystem, so the
 configuration stays data a user edits).
 """
@@ -13,9 +14,9 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-OWN_STEPS = {"rpi_pico": ("steps_rp2",), "esp32": ("steps_esp32", "steps_timer"),
-             "pyboard": ("steps_pyb", "steps_timer")}
-ALL_STEPS = ("steps_rp2", "steps_esp32", "steps_pyb", "steps_timer")
+OWN_STEPS = {"rpi_pico": ("steps_rp2", "storage_rp2"), "esp32": ("steps_esp32", "steps_timer", "storage_esp32"),
+             "pyboard": ("steps_pyb", "steps_timer", "storage_pyb")}
+ALL_STEPS = ("steps_rp2", "steps_esp32", "steps_pyb", "steps_timer", "storage_rp2", "storage_esp32", "storage_pyb")
 
 
 def package_files(board, package):

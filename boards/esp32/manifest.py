@@ -38,9 +38,11 @@ package("hal", base_path="../..", files=(
     "machine_led.py",
     "machine_motor.py",
     "machine_rtc.py",
+    "machine_storage.py",
     "machine_watchdog.py",
     "steps_esp32.py",
     "steps_timer.py",
+    "storage_esp32.py",
     "train.py",
 ))
 module("pumpboard.py", base_path="..")

@@ -38,8 +38,10 @@ package("hal", base_path="../..", files=(
     "machine_led.py",
     "machine_motor.py",
     "machine_rtc.py",
+    "machine_storage.py",
     "machine_watchdog.py",
     "steps_rp2.py",
+    "storage_rp2.py",
     "train.py",
 ))
 module("pumpboard.py", base_path="..")

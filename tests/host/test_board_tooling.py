@@ -14,6 +14,7 @@ from firmware.config import BOARDS, load
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEPS = {"rpi_pico": {"steps_rp2"}, "esp32": {"steps_esp32", "steps_timer"}, "pyboard": {"steps_pyb", "steps_timer"}}
+STORAGE = {"rpi_pico": {"storage_rp2"}, "esp32": {"storage_esp32"}, "pyboard": {"storage_pyb"}}  # the port's flash
 VIRTUAL_PORT = {"rpi_pico": "rp2", "esp32": "esp32", "pyboard": "stm32"}  # boards/virtual/<port>, as make demo
 
 
@@ -41,6 +42,7 @@ def test_make_mpy_builds_one_board_with_only_its_step_engines(board):
     assert {"main.py", "board.json", "pumpboard.mpy", "firmware/loop.mpy", "hal/machine_motor.mpy"} <= files
     steps = {f[4:-4] for f in files if f.startswith("hal/steps_")}
     assert steps == STEPS[board]
+    assert {f[4:-4] for f in files if f.startswith("hal/storage_")} == STORAGE[board]
     assert not any(f.endswith(".py") for f in files - {"main.py"})
     mpy = sum(os.path.getsize(os.path.join(out, f)) for f in files if f.endswith(".mpy"))
     assert f"{mpy} bytes of .mpy" in r.stdout  # the size it prints is the size it built
@@ -69,6 +71,7 @@ def test_package_json_and_manifest_list_the_source_tree():
         targets = {t for t, _ in pkg["urls"]}
         assert {"main.py", "board.json", "pumpboard.py", "firmware/loop.py", "hal/machine_motor.py"} <= targets
         assert {t[4:-3] for t in targets if t.startswith("hal/steps_")} == STEPS[board]
+        assert {t[4:-3] for t in targets if t.startswith("hal/storage_")} == STORAGE[board]
 
 
 @pytest.mark.parametrize("board", BOARDS)

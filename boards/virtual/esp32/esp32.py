@@ -434,3 +434,125 @@ def steps(write):
             n += 1
         before = lv
     return n * (loops if loops > 0 else 1)
+
+
+# -- Partition: ports/esp32/esp32_partition.c ------------------------------------------------------
+#
+# The 4 MB flash of an ESP32_GENERIC and its partition table. Stock tables (boards/sdkconfig.base):
+# up to 1.25 partitions-4MiB.csv (nvs, phy_init, factory, vfs 0x200000+0x200000); from 1.26
+# partitions-4MiBplus.csv (no vfs): main.c then registers a "vfs" data partition from the end of the
+# last partition to the end of flash, if the table has no "vfs" or "ffat". Partition(label or BOOT/
+# RUNNING, block_size=4096): positional only (mp_arg_check_num 1..2), an app then a data partition
+# of that label, else OSError(ENOENT); find(type=TYPE_APP, subtype=0xff, label=None,
+# block_size=4096) a list. readblocks/writeblocks (esp_partition_read/write, NOR: a write only clears
+# bits; out of the partition ESP_ERR_INVALID_SIZE), writeblocks without offset erases first;
+# ioctl 6 erases a block, or returns -EINVAL unless block_size is 4096. The bytes live in vflash's
+# chip "esp32", kept across machine.reset_fakes (a reboot). Test hook: flash_partition_table(rows)
+# (rows (label, type, subtype, offset, size), as esptool writes a table at 0x8000; None: stock).
+
+FLASH_BYTES = 4 * 1024 * 1024
+_NATIVE = 4096
+_TABLE_STOCK = (("nvs", 1, 2, 0x9000, 0x6000), ("phy_init", 1, 1, 0xF000, 0x1000),
+                ("factory", 0, 0, 0x10000, 0x1F0000))
+_table = None  # flashed rows, or None: the release's stock table
+
+
+def flash_partition_table(rows=None):
+    global _table
+    _table = None if rows is None else tuple(rows)
+
+
+def _partitions():
+    rows = list(_TABLE_STOCK if _table is None else _table)
+    labels = [r[0] for r in rows]
+    if _table is None and not vport.at_least(1, 26):
+        rows.append(("vfs", 1, 0x81, 0x200000, 0x200000))
+    elif vport.at_least(1, 26) and "vfs" not in labels and "ffat" not in labels:
+        end = max(r[3] + r[4] for r in rows)
+        if end < FLASH_BYTES:
+            rows.append(("vfs", 1, 0x81, end, FLASH_BYTES - end))
+    return rows
+
+
+def _chip():
+    import vflash
+
+    return vflash.chip("esp32", FLASH_BYTES, _NATIVE)
+
+
+class Partition:
+    BOOT = 0
+    RUNNING = 1
+    TYPE_APP = 0
+    TYPE_DATA = 1
+
+    def __init__(self, *args, **kw):
+        if kw:
+            raise TypeError("function doesn't take keyword arguments")
+        if not 1 <= len(args) <= 2:
+            raise TypeError("function takes %d positional arguments but %d were given" % (1, len(args)))
+        id = args[0]
+        row = None
+        if isinstance(id, int):
+            if id not in (0, 1):
+                raise ValueError()
+            row = _partitions()[2]  # factory: the boot and the running app
+        else:
+            for t in (0, 1):
+                for r in _partitions():
+                    if row is None and r[1] == t and r[0] == id:
+                        row = r
+        if row is None:
+            raise OSError(2)  # MP_ENOENT
+        self._setup(row, args[1] if len(args) == 2 else _NATIVE)
+
+    def _setup(self, row, block_size):
+        self.label, self.type, self.subtype, self.address, self.size = row
+        self.block_size = block_size
+
+    @staticmethod
+    def find(type=0, subtype=0xFF, label=None, block_size=_NATIVE):
+        out = []
+        for r in _partitions():
+            if r[1] == type and subtype in (0xFF, r[2]) and label in (None, r[0]):
+                p = Partition(0)  # (any partition object, then made this one)
+                p._setup(r, block_size)
+                out.append(p)
+        return out
+
+    def info(self):
+        return (self.type, self.subtype, self.address, self.size, self.label, False)
+
+    def _span(self, at, nbytes):
+        if at < 0 or at + nbytes > self.size:
+            raise OSError(-260, "ESP_ERR_INVALID_SIZE")
+        return self.address + at
+
+    def readblocks(self, n, buf, offset=0):
+        _chip().read(self._span(n * self.block_size + offset, len(buf)), buf)
+
+    def writeblocks(self, n, buf, offset=None):
+        at = n * self.block_size
+        if offset is None:
+            if self.block_size < _NATIVE:
+                raise AssertionError("esp32.Partition: block_size < 4096 is not modelled")
+            if len(buf) % _NATIVE:
+                raise OSError(-260, "ESP_ERR_INVALID_SIZE")
+            _chip().erase(self._span(at, len(buf)), len(buf))
+        else:
+            at += offset
+        _chip().program(self._span(at, len(buf)), buf)
+
+    def ioctl(self, op, arg):
+        if op in (1, 2, 3):
+            return 0
+        if op == 4:
+            return self.size // self.block_size
+        if op == 5:
+            return self.block_size
+        if op == 6:
+            if self.block_size != _NATIVE:
+                return -22  # -MP_EINVAL
+            _chip().erase(self._span(arg * _NATIVE, _NATIVE), _NATIVE)
+            return 0
+        return None

@@ -387,3 +387,94 @@ class StateMachine:
 
     def irq(self, handler=None, trigger=0, hard=False):
         self.irq_handler = handler
+
+
+# -- Flash: ports/rp2/rp2_flash.c (v1.24.0..v1.28.0 alike) ---------------------------------------
+#
+# The storage area MICROPY_HW_FLASH_STORAGE_BYTES (1408 KB on RPI_PICO, mpconfigboard.h) in blocks
+# of FLASH_SECTOR_SIZE (4096). Flash() is the whole area (one object); Flash(start=, len=) kw-only,
+# each a multiple of 4096 inside the area, else ValueError with no message. readblocks/writeblocks
+# memcpy and program with no bounds check: outside the object's area (a neighbour's flash, or past
+# the chip) the fake raises AssertionError. writeblocks(n, buf) erases the span first; with an
+# offset it is flash_range_program: NOR, and whole 256-byte pages only (pico-sdk hardware/flash.h:
+# "Must be aligned to a 256-byte flash page"; modules/_boot.py mounts littlefs with progsize=256):
+# anything else programs a page from past the buffer on a board, so the fake raises. ioctl 6 erases
+# a block. The bytes live in vflash's chip "rp2", kept across machine.reset_fakes (a reboot).
+# Test hooks: flash_chip() (vflash.Chip), format_littlefs(nbytes): a littlefs superblock at block 0
+# (what _boot.py leaves, or a student's smaller filesystem).
+
+STORAGE_BYTES = 1408 * 1024
+_SECTOR = 4096
+_PAGE = 256
+
+
+def flash_chip():
+    import vflash
+
+    return vflash.chip("rp2", STORAGE_BYTES, _SECTOR)
+
+
+def format_littlefs(nbytes):
+    import vflash
+
+    flash_chip().program(0, vflash.littlefs_superblock(_SECTOR, nbytes // _SECTOR), False)
+
+
+class Flash:
+    def __init__(self, *args, **kw):
+        if args:
+            raise TypeError("extra positional arguments given")
+        for k in kw:
+            if k not in ("start", "len"):
+                raise TypeError("extra keyword arguments given")
+        start = kw.get("start", -1)
+        length = kw.get("len", -1)
+        if start == -1 and length == -1:
+            start, length = 0, STORAGE_BYTES
+        if start == -1:
+            start = 0
+        elif not (0 <= start < STORAGE_BYTES and start % _SECTOR == 0):
+            raise ValueError()
+        if length == -1:
+            length = STORAGE_BYTES - start
+        elif not (0 < length and start + length <= STORAGE_BYTES and length % _SECTOR == 0):
+            raise ValueError()
+        self.start = start
+        self.len = length
+
+    def _span(self, n, offset, nbytes):
+        at = n * _SECTOR + offset
+        if n < 0 or offset < 0 or at + nbytes > self.len:
+            raise AssertionError("rp2.Flash: bytes %d..%d of a %d-byte Flash: the port does not check, and "
+                                 "reads or writes another region's flash" % (at, at + nbytes, self.len))
+        return self.start + at
+
+    def readblocks(self, n, buf, offset=0):
+        flash_chip().read(self._span(n, offset, len(buf)), buf)
+
+    def writeblocks(self, n, buf, offset=None):
+        if offset is None:
+            if len(buf) % _SECTOR:
+                raise AssertionError("rp2.Flash.writeblocks: flash_range_erase of %d bytes, not whole sectors"
+                                     % len(buf))
+            at = self._span(n, 0, len(buf))
+            flash_chip().erase(at, len(buf))
+        else:
+            at = self._span(n, offset, len(buf))
+        if at % _PAGE or len(buf) % _PAGE:
+            raise AssertionError("rp2.Flash.writeblocks: flash_range_program of %d bytes at %d: whole "
+                                 "256-byte pages only (a board programs a page from past the buffer)"
+                                 % (len(buf), at))
+        flash_chip().program(at, buf)
+
+    def ioctl(self, op, arg):
+        if op in (1, 2, 3):
+            return 0
+        if op == 4:
+            return self.len // _SECTOR
+        if op == 5:
+            return _SECTOR
+        if op == 6:
+            flash_chip().erase(self._span(arg, 0, _SECTOR), _SECTOR)
+            return 0
+        return None

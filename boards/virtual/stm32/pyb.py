@@ -66,6 +66,7 @@ def reset_fakes():
     irq_enabled = True
     irq_disables = 0
     _tap = None
+    _flush()  # main.c soft_reset_exit: storage_flush()
 
 
 def disable_irq():
@@ -393,3 +394,160 @@ class Timer:
                     self._irq()
                 else:
                     self.pending = True
+
+
+# -- Flash: ports/stm32/storage.c and flashbdev.c (v1.24.0..v1.28.0 alike), a PYBV11 -------------
+#
+# The internal flash storage: stm32f405.ld FLASH_FS, 112 KB at 0x08004000, flash sectors 1-3 of
+# 16 KB and 4 of 64 KB, in blocks of FLASH_BLOCK_SIZE (512). Flash() is the whole device (FAT
+# behind an emulated MBR: blocks from FLASH_PART1_START_BLOCK 0x100); Flash(start=, len=) kw-only,
+# multiples of 512 within the 112 KB, else ValueError with no message (pyb_flash_new_obj). Its
+# extended protocol (MICROPY_VFS_LFS2 = 1 in PYBV11/mpconfigboard.mk):
+#   readblocks/writeblocks(n, buf, offset) return 0, or -EFAULT (-14) if block n is past len (no
+#   exception); they do not check offset + len(buf): past the object the fake raises AssertionError.
+#   writeblocks COPIES into a RAM cache of one flash sector (bits go either way), marked dirty; the
+#   cache is written back (the sector erased, then programmed) at ioctl 2/3, when a block of another
+#   sector is written, 5 s after the last write (the storage systick: hook flash_idle()), and at a
+#   soft reset (reset_fakes). Until then the flash keeps the old bytes; reads see the cache.
+#   ioctl 4: len / 512; 5: 512; 6: returns 0 and erases NOTHING (no MICROPY_HW_BDEV_ERASEBLOCKS_EXT
+#   for internal flash); 1 with arg 1: the "native" block size, also 512 here.
+# The bytes live in vflash's chip "stm32". Test hooks: flash_chip(), flash_idle(), flash_dirty(),
+# flash_power_cut(erased=True): the cache is lost; erased: the dirty sector was already erased (the
+# IRQ handler erases it at the first storage tick, within 512 ms of the write, and programs it only
+# at the write-back), format_littlefs(nbytes): a littlefs superblock at block 0 (pyb.Flash(start=0)).
+
+FS_BYTES = 112 * 1024
+_FBLOCK = 512
+_SECTORS = ((0, 16384), (16384, 16384), (32768, 16384), (49152, 65536))  # within FS_BYTES
+_cache = None  # [sector start, bytearray] of the cached sector, or None
+_dirty = False
+
+
+def flash_chip():
+    import vflash
+
+    return vflash.chip("stm32", FS_BYTES, _FBLOCK)
+
+
+def format_littlefs(nbytes):
+    import vflash
+
+    flash_chip().program(0, vflash.littlefs_superblock(_FBLOCK, nbytes // _FBLOCK), False)
+
+
+def _sector(addr):
+    for s in _SECTORS:
+        if s[0] <= addr < s[0] + s[1]:
+            return s
+    raise AssertionError("pyb.Flash: address %d past the storage" % addr)
+
+
+def _flush():
+    global _dirty
+    if _dirty:
+        start, buf = _cache
+        chip = flash_chip()
+        chip.erase(start, len(buf))
+        chip.program(start, buf, False)
+        _dirty = False
+
+
+def flash_idle():
+    """The storage systick 5 s after the last write: the cache is written back."""
+    _flush()
+
+
+def flash_dirty():
+    return _dirty
+
+
+def flash_power_cut(erased=True):
+    global _cache, _dirty
+    if _dirty and erased:
+        flash_chip().erase(_cache[0], len(_cache[1]))
+    _cache = None
+    _dirty = False
+
+
+def _cached(addr):
+    # flash_cache_get_addr_for_write: the sector that holds addr, in the cache (flushing another)
+    global _cache
+    s = _sector(addr)
+    if _cache is None or _cache[0] != s[0]:
+        _flush()
+        buf = bytearray(s[1])
+        flash_chip().read(s[0], buf)
+        _cache = [s[0], buf]
+    return _cache[1], addr - s[0]
+
+
+class Flash:
+    def __init__(self, *args, **kw):
+        if args:
+            raise TypeError("extra positional arguments given")
+        for k in kw:
+            if k not in ("start", "len"):
+                raise TypeError("extra keyword arguments given")
+        start = kw.get("start", -1)
+        length = kw.get("len", -1)
+        self.whole = start == -1 and length == -1
+        if start == -1:
+            start = 0
+        elif not (0 <= start < FS_BYTES and start % _FBLOCK == 0):
+            raise ValueError()
+        if length == -1:
+            length = FS_BYTES - start
+        elif not (0 < length and start + length <= FS_BYTES and length % _FBLOCK == 0):
+            raise ValueError()
+        self.start = start
+        self.len = length
+
+    def _span(self, n, offset, nbytes):
+        if self.whole:
+            raise AssertionError("pyb.Flash(): the whole device (FAT, with its MBR) is not modelled")
+        if n * _FBLOCK >= self.len:
+            return -1
+        at = n * _FBLOCK + offset
+        if offset < 0 or at + nbytes > self.len:
+            raise AssertionError("pyb.Flash: bytes %d..%d of a %d-byte Flash: the port does not check, and "
+                                 "reaches another region's flash" % (at, at + nbytes, self.len))
+        return self.start + at
+
+    def readblocks(self, n, buf, offset=0):
+        at = self._span(n, offset, len(buf))
+        if at < 0:
+            return -14  # -MP_EFAULT
+        for i in range(len(buf)):
+            a = at + i
+            if _cache is not None and _cache[0] <= a < _cache[0] + len(_cache[1]):
+                buf[i] = _cache[1][a - _cache[0]]
+            else:
+                flash_chip().read(a, memoryview(buf)[i:i + 1])
+        return 0
+
+    def writeblocks(self, n, buf, offset=None):
+        global _dirty
+        if offset is None:
+            raise AssertionError("pyb.Flash(start=, len=).writeblocks without offset is not modelled")
+        at = self._span(n, offset, len(buf))
+        if at < 0:
+            return -14
+        for i in range(len(buf)):
+            cache, j = _cached(at + i)
+            cache[j] = buf[i]
+            _dirty = True
+        return 0
+
+    def ioctl(self, op, arg):
+        if op == 1:
+            return -1 if (arg == 1 and self.whole) else 0
+        if op in (2, 3):
+            _flush()
+            return 0
+        if op == 4:
+            return (0x100 + FS_BYTES // _FBLOCK) if self.whole else self.len // _FBLOCK
+        if op == 5:
+            return _FBLOCK
+        if op == 6:
+            return 0  # no erase on the internal flash
+        return None

@@ -1,0 +1,69 @@
+# The flash chips of the virtual boards (rp2.Flash, esp32.Partition, pyb.Flash): bytes kept in a
+# module-level store per chip, so they survive a simulated reboot (machine.reset_fakes) within one
+# test process, as a board's flash survives a reset. Sparse: a block never written reads 0xFF.
+# Written in the subset of Python MicroPython has.
+
+_chips = {}
+
+
+class Chip:
+    """A flash of `size` bytes in erase blocks of `block` bytes; NOR programming unless told."""
+
+    def __init__(self, size, block):
+        self.size = size
+        self.block = block
+        self.blocks = {}  # erase block -> bytearray
+        self.erases = 0
+
+    def read(self, addr, buf):
+        for i in range(len(buf)):
+            a = addr + i
+            b = self.blocks.get(a // self.block)
+            buf[i] = 0xFF if b is None else b[a % self.block]
+
+    def program(self, addr, buf, nor=True):
+        """NOR: the byte becomes old & new (a bit only goes 1 -> 0); nor False: copied."""
+        for i in range(len(buf)):
+            a = addr + i
+            b = self._block(a // self.block)
+            b[a % self.block] = (b[a % self.block] & buf[i]) if nor else buf[i]
+
+    def erase(self, addr, length):
+        for n in range(addr // self.block, (addr + length) // self.block):
+            self.blocks.pop(n, None)
+            self.erases += 1
+
+    def _block(self, n):
+        b = self.blocks.get(n)
+        if b is None:
+            b = self.blocks[n] = bytearray(b"\xff" * self.block)
+        return b
+
+
+def chip(name, size, block):
+    """The chip called name, made erased on first use; the same object for the whole process."""
+    c = _chips.get(name)
+    if c is None:
+        c = _chips[name] = Chip(size, block)
+    return c
+
+
+def wipe(name=None):
+    """Test hook: a new, erased chip (all of them if name is None)."""
+    if name is None:
+        _chips.clear()
+    else:
+        _chips.pop(name, None)
+
+
+def littlefs_superblock(block_size, block_count):
+    """The first 32 bytes of a littlefs v2 superblock block as littlefs writes them: revision,
+    tag, "littlefs", tag, then version, block_size, block_count (lfs2.c lfs2_superblock_t), which
+    is what ports/stm32/main.c init_flash_fs reads to size the filesystem."""
+    out = bytearray(32)
+    out[0] = 1
+    out[8:16] = b"littlefs"
+    for at, v in ((20, 0x00020001), (24, block_size), (28, block_count)):
+        for i in range(4):
+            out[at + i] = (v >> (8 * i)) & 0xFF
+    return out
