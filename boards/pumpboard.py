@@ -236,13 +236,15 @@ class Pump:
     def _persist(cfg):
         """The journal over the board's flash regions, timed by machine.RTC: the state survives a reset."""
         import machine
-        from hal.machine_rtc import MachineRtc
-        from hal.machine_storage import open_regions
 
         from firmware.persist import Persist
+        from hal.machine_rtc import MachineRtc
+        from hal.machine_storage import defaults, open_regions
 
         _part[0] = "the journal's flash region (journal)"
-        state_dev, events_dev = open_regions(cfg.journal)
+        region = defaults(cfg.board)  # board.json's keys over the board's defaults
+        region.update(cfg.journal)
+        state_dev, events_dev = open_regions(region)
         _part[0] = "the real-time clock (machine.RTC)"
         return Persist(state_dev, MachineRtc(machine.RTC()), events_dev)
 

@@ -304,7 +304,8 @@ class BoardConfig:
             if self.demo:  # the demo clock runs demo_speed times the real-time clock's pace
                 top.fail("journal", "mode demo keeps no journal: its clock runs %dx the real-time clock's, so a "
                          "reset's time off would be counted wrong (use mode pump or toy)" % self.demo_speed)
-            top.sub("journal")  # an object; its keys are the board's flash region's (hal/machine_storage.py)
+            j = top.sub("journal")  # the values are checked against the board's flash (hal/machine_storage.py)
+            j.only(("partition" if self.board == "esp32" else "start", "state_blocks", "event_blocks"))
             self.journal = top.t["journal"]
 
     def _mode(self, top):

@@ -146,11 +146,19 @@ class Rig:
     """boards/<board>/main.py's engine and pumpboard.Pump on `data`, on a fake real clock.
 
     script: (real ms, pin, level) button levels; service_ms: real ms each firmware wake costs
-    (the unix port's service and its prints); jitter: see _World. Records printed lines
+    (the unix port's service and its prints); jitter: see _World; keep_clock: the real-time clock kept
+    as it is (the flash always is), as at a reboot. Records printed lines
     (`printed`), events (code, a, b, c, real ms) and sounds (name, class, real ms) played."""
 
-    def __init__(self, board, data, script=(), service_ms=0, jitter=0):
-        machine.reset_fakes()
+    def __init__(self, board, data, script=(), service_ms=0, jitter=0, keep_clock=False):
+        if keep_clock:  # the real-time clock as the test left it (a reboot: as the reset left it)
+            import vmachine
+
+            rtc, follow = vmachine._rtc, vmachine.RTC.follow
+            machine.reset_fakes()
+            vmachine._rtc, vmachine.RTC.follow = rtc, follow
+        else:
+            machine.reset_fakes()
         make_steps, self.fault_led = boot_capture(board)
         self.cfg = cfg = load(json.dumps(data), board)
         self.steps = steps = make_steps(cfg)
@@ -200,8 +208,7 @@ class Rig:
             emit(code, a, b, c)
 
         loop = pump.loop
-        for owner in (loop, loop.ctl, loop.alarms, loop.watch):
-            owner._emit = record
+        loop._emit = record  # behind the loop's own: every event is still logged and journaled
         service = loop.service
 
         def costly():

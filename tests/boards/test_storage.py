@@ -3,7 +3,7 @@
 # CPython and the MicroPython unix port (tools/run_boards.sh), one port per run.
 
 import machine
-import vflash
+from flash_setup import fresh_flash as _fresh
 from support import raises
 
 from firmware.journal import EMPTY, RESTORED, Journal
@@ -12,29 +12,6 @@ from hal import machine_storage as ms
 
 PORT = machine.PORT
 BOARD = {"rp2": "rpi_pico", "esp32": "esp32", "stm32": "pyboard"}[PORT]
-
-
-def _fresh(set_up=True):
-    """An erased chip; set_up: the student's one-time set-up (boards/README.md) done."""
-    vflash.wipe()
-    machine.reset_fakes()
-    cfg = ms.defaults(BOARD)
-    if PORT == "rp2":
-        import rp2
-
-        rp2.format_littlefs(1408 * 1024 if not set_up else cfg["start"])
-    elif PORT == "esp32":
-        import esp32
-
-        esp32.flash_partition_table(None if not set_up else esp32._TABLE_STOCK + (
-            ("journal", 1, 0x81, 0x200000, 0x1C000),))
-    else:
-        import pyb
-
-        pyb.flash_power_cut(False)
-        if set_up:
-            pyb.format_littlefs(cfg["start"])
-    return cfg
 
 
 def _raw():

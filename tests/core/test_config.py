@@ -556,6 +556,9 @@ def test_the_journal_is_an_object_and_never_in_demo_mode():
     d["journal"] = {"start": 0}
     assert load(json.dumps(d), "rpi_pico").journal == {"start": 0}
     assert load(_with(["demo"], False), "rpi_pico").journal is None
+    d["journal"] = {"partition": "journal"}  # an esp32's
+    _refused("board.json: journal.partition: unknown key",
+             json.dumps(d))
     d["journal"] = [0]
     _refused("board.json: journal: must be an object",
              json.dumps(d))
