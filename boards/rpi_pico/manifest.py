@@ -14,6 +14,8 @@ package("firmware", base_path="../..", files=(
     "crc32.py",
     "dates.py",
     "eventlog.py",
+    "frame.py",
+    "hmac_sha256.py",
     "journal.py",
     "limits.py",
     "loop.py",

@@ -3,8 +3,9 @@
 
 from binascii import unhexlify
 
-from firmware.hmac_sha256 import MAC_LEN, HmacSha256
 from support import heap_meter, heap_meter_done, skip
+
+from firmware.hmac_sha256 import MAC_LEN, HmacSha256
 
 _CASE7 = (b"This is a test using a larger than block-size key and a larger than block-size data. The key"
           b" needs to be hashed before being used by the HMAC algorithm.")
