@@ -8,8 +8,8 @@
 #   make heap     each board's build booted on 32-bit MicroPython (wasm): .mpy size, heap after boot
 #   make deploy BOARD=... PORT=/dev/ttyACM0      copy it onto a board with mpremote, hard-reset
 #   make demo BOARD=... [CONFIG=file.json]   the board's main.py on the virtual board (unix port)
-#   make soak     the property tests with a large hypothesis profile (>= 500 long examples), and a
-#                 10,000-cut power-cut campaign
+#   make soak     the property tests with a large hypothesis profile (>= 500 long examples), 100,000
+#                 mutated link frames, and a 10,000-cut power-cut campaign
 #   make mutants  mutation testing of firmware/ (mutmut); survivors are listed in docs/mutants.md
 #   make clean    remove build output (keeps .venv and node_modules; `make distclean` drops them)
 #
@@ -145,7 +145,8 @@ bench: $(VENV_STAMP)  # BENCH_FLAGS=--quick|--strict|--out DIR (docs/bench.md)
 
 soak: $(VENV_STAMP)
 	HYPOTHESIS_PROFILE=soak $(BIN)/pytest -s -p no:cacheprovider tests/host/test_stateful.py tests/host/test_properties.py \
-	    tests/host/test_limit_edge.py tests/host/test_referee_bounded.py tests/host/test_state_props.py
+	    tests/host/test_limit_edge.py tests/host/test_referee_bounded.py tests/host/test_state_props.py \
+	    tests/host/test_frame_fuzz.py
 	$(PY) -m sim.cli campaign --days 30 --power-cuts 10000 --seed 2 --max-outage-s 86400
 
 mutants: $(VENV_STAMP)
