@@ -14,6 +14,8 @@
 # built, and the helpers keep MicroPython call frames of at most 11 words (a larger frame comes from
 # the heap at every call, GUIDE.md).
 
+import sys
+
 from firmware.hmac_sha256 import MAC_LEN
 from micropython import const
 
@@ -248,13 +250,16 @@ def _cobs(raw, size, out):
 
 
 _WRITER = _Writer()
+# One shared writer on the boards (no threads there); CPython (the simulator's server, the host
+# client) may call from several threads, and allocation costs it nothing: a writer per call.
+_SHARED = sys.implementation.name == "micropython"
 
 
 def encode_into(out, role, counter, command, values, n, mac):
     """Writes a whole encoded frame (delimiters included) of values[:n] into out, MAC'd with the
     HmacSha256 `mac`; returns its length (at most MAX_ENCODED). ValueError if a field is out of
     range. Allocates only what the MAC's hashlib does."""
-    w = _WRITER
+    w = _WRITER if _SHARED else _Writer()
     w.out = out
     w.role = role
     w.counter = counter
