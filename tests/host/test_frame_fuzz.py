@@ -11,6 +11,7 @@ import struct
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_frame import KEY as MAC_KEY
 from test_frame import MAC, ref_cobs, ref_frame
 
 from firmware import frame as F
@@ -99,8 +100,6 @@ def test_random_fields_with_a_right_mac_are_judged_as_their_bytes(pieces, fields
         assert frames == [(raw[1], struct.unpack_from("<I", raw, 2)[0], raw[6],
                            list(struct.unpack_from("<%di" % n, raw, 9)))]
 
-
-MAC_KEY = b"clinician key, 32 bytes long ..."  # test_frame.KEY
 
 
 def _mutate(rng, enc):
