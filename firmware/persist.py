@@ -133,7 +133,10 @@ class Persist:
             loop.alarms.raise_(ALARM_CLOCK_LOST, 0, 0)
             self.off_s = 0
             if snap_s > 0:
-                self._rtc.set_s(snap_s)
+                try:
+                    self._rtc.set_s(snap_s)
+                except ValueError:  # a clock that refuses it (before its valid range) stays lost
+                    pass
         else:
             self.off_s = now_s - snap_s  # seconds: in ms, 12.4 days off would leave the small ints
         self.unverified = (self._reserve_end - ctl.stroke_count) & COUNT_MASK if self._reserve_end >= 0 else 0
