@@ -193,14 +193,17 @@ class _Writer:
         if not _put_ints(self.raw, self.values, self.n):
             raise ValueError("frame: a value is outside -2**30..2**30 - 1")
         if self.mac is None:  # the pump's unauthenticated reply (role 0): a MAC of zeros
-            i = size - MAC_LEN
-            while i < size:
-                self.raw[i] = 0
-                i += 1
+            _zeros(self.raw, size - MAC_LEN, size)
         else:
             self.mac.mac_into(self.view, 0, size - MAC_LEN, self.raw, size - MAC_LEN)  # pyright: ignore
         self.out = self.values = self.mac = None  # keep no caller's objects alive
         return _cobs(self.raw, size, out)
+
+
+def _zeros(raw, i, end):
+    while i < end:
+        raw[i] = 0
+        i += 1
 
 
 def _header(raw, role, counter, command, n):

@@ -127,6 +127,13 @@ class Link:
         self._counter = 0
         self._field = 0
         self._n = 2  # reply ints
+        self._now = 0
+        self._served = False
+        self._reads = 0
+        self._o_role = 0  # the reply being sent
+        self._o_counter = 0
+        self._o_n = 0
+        self._o_mac = None
 
     # -- keys --------------------------------------------------------------------------------------
 
@@ -170,26 +177,31 @@ class Link:
     def service(self, now):
         """Reads what the port holds (at most _READS chunks) and answers every frame that ends;
         returns True if a frame was served."""
+        # Small call frames on the whole receive path (state in attributes): a MicroPython frame of
+        # more than about 11 words comes from the heap at every call (GUIDE.md §2).
         if self.locked or self.fail_n:
             self._expire(now)
-        port = self._port
-        served = False
-        reads = 0
-        while True:
-            if self._in_at >= self._in_n:
-                if reads >= _READS or not port.any():
-                    return served
-                reads += 1
-                self._in_n = port.readinto(self._in, _CHUNK)
-                self._in_at = 0
-                if self._in_n <= 0:
-                    self._in_n = 0
-                    return served
+        self._now = now
+        self._served = False
+        self._reads = 0
+        while self._more():
             code = self.reader.feed_buffer(self._in, self._in_n, self._in_at)
             self._in_at = self.reader.next
             if code:
-                served = True
-                self._frame(code, now)
+                self._served = True
+                self._frame(code)
+        return self._served
+
+    def _more(self):
+        if self._in_at < self._in_n:
+            return True
+        if self._reads >= _READS or not self._port.any():
+            return False
+        self._reads += 1
+        n = self._port.readinto(self._in, _CHUNK)
+        self._in_n = n if n > 0 else 0
+        self._in_at = 0
+        return self._in_n > 0
 
     def pending(self):
         return self._in_at < self._in_n
@@ -211,26 +223,28 @@ class Link:
 
     # -- a frame -----------------------------------------------------------------------------------
 
-    def _frame(self, code, now):
-        r = self.reader
+    def _frame(self, code):
         self._role = 0
         self._cmd = 0
         self._field = 0
         if code != FRAME_OK:
             self._refuse_plain(code, -1)
             return
+        r = self.reader
         self._role = r.role
         self._cmd = r.command
         if not self.provisioned:
             self._refuse_plain(NOT_PROVISIONED, -1)
-            return
-        if self.locked:
-            self._refuse_plain(LOCKED_OUT, self.lock_left_ms(now))
-            return
-        if not r.mac_ok(self._macs[r.role]):
-            self._mac_failed(now)
+        elif self.locked:
+            self._refuse_plain(LOCKED_OUT, self.lock_left_ms(self._now))
+        elif not r.mac_ok(self._macs[r.role]):
+            self._mac_failed(self._now)
             self._refuse_plain(BAD_MAC, -1)
-            return
+        else:
+            self._authentic()
+
+    def _authentic(self):
+        r = self.reader
         self._counter = r.counter
         last = self.last[r.role]
         if r.counter <= last:
@@ -275,32 +289,41 @@ class Link:
         rep = self._reply
         rep[0] = result
         rep[1] = 0
-        n = 2
+        self._o_n = 2
         if data >= 0:
             rep[2] = data
-            n = 3
-        self._loop.emit_event(EV_COMMAND_REFUSED, self._role * 256 + self._cmd, result, 0)
-        self._write(encode_into(self._out, 0, 0, REPLY | self._cmd, rep, n, None))
+            self._o_n = 3
+        self._o_role = 0
+        self._o_counter = 0
+        self._o_mac = None
+        self._logged(EV_COMMAND_REFUSED, result, 0)
+        self._send()
 
     def _answer(self, result):
         """The authenticated reply to the request being served (its role, counter and key)."""
         rep = self._reply
         rep[0] = result
         rep[1] = self._field if result else 0
-        if self._n < 2:
-            self._n = 2
         if result == OK:
-            self._loop.emit_event(EV_COMMAND_ACCEPTED, self._role * 256 + self._cmd, OK, self._counter)
+            self._logged(EV_COMMAND_ACCEPTED, OK, self._counter)
         else:
-            self._loop.emit_event(EV_COMMAND_REFUSED, self._role * 256 + self._cmd, result, self._field)
-        n = self._n
+            self._logged(EV_COMMAND_REFUSED, result, self._field)
+        self._o_n = self._n if self._n > 2 else 2
         self._n = 2
-        self._write(encode_into(self._out, self._role, self._counter, REPLY | self._cmd, rep, n,
-                                self._macs[self._role]))
+        self._o_role = self._role
+        self._o_counter = self._counter
+        self._o_mac = self._macs[self._role]
+        self._send()
 
-    def _write(self, length):
+    def _logged(self, code, b, c):
+        self._loop.emit_event(code, self._role * 256 + self._cmd, b, c)
+
+    def _send(self):
+        n = encode_into(self._out, self._o_role, self._o_counter, REPLY | self._cmd, self._reply, self._o_n,
+                        self._o_mac)
+        self._o_mac = None
         if self._port is not None:
-            self._port.write(self._out, length)
+            self._port.write(self._out, n)
 
     # -- commands ----------------------------------------------------------------------------------
 
