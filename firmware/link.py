@@ -114,7 +114,7 @@ class Link:
         self._ev = [0] * 5
         self.keys = bytearray(2 * KEY_LEN)  # clinician's, then the patient's
         self.provisioned = False
-        self._macs = [None, None, None]  # by role
+        self._macs: list = [None, None, None]  # by role: HmacSha256 once keyed
         self.last = [-1, -1, -1]  # by role: the last counter accepted (-1: none yet)
         self.fail_t = [0] * LOCK_FAILURES  # ticks of the last MAC failures, a ring
         self.fail_n = 0  # failures in the ring (the newest at fail_i - 1)

@@ -374,7 +374,8 @@ def _steady_state_allocates_nothing(**kw):
     finally:
         heap_meter_done()
     print("steady-state loop%s: %d B over %d wakes, %d strokes, %d bolus starts" % (
-        " with an idle link port" if kw else "", allocated, wakes, rig.motor.total - strokes, rig.loop.ctl.started - started))
+        " with an idle link port" if kw else "", allocated, wakes, rig.motor.total - strokes,
+        rig.loop.ctl.started - started))
     assert rig.loop.ctl.started - started >= 3  # a daily periodic bolus, each start recalculating the dates
     assert rig.motor.total - strokes > 1000 and rig.adc.reads - reads >= wakes and rig.counts[0] > 0
     assert allocated == 0, "%d B allocated over %d wakes" % (allocated, wakes)
