@@ -457,26 +457,34 @@ def _pack_confirm(w, g):
 def _pack_link(w, loop):
     # The link's replay counters, its lockout (ms left), its MAC failures (ticks after the snapshot
     # instant, oldest first; 0 where none) and its keys (provisioned, then 32 16-bit halves). A loop
-    # without a link port writes "no counter, no lockout, no keys".
+    # without a link port writes "no counter, no lockout, no keys". (Small frames: GUIDE.md §2.)
     link = loop.link
     if link is None:
         w.put(-1)
         w.put(-1)
-        for _ in range(_LINK_INTS - 2):
+        w.k = 0
+        while w.k < _LINK_INTS - 2:
             w.put(0)
+            w.k += 1
         return
     w.put(link.last[1])
     w.put(link.last[2])
     w.put(link.lock_left_ms(loop.ctl._tick))
     w.put(link.fail_n)
-    for k in range(5):
-        if k < link.fail_n:
-            w.put(_rel(loop._clock, loop.ctl._tick, link.fail_t[(link.fail_i - link.fail_n + k) % 5]))
-        else:
-            w.put(0)
+    w.k = 0
+    while w.k < 5:
+        _pack_failure(w, loop, link)
+        w.k += 1
     w.put_bool(link.provisioned)
     link.key_ints(w.v, w.i)
     w.i += 32
+
+
+def _pack_failure(w, loop, link):
+    if w.k < link.fail_n:
+        w.put(_rel(loop._clock, loop.ctl._tick, link.fail_t[(link.fail_i - link.fail_n + w.k) % 5]))
+    else:
+        w.put(0)
 
 
 def _pack_watch(w, loop):

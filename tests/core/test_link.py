@@ -588,3 +588,23 @@ def test_rejected_frames_allocate_nothing_before_the_mac_and_one_mac_after():
     assert pre == 0 and locked == 0
     assert one <= 440, one  # one MAC: 410 B on the unix port, 400 B on wasm (docs/link.md)
     assert replayed <= 880, replayed  # two
+
+
+def test_pack_with_a_link_allocates_nothing():
+    p = Pump(record=False, counting_emit=True)
+    p.rig.run_until(HOUR)
+    p.ask(CLINICIAN, L.STATUS, key=PK)  # a failure in the window: its age is packed too
+    values = [0] * state.MAX_INTS
+    state.pack(p.loop, values)
+    mem = heap_meter()
+    if mem is None:
+        skip("allocation is measured on MicroPython")
+    try:
+        before = mem()
+        for _ in range(5):
+            state.pack(p.loop, values)
+        used = mem() - before
+    finally:
+        heap_meter_done()
+    print("pack with a link: %d B over 5 packs" % used)
+    assert used == 0, used
