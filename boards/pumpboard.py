@@ -21,6 +21,8 @@ from firmware.alarms import (
     EV_BOLUS_CANCELLED,
     EV_BOLUS_END,
     EV_CLOCK_SET,
+    EV_COMMAND_ACCEPTED,
+    EV_COMMAND_REFUSED,
     EV_COMMAND_REJECTED,
     EV_CRITICAL_FAULT,
     EV_DELIVERY_RESUMED,
@@ -30,6 +32,8 @@ from firmware.alarms import (
     EV_LIMIT_HELD,
     EV_LIMIT_HOLD_ENDED,
     EV_LIMIT_TRUNCATED,
+    EV_LINK_LOCKED,
+    EV_LINK_UNLOCKED,
     EV_LOW_RESERVOIR,
     EV_LOW_RESERVOIR_CLEARED,
     EV_OCCLUSION,
@@ -424,6 +428,12 @@ class Pump:
         if code == EV_CLOCK_SET:
             return "Clock set %s %s (it read %s %s): doses follow the new time, none repeated or skipped" % (
                 "forward" if c >= 0 else "back", _seconds(c if c >= 0 else -c), _WEEKDAYS[b], _hhmm(a))
+        if code == EV_COMMAND_ACCEPTED or code == EV_COMMAND_REFUSED:
+            return _link_sentence(code, a, b, c)
+        if code == EV_LINK_LOCKED:
+            return "Link locked for %d min after %d failed authentications: delivery goes on" % (b, a)
+        if code == EV_LINK_UNLOCKED:
+            return "Link lockout ended"
         return "Event %d" % code  # a code added to firmware/alarms.py without a sentence here
 
     def _toy_sentence(self, code, a, b, c):
@@ -547,3 +557,17 @@ class _NoCell:
 
     def read_mv(self):
         return 3200
+
+
+def _link_sentence(code, a, b, c):
+    """A link command (firmware/link.py): its role, command, result and field."""
+    from firmware.link import COMMAND_NAMES as LINK_COMMANDS
+    from firmware.link import RESULT_NAMES
+
+    role = ("unknown sender", "patient", "clinician")[a >> 8] if a >> 8 <= 2 else "unknown sender"
+    cmd = a & 0xFF
+    what = LINK_COMMANDS[cmd] if 0 < cmd < len(LINK_COMMANDS) else "a frame"
+    if code == EV_COMMAND_ACCEPTED:
+        return "Link: %s %s accepted" % (role, what)
+    why = RESULT_NAMES[b].replace("_", " ") if b in RESULT_NAMES else "result code %d unknown" % b
+    return "Link: %s %s refused: %s%s" % (role, what, why, ", at int %d of the request" % c if c else "")

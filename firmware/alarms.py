@@ -42,6 +42,13 @@ EV_LIMIT_HOLD_ENDED = const(33)  # a=ng withheld (written off) while held
 EV_BATTERY_LOW_READING = const(34)  # a=mV read, b=readings counted so far (0: not at rest or too soon), c=threshold mV
 EV_RESET = const(35)  # the pump restarted from its journal: a=s it was off, b=strokes counted unverified, c=cause
 EV_CLOCK_SET = const(36)  # the pump clock was set: a=old ms of day, b=old weekday, c=s it moved (signed)
+# The link (firmware/link.py): every frame that ends, accepted or not. a = role * 256 + command
+# (0 for a frame too broken to read them), b = the result (firmware/link.py RESULT_NAMES), c = the
+# field at fault (the index of the request's int), or the counter for an accepted command.
+EV_COMMAND_ACCEPTED = const(37)  # a=role * 256 + command, b=0 (OK), c=the frame's counter
+EV_COMMAND_REFUSED = const(38)  # a=role * 256 + command, b=result, c=field
+EV_LINK_LOCKED = const(39)  # a=MAC failures in the window, b=minutes the link refuses everything
+EV_LINK_UNLOCKED = const(40)  # the link's lockout ended
 
 EVENT_NAMES = (
     "",
@@ -81,6 +88,10 @@ EVENT_NAMES = (
     "battery_low_reading",
     "reset",
     "clock_set",
+    "link_command",
+    "link_command_refused",
+    "link_locked",
+    "link_unlocked",
 )
 
 # Bolus kinds

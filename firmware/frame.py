@@ -178,8 +178,8 @@ class _Writer:
 
     def run(self):
         out = self.out
-        if not (self.role == PATIENT or self.role == CLINICIAN):
-            raise ValueError("frame: role must be 1 or 2")
+        if not (self.role == PATIENT or self.role == CLINICIAN or (self.role == 0 and self.mac is None)):
+            raise ValueError("frame: role must be 1 or 2 (0 only unauthenticated, with mac None)")
         if not (0 <= self.counter and self.counter >> 30 == 0):
             raise ValueError("frame: counter must be 0..2**30 - 1")
         if not 0 <= self.command <= 255:
@@ -192,9 +192,18 @@ class _Writer:
         _header(self.raw, self.role, self.counter, self.command, self.n)
         if not _put_ints(self.raw, self.values, self.n):
             raise ValueError("frame: a value is outside -2**30..2**30 - 1")
-        self.mac.mac_into(self.view, 0, size - MAC_LEN, self.raw, size - MAC_LEN)  # pyright: ignore
+        if self.mac is None:  # the pump's unauthenticated reply (role 0): a MAC of zeros
+            _zeros(self.raw, size - MAC_LEN, size)
+        else:
+            self.mac.mac_into(self.view, 0, size - MAC_LEN, self.raw, size - MAC_LEN)  # pyright: ignore
         self.out = self.values = self.mac = None  # keep no caller's objects alive
         return _cobs(self.raw, size, out)
+
+
+def _zeros(raw, i, end):
+    while i < end:
+        raw[i] = 0
+        i += 1
 
 
 def _header(raw, role, counter, command, n):
@@ -258,7 +267,9 @@ _SHARED = sys.implementation.name == "micropython"
 def encode_into(out, role, counter, command, values, n, mac):
     """Writes a whole encoded frame (delimiters included) of values[:n] into out, MAC'd with the
     HmacSha256 `mac`; returns its length (at most MAX_ENCODED). ValueError if a field is out of
-    range. Allocates only what the MAC's hashlib does."""
+    range. Allocates only what the MAC's hashlib does. mac None: an unauthenticated frame (the pump's
+    reply to a frame it could not authenticate, docs/link.md "Commands"): role 0 allowed, 16 zero
+    bytes for a MAC, nothing allocated."""
     w = _WRITER if _SHARED else _Writer()
     w.out = out
     w.role = role

@@ -37,6 +37,7 @@ from firmware.controller import (
 )
 from firmware.dates import fill_week, minutes_in_week
 from firmware.eventlog import EventLog
+from firmware.link import Link
 from firmware.mechanism import MotorWatch
 from firmware.prescription import Prescription
 from firmware.selftest import SelfTest
@@ -80,11 +81,12 @@ class PumpLoop:
 
     The watchdog is fed at the end of a service() only when the loop's health checks pass
     (_healthy, docs/alarms.md "Watchdog"), and the loop wakes at least every timeout_ms // 2 to
-    feed it."""
+    feed it. link_port: hal/interfaces.py LinkPort, or None: with one, the loop owns self.link
+    (firmware/link.py), serves it at every wake and wakes early when the port has bytes."""
 
     def __init__(self, clock, motor, annunciator, button, programmer, adc, pump, rx, emit, volume_nl=-1,
                  weekday=0, time_of_day_ms=0, battery=None, critical_repeat_minutes=10, persist=None,
-                 watchdog=None):
+                 watchdog=None, link_port=None):
         if isinstance(critical_repeat_minutes, bool) or not isinstance(critical_repeat_minutes, int) \
                 or not 1 <= critical_repeat_minutes <= 60:
             raise ValueError("alarms.critical_repeat_minutes: must be an integer 1..60")
@@ -132,6 +134,8 @@ class PumpLoop:
         self.refused = 0  # zero-length waits refused (a timer due again right after its service: a bug)
         self._next = self._last
         self._project()
+        self._link_port = link_port
+        self.link = Link(self, link_port) if link_port is not None else None
         self.selftest = SelfTest(self, clock, persist.rtc if persist is not None else None)
         if persist is not None:
             persist.start(self)  # restores the journal's state, or formats an empty region
@@ -150,7 +154,8 @@ class PumpLoop:
         return self._next
 
     def _ready(self):
-        return self.watch.bits or self._button.pending() or self._programmer.pending()
+        return self.watch.bits or self._button.pending() or self._programmer.pending() \
+            or (self._link_port is not None and self._link_port.any())
 
     def service(self):
         """One iteration after the wait: account, act on faults and inputs, sound, plan the next wake."""
@@ -168,6 +173,8 @@ class PumpLoop:
         took = self._button.pending() or self._programmer.pending()
         if took:
             self._inputs()
+        if self.link is not None and self.link.service(now):  # authenticated commands, like the programmer's
+            took = True
         if self.selftest.is_due(now):  # after the battery's reading and any program command
             self.selftest.run(now)
         if self.ctl.started != self._started:  # a bolus started: the low-reservoir date moved
@@ -261,6 +268,10 @@ class PumpLoop:
         a = self.selftest.ms_to_next(now)
         if 0 <= a < t:
             t = a
+        if self.link is not None and self.link.locked:  # its end is logged on time
+            a = self.link.lock_left_ms(now)
+            if a < t:
+                t = a
         return t if t > 0 else 0
 
     # -- battery ---------------------------------------------------------------------------------

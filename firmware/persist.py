@@ -32,11 +32,13 @@ from hal.train import COUNT_MASK
 from micropython import const
 
 RESERVE = const(2)  # record type: [reserve_end, stroke_count, rtc_s]
+COUNTER = const(3)  # record type: [role, counter], the link's last accepted, before the command takes effect
+KEYS = const(4)  # record type: the link's keys (firmware/link.py key_ints), once, at provisioning
 EVENT = const(2)  # the event log's region: [t_s, code, a, b, c]
 EVENT_SIZES = (0, 1, 5)  # its "snapshot" is a marker: the events ever logged
 RESERVE_STROKES = const(32)  # strokes a reset can lose at most (8 uL of a 250 nL stroke)
 _EXTRA = const(3)  # after the state in a snapshot: stroke_count, reserve_end, rtc_s
-SIZES = (0, state.MAX_INTS + _EXTRA, 3)
+SIZES = (0, state.MAX_INTS + _EXTRA, 3, 2, 32)
 
 # Boot outcomes (Persist.booted)
 FIRST_BOOT = const(0)
@@ -62,6 +64,10 @@ class Persist:
         self._snap_n = 0
         self._have_snap = False
         self._reserve_end = -1
+        self._counter = [0, 0]  # a COUNTER record to write
+        self._keys = [0] * SIZES[KEYS]  # a KEYS record: to write, or replayed at mount
+        self._after = [-1, -1, -1]  # mount: counters by role journaled after the newest snapshot
+        self._keyed = False  # mount: a KEYS record after the newest snapshot
         self.changed = False  # the loop marks a change; the next after_service() journals it
         self.booted = FIRST_BOOT
         self.off_s = 0  # boot: how long the pump was off (by the clock), ...
@@ -96,7 +102,19 @@ class Persist:
         except ValueError:
             self._fault(FAULT_RESTORE, 0)
             return
+        self._link_records()
         self._resume(count, snap_s)
+
+    def _link_records(self):
+        # The link's records newer than the snapshot: a counter accepted, keys provisioned.
+        link = self.loop.link
+        if link is None:
+            return
+        for role in (1, 2):
+            if self._after[role] > link.last[role]:
+                link.last[role] = self._after[role]
+        if self._keyed and not link.provisioned:
+            link.set_key_ints(self._keys, 0)
 
     def _replay_event(self, rtype, values, n):
         if rtype == EVENT and n == 5:
@@ -119,8 +137,17 @@ class Persist:
             self._snap_n = n
             self._have_snap = True
             self._reserve_end = values[n - 2] if n >= _EXTRA else -1
+            self._after[1] = self._after[2] = -1  # the snapshot holds the link's state so far
+            self._keyed = False
         elif rtype == RESERVE:
             self._reserve_end = values[0]
+        elif rtype == COUNTER and n == 2 and 1 <= values[0] <= 2:
+            if values[1] > self._after[values[0]]:
+                self._after[values[0]] = values[1]
+        elif rtype == KEYS and n == SIZES[KEYS]:
+            for i in range(n):
+                self._keys[i] = values[i]
+            self._keyed = True
 
     def _resume(self, count, snap_s):
         loop = self.loop
@@ -183,6 +210,20 @@ class Persist:
         r[2] = self._rtc_s()
         if self.journal.block >= 0:  # else format() writes the first snapshot, which holds it
             self.journal.append(RESERVE, r)
+
+    def link_counter(self, role, counter):
+        """The link accepted `counter` from `role`: durable before the command takes effect."""
+        if self.booted < FAULTED:
+            c = self._counter
+            c[0] = role
+            c[1] = counter
+            self.journal.append(COUNTER, c)
+
+    def link_keys(self, link):
+        """The link's keys, provisioned just now."""
+        if self.booted < FAULTED:
+            link.key_ints(self._keys, 0)
+            self.journal.append(KEYS, self._keys)
 
     def _rtc_s(self):
         s = self._rtc.now_s()

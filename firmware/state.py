@@ -103,7 +103,8 @@ _RXP_INTS = const(25)  # rx_periodic: its own periodic list
 # most 3 days, and the 4 touch at most 6 day-profiles in all (they follow one another).
 _HIST_RUNS = const(82)  # 4 + 6 x 13
 _HIST_INTS = const(173)  # count, 4 x (end, runs), 2 x 82
-MAX_INTS = const(825)  # + path 2 x 6, PTM grants 24, ledger 3 x 64
+_LINK_INTS = const(42)  # the link (firmware/link.py): 2 counters, lockout 1, failures 1 + 5, keys 1 + 32
+MAX_INTS = const(867)  # + path 2 x 6, PTM grants 24, ledger 3 x 64, the link
 _ALL_ALARMS = CRITICAL_ALARMS | NON_CRITICAL_ALARMS  # every alarm bit
 
 
@@ -173,6 +174,7 @@ def pack(loop, values):
     w.put(loop.eri_days)
     w.put(loop.eos_days)
     _pack_confirm(w, loop.gauge)
+    _pack_link(w, loop)
     values[1] = w.i
     w.v = None
     return values[1]
@@ -452,6 +454,39 @@ def _pack_confirm(w, g):
     w.put(g._n_eos)
 
 
+def _pack_link(w, loop):
+    # The link's replay counters, its lockout (ms left), its MAC failures (ticks after the snapshot
+    # instant, oldest first; 0 where none) and its keys (provisioned, then 32 16-bit halves). A loop
+    # without a link port writes "no counter, no lockout, no keys". (Small frames: GUIDE.md §2.)
+    link = loop.link
+    if link is None:
+        w.put(-1)
+        w.put(-1)
+        w.k = 0
+        while w.k < _LINK_INTS - 2:
+            w.put(0)
+            w.k += 1
+        return
+    w.put(link.last[1])
+    w.put(link.last[2])
+    w.put(link.lock_left_ms(loop.ctl._tick))
+    w.put(link.fail_n)
+    w.k = 0
+    while w.k < 5:
+        _pack_failure(w, loop, link)
+        w.k += 1
+    w.put_bool(link.provisioned)
+    link.key_ints(w.v, w.i)
+    w.i += 32
+
+
+def _pack_failure(w, loop, link):
+    if w.k < link.fail_n:
+        w.put(_rel(loop._clock, loop.ctl._tick, link.fail_t[(link.fail_i - link.fail_n + w.k) % 5]))
+    else:
+        w.put(0)
+
+
 def _pack_watch(w, loop):
     m = loop.watch
     w.put(m.bits)
@@ -488,12 +523,16 @@ class _Reader:
         self.v = values
         self.n = n
         self.i = 2
+        self.refused = False  # get() refused the int at i
+        self.missing = False  # get() found no int left
 
     def get(self, key, lo, hi):
         if self.i >= self.n:
+            self.missing = True
             raise ValueError("state.%s: missing (the state ends at %d ints)" % (key, self.n))
         x = self.v[self.i]
         if isinstance(x, bool) or not isinstance(x, int) or not lo <= x <= hi:
+            self.refused = True
             raise ValueError("state.%s: %s is not in %d..%d" % (key, repr(x)[:20], lo, hi))
         self.i += 1
         return x
@@ -532,6 +571,7 @@ def _parse(loop, values, n):
         _fail("length", "says %s, given %d" % (repr(values[1])[:20], n))
     r = _Reader(values, n)
     s = _Staged()
+    s.values = values  # pyright: ignore[reportAttributeAccessIssue] (the link's keys are read from it)
     _parse_settings(r, s, loop)
     s.rx = _parse_rx(r, s)  # pyright: ignore[reportAttributeAccessIssue]
     s.rxp = _parse_rx_periodic(r, s)  # pyright: ignore[reportAttributeAccessIssue]
@@ -549,6 +589,7 @@ def _parse(loop, values, n):
     s.dates = (r.get("loop.low_reservoir_min", -1, _BIG), r.get("loop.empty_min", -1, _BIG),  # pyright: ignore[reportAttributeAccessIssue]
                r.get("loop.eri_days", -1, _BIG), r.get("loop.eos_days", 0, _BIG))
     _parse_confirm(r, s)
+    _parse_link(r, s)
     if r.i != n:
         _fail("length", "%d ints left over" % (n - r.i))
     _check_consistency(s)
@@ -827,6 +868,56 @@ def _parse_confirm(r, s):
     g._n_eos = r.get("gauge.readings_eos", 0, VOLTAGE_READINGS)
 
 
+def _parse_link(r, s):
+    s.link_last = (r.get("link.patient_counter", -1, 0x3FFFFFFE), r.get("link.clinician_counter", -1, 0x3FFFFFFE))
+    s.link_lock = r.get("link.lock_left_ms", 0, 600_000)
+    s.link_fail_n = r.get("link.failures", 0, 5)
+    s.link_fails = [r.get("link.failures[%d].ms" % k, -_HALF + 1 if k < s.link_fail_n else 0, 0) for k in range(5)]
+    s.link_keyed = r.get("link.provisioned", 0, 1)
+    s.link_keys_at = r.i
+    for k in range(32):
+        r.get("link.keys[%d]" % k, 0, 0xFFFF if s.link_keyed else 0)
+
+
+def _apply_link(loop, s, now):
+    link = loop.link
+    if link is None:
+        return
+    clock = loop._clock
+    link.last[1], link.last[2] = s.link_last
+    link.locked = s.link_lock > 0
+    link.lock_t = clock.ticks_add(now, s.link_lock - 600_000)
+    link.fail_n = s.link_fail_n
+    link.fail_i = s.link_fail_n % 5
+    for k in range(5):
+        link.fail_t[k] = clock.ticks_add(now, s.link_fails[k])
+    if s.link_keyed:
+        link.set_key_ints(s.values, s.link_keys_at)
+
+
+def parse_rx(values, start, n, pump, drug):
+    """A prescription in _pack_rx's layout from values[start:n] (the link's PROGRAM), validated
+    as restore() validates a stored one: (rx, the index after its last int: n unless ints are left
+    over) or (None, the index of the int at fault; n when ints are missing)."""
+    r = _Reader(values, n)
+    r.i = start
+    s = _Staged()
+    s.drug = drug  # pyright: ignore[reportAttributeAccessIssue]
+    s.pump = pump  # pyright: ignore[reportAttributeAccessIssue]
+    try:
+        rx = _parse_rx(r, s)
+    except ValueError as e:
+        if r.refused or r.missing:  # get() stops at the int it refused, or at n when ints are missing
+            return None, r.i
+        # the prescription's own checks, on a whole part: the first int of the part they name
+        why = str(e)
+        for key, at in (("max_daily", 1), ("ptm", 2), ("periodic", 6), ("basal", 7)):
+            if key in why:
+                return None, start + at
+        return None, start
+    return rx, r.i
+
+
 def _parse_watch(r, s):
     s.bits = r.get("watch.bits", 0, 7)
     s.stall = r.get("watch.stall", 0, 2)
@@ -962,6 +1053,7 @@ def _apply(loop, s):
     loop._week_rx = None  # the dates' week is refilled for the restored prescription at their next recalculation
     # The dates stay as of their last recalculation (a boot that writes time off recalculates them).
     loop.low_reservoir_min, loop.empty_min, loop.eri_days, loop.eos_days = s.dates
+    _apply_link(loop, s, now)
     loop._next = now
     loop.selftest.start(now)  # the prescription restored: the self-tests from it, on its clock
     loop.service()

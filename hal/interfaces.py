@@ -49,6 +49,13 @@
 # Programmer (clinician commands; hal.channel.Channel in process for now)
 #   pending() -> int, receive() -> command tuple or None, reply(command, result)
 #
+# LinkPort (the programmer and handset link's bytes: a UART, the USB serial stream, the simulator's
+# TCP socket; firmware/link.py frames and authenticates them, docs/link.md)
+#   any() -> int                 bytes waiting, 0 if none; never blocks, must not allocate
+#                                (PumpLoop's wait returns early while it is non-zero)
+#   readinto(buf, n) -> int      reads at most n bytes into buf[0:n]; returns how many; never blocks
+#   write(buf, n)                buf[0:n] out
+#
 # Battery ADC
 #   read_mv() -> int             the cell voltage in mV
 #

@@ -18,6 +18,7 @@ package("firmware", base_path="../..", files=(
     "hmac_sha256.py",
     "journal.py",
     "limits.py",
+    "link.py",
     "loop.py",
     "mechanism.py",
     "path.py",

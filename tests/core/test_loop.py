@@ -313,7 +313,20 @@ def test_a_glitch_of_the_adc_at_a_wake_is_an_event_and_nothing_else():
     assert rig.loop.state() == _state("delivering")
 
 
-def _steady_rig(volume_nl=-1):
+class _IdlePort:
+    """A LinkPort with no bytes ever (hal/interfaces.py)."""
+
+    def any(self):
+        return 0
+
+    def readinto(self, buf, n):
+        return 0
+
+    def write(self, buf, n):
+        pass
+
+
+def _steady_rig(volume_nl=-1, **kw):
     # Basal steps and midnights, a daily periodic bolus (at its start the loop recalculates the
     # dates: PumpLoop._project, on the steady path too) and a patient bolus configured (not pressed).
     base = Profile([0, 6 * HOUR, 12 * HOUR, 18 * HOUR], [700_000, 400_000, 500_000, 600_000], "basal.steps")
@@ -321,7 +334,7 @@ def _steady_rig(volume_nl=-1):
                       1_000_000)
     from fakes_hal import Rig
 
-    return Rig(PumpParams(40_000_000), rx, record=False, counting_emit=True, volume_nl=volume_nl)
+    return Rig(PumpParams(40_000_000), rx, record=False, counting_emit=True, volume_nl=volume_nl, **kw)
 
 
 def _wake(rig):
@@ -330,13 +343,23 @@ def _wake(rig):
 
 
 def test_steady_state_loop_iteration_allocates_nothing_with_the_heap_unlocked():
+    _steady_state_allocates_nothing()
+
+
+def test_steady_state_with_an_idle_link_port_allocates_nothing():
+    # The link is served at every wake (firmware/link.py Link.service): a port with no bytes costs nothing.
+    _steady_state_allocates_nothing(link_port=_IdlePort())
+
+
+def _steady_state_allocates_nothing(**kw):
     # Each iteration: the controller's wake (strokes, steps, midnights, periodic boluses), the
     # mechanism watch, the battery (elapse, strokes, ADC read) and the alarm manager.
     mem = heap_meter()
     if mem is None:
         skip("allocation is measured on MicroPython")
     try:
-        rig = _steady_rig()
+        rig = _steady_rig(**kw)
+        assert (rig.loop.link is not None) == bool(kw)
         for _ in range(10):
             _wake(rig)
         strokes = rig.motor.total
@@ -350,8 +373,9 @@ def test_steady_state_loop_iteration_allocates_nothing_with_the_heap_unlocked():
         allocated = mem() - before
     finally:
         heap_meter_done()
-    print("steady-state loop: %d B over %d wakes, %d strokes, %d bolus starts" % (
-        allocated, wakes, rig.motor.total - strokes, rig.loop.ctl.started - started))
+    print("steady-state loop%s: %d B over %d wakes, %d strokes, %d bolus starts" % (
+        " with an idle link port" if kw else "", allocated, wakes, rig.motor.total - strokes,
+        rig.loop.ctl.started - started))
     assert rig.loop.ctl.started - started >= 3  # a daily periodic bolus, each start recalculating the dates
     assert rig.motor.total - strokes > 1000 and rig.adc.reads - reads >= wakes and rig.counts[0] > 0
     assert allocated == 0, "%d B allocated over %d wakes" % (allocated, wakes)

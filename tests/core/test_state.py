@@ -194,7 +194,7 @@ def test_the_standard_prescription_packs_to_a_few_hundred_ints():
     print("standard_rx: %d ints" % n)
     assert values[0] == state.VERSION and values[1] == n
     assert n == _expected_n(rig.loop)
-    assert n < 200
+    assert n < 250
 
 
 def _expected_n(loop):
@@ -209,12 +209,13 @@ def _expected_n(loop):
         seen.append(p)
     n += 1 if ctl.rx_periodic is rx else 1 + 3 * len(ctl.rx_periodic.periodic)
     n += 2 * ctl.path.n
-    return n + 1  # the history's count (none here)
+    return n + 1 + 42  # the history's count (none here), the link's section (2 counters, lockout 1,
+    # failures 1 + 5, keys 1 + 32)
 
 
 def test_max_ints_is_the_sum_of_the_worst_cases():
     assert state.MAX_INTS == 179 + (2 + 4 + 1 + 3 * 8 + 7 * 27) + (1 + 3 * 8) + (1 + 4 * 2 + 2 * (4 + 6 * 13)) \
-        + 2 * 6 + 24 + 3 * 64
+        + 2 * 6 + 24 + 3 * 64 + (2 + 1 + 1 + 5 + 1 + 32)
     assert state.MAX_INTS <= 900  # a snapshot leaves most of a 4 KB journal block to changes
 
 
@@ -263,9 +264,14 @@ _AT = {"pump.stroke_nl": 3, "battery.eos_mv": 17, "alarms.critical_repeat_minute
 
 
 def _tail(n):
-    # The fixed-size tail: alarms 6, gauge 22, watch 20, loop 5, the gauge's voltage confirmation 4.
-    n -= 4
-    return {"alarms.fresh": n - 52, "alarms.next_non_critical_ms": n - 49, "gauge.level": n - 47,
+    # The fixed-size tail: alarms 6, gauge 22, watch 20, loop 5, the gauge's voltage confirmation 4,
+    # the link 42 (patient and clinician counters, lock ms left, failures and their 5 ages, provisioned,
+    # 32 key halves).
+    link = n - 42
+    n -= 4 + 42
+    return {"link.patient_counter": link, "link.clinician_counter": link + 1, "link.lock_left_ms": link + 2,
+            "link.failures": link + 3, "link.failures[0].ms": link + 4, "link.provisioned": link + 9,
+            "link.keys[0]": link + 10, "alarms.fresh": n - 52, "alarms.next_non_critical_ms": n - 49, "gauge.level": n - 47,
             "gauge.uc": n - 43, "watch.stall": n - 24, "watch.pressure": n - 11, "watch.pressure_ms_ago": n - 10,
             "watch.by_pressure": n - 9, "watch.runaway": n - 8, "loop.last": n - 5,
             "loop.eos_days": n - 1, "gauge.readings_eri": n + 2, "gauge.readings_eos": n + 3}
@@ -283,6 +289,8 @@ def test_the_layout_offsets_the_refusal_tests_use():
     assert values[at["ctl.ledger[0].ng"]] == 20_000 and values[at["ctl.ledger[0].ng"] + 1] == rig.loop.alarms.active
     assert values[tail["gauge.level"]] == 0 and values[tail["loop.eos_days"]] == rig.loop.eos_days
     assert values[tail["loop.eos_days"] - 3] == rig.loop.low_reservoir_min
+    # no link port: no counter, no lockout, no keys
+    assert values[tail["link.patient_counter"]:n] == [-1, -1] + [0] * 40
 
 
 _BAD = (
@@ -322,6 +330,13 @@ _BAD = (
     ("loop.eos_days", -1, "state.loop.eos_days"),
     ("gauge.readings_eri", 7, "state.gauge.readings_eri"),  # more than the rule can count
     ("gauge.readings_eos", -1, "state.gauge.readings_eos"),
+    ("link.patient_counter", -2, "state.link.patient_counter"),
+    ("link.clinician_counter", (1 << 30) - 1, "state.link.clinician_counter"),  # an exhausted counter is never accepted
+    ("link.lock_left_ms", 600_001, "state.link.lock_left_ms"),
+    ("link.failures", 6, "state.link.failures"),
+    ("link.failures[0].ms", -1, "state.link.failures[0].ms"),  # an age with no failure counted
+    ("link.provisioned", 2, "state.link.provisioned"),
+    ("link.keys[0]", 1, "state.link.keys[0]"),  # a key with no keys provisioned
 )
 
 
