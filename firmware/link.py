@@ -85,6 +85,10 @@ WINDOW = const(65_536)  # a counter may skip at most this many past the last acc
 LOCK_FAILURES = const(5)  # MAC failures ...
 LOCK_WINDOW_MS = const(600_000)  # ... within 10 minutes ...
 LOCK_MS = const(600_000)  # ... lock the link for 10 minutes (delivery is untouched)
+# Refusals the pump cannot authenticate (framing, bad MAC, locked out, not provisioned) are logged
+# at most once a minute, with the number of them since the one logged before: a flood of garbage
+# must not wear out the event log's flash (each event is a journal record).
+PLAIN_LOG_MS = const(60_000)
 # Soft limits (docs/link.md "Commands"): beyond them a command needs its confirm flag set.
 SOFT_RAISE_PERCENT = const(20)  # PROGRAM raising the max basal mcg/day by more than 20 % over the one in force
 SOFT_BOLUS_NG = const(50_000)  # BOLUS above 50 mcg
@@ -120,6 +124,10 @@ class Link:
         self.fail_n = 0  # failures in the ring (the newest at fail_i - 1)
         self.fail_i = 0
         self.locked = False
+        self.plain_logged = False  # an unauthenticated refusal was logged at plain_t ...
+        self.plain_t = 0
+        self.plain_n = 0  # ... and this many more came since (logged when the minute is over)
+        self.plain_last = 0  # the last of them
         self.lock_t = 0  # tick the lockout started
         # the request being served (attributes keep call frames small: GUIDE.md §2)
         self._role = 0
@@ -181,6 +189,8 @@ class Link:
         # more than about 11 words comes from the heap at every call (GUIDE.md §2).
         if self.locked or self.fail_n:
             self._expire(now)
+        if self.plain_logged and self._loop._clock.ticks_diff(now, self.plain_t) >= PLAIN_LOG_MS:
+            self._plain_summary()
         self._now = now
         self._served = False
         self._reads = 0
@@ -214,6 +224,16 @@ class Link:
             self._loop.emit_event(EV_LINK_UNLOCKED, 0, 0, 0)
         if self.fail_n and clock.ticks_diff(now, self.fail_t[(self.fail_i - 1) % LOCK_FAILURES]) >= LOCK_WINDOW_MS:
             self.fail_n = 0
+
+    def ms_to_next(self, now):
+        """ms to the lockout's end or the held-back refusals' summary, whichever is first; -1: none."""
+        t = self.lock_left_ms(now) if self.locked else -1
+        if self.plain_n:
+            a = PLAIN_LOG_MS - self._loop._clock.ticks_diff(now, self.plain_t)
+            a = a if a > 0 else 0
+            if t < 0 or a < t:
+                t = a
+        return t
 
     def lock_left_ms(self, now):
         if not self.locked:
@@ -296,8 +316,24 @@ class Link:
         self._o_role = 0
         self._o_counter = 0
         self._o_mac = None
-        self._logged(EV_COMMAND_REFUSED, result, 0)
+        self._log_plain(result)
         self._send()
+
+    def _plain_summary(self):
+        # the minute is over: the refusals it held back, counted in one event (a: 0, b: the last)
+        self.plain_logged = False
+        if self.plain_n:
+            self._loop.emit_event(EV_COMMAND_REFUSED, 0, self.plain_last, self.plain_n)
+            self.plain_n = 0
+
+    def _log_plain(self, result):
+        if self.plain_logged and self._loop._clock.ticks_diff(self._now, self.plain_t) < PLAIN_LOG_MS:
+            self.plain_n += 1
+            self.plain_last = result
+            return
+        self.plain_logged = True
+        self.plain_t = self._now
+        self._logged(EV_COMMAND_REFUSED, result, 0)
 
     def _answer(self, result):
         """The authenticated reply to the request being served (its role, counter and key)."""

@@ -268,9 +268,9 @@ class PumpLoop:
         a = self.selftest.ms_to_next(now)
         if 0 <= a < t:
             t = a
-        if self.link is not None and self.link.locked:  # its end is logged on time
-            a = self.link.lock_left_ms(now)
-            if a < t:
+        if self.link is not None and (self.link.locked or self.link.plain_n):  # logged on time
+            a = self.link.ms_to_next(now)
+            if 0 <= a < t:
                 t = a
         return t if t > 0 else 0
 

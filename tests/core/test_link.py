@@ -155,6 +155,7 @@ def _refused(p, role, command, values, result, field=0, key=None, counter=None):
     p.loop.service()  # the state as of now (a wake syncs the controller's clock)
     before = p.packed()
     logged = p.loop.log.count
+    held_back = p.loop.link.plain_n
     reply = p.ask(role, command, values, counter=counter, key=key)
     after = p.packed()
     # the link's counters are the state's last section: 42 ints from the end, the first two
@@ -162,7 +163,10 @@ def _refused(p, role, command, values, result, field=0, key=None, counter=None):
     assert before[-40:] == after[-40:] or result in (L.BAD_MAC,)
     assert reply[3][0] == result and reply[3][1] == field, (reply, result, field)
     codes = _codes_since(p.loop.log, logged)
-    assert EV_COMMAND_REFUSED in codes and EV_COMMAND_ACCEPTED not in codes, codes
+    # logged, or (one the pump could not authenticate, within a minute of the last logged) counted
+    # for the minute's summary event
+    assert EV_COMMAND_REFUSED in codes or p.loop.link.plain_n == held_back + 1, codes
+    assert EV_COMMAND_ACCEPTED not in codes, codes
     return reply
 
 
@@ -608,3 +612,22 @@ def test_pack_with_a_link_allocates_nothing():
         heap_meter_done()
     print("pack with a link: %d B over 5 packs" % used)
     assert used == 0, used
+
+
+def test_a_flood_of_garbage_is_logged_once_a_minute_with_its_count():
+    # Each event is a flash record: refusals the pump cannot authenticate are logged at most once a
+    # minute, the rest counted into one event when the minute is over (docs/link.md).
+    p = Pump()
+    p.rig.run_until(HOUR)
+    p.loop.service()
+    logged = p.loop.log.count
+    garbage = b"\x00" + bytes((i * 37 + 11) % 255 + 1 for i in range(40))  # nonzero: one bad frame each
+    got = p.raw(garbage * 300 + b"\x00")
+    assert len(got) == 300 and all(g[3][0] in (2, 3, 4, 5, 6, 7, 8) for g in got)
+    codes = _codes_since(p.loop.log, logged)
+    assert codes == [EV_COMMAND_REFUSED], codes
+    p.rig.run_until(HOUR + 2 * MIN)
+    out = [0] * 5
+    p.loop.log.get(0, out)  # the newest
+    assert _codes_since(p.loop.log, logged) == [EV_COMMAND_REFUSED, EV_COMMAND_REFUSED]
+    assert out[1] == EV_COMMAND_REFUSED and out[2] == 0 and out[4] == 299, out
