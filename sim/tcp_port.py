@@ -6,7 +6,9 @@ accepts a waiting client and drains what it sent into a buffer; readinto() takes
 write() sends with a short timeout and drops a client that does not take its bytes.
 """
 
+import select
 import socket
+import time
 
 _CHUNK = 4096
 _BUFFER_MAX = 65_536  # bytes held for the firmware at most: beyond, a flooding client is dropped
@@ -52,8 +54,16 @@ class TcpPort:
         """Sends buf[0:n] to the client, if there is one (a reply to no one is dropped)."""
         if self._client is None:
             return
+        data = memoryview(bytes(buf[0:n]))
+        end = time.monotonic() + _SEND_TIMEOUT_S
         try:
-            self._client.sendall(bytes(buf[0:n]))
+            while data:
+                try:
+                    data = data[self._client.send(data):]
+                except BlockingIOError:
+                    if time.monotonic() > end:
+                        raise OSError("the client takes no bytes") from None
+                    select.select([], [self._client], [], 0.05)
         except OSError:
             self._drop()
 
@@ -68,7 +78,7 @@ class TcpPort:
             client, _ = self._server.accept()
         except (BlockingIOError, InterruptedError):
             return
-        client.settimeout(_SEND_TIMEOUT_S)  # recv is only called when select says so (_drain)
+        client.setblocking(False)  # (a socket timeout would make recv wait for it: any() must not block)
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._client = client
         self.clients += 1
@@ -77,7 +87,7 @@ class TcpPort:
         client = self._client
         while len(self._rx) < _BUFFER_MAX:
             try:
-                data = client.recv(_CHUNK, socket.MSG_DONTWAIT)
+                data = client.recv(_CHUNK)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
