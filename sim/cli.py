@@ -1,4 +1,4 @@
-"""pumpsim: run and check pump scenarios on the desktop simulator.
+"""pumpsim: run and check pump scenarios on the desktop simulator, or serve one to pumpctl.
 
 Exit status: 0 success, 1 internal error, 2 bad input (one line on stderr, nothing written),
 3 an invariant was violated (one line per invariant on stderr; the outputs are written).
@@ -30,6 +30,10 @@ def _parser():
     r.add_argument("--seed", type=int, default=0, help="seed for --wake-jitter-ms (default 0)")
     c = sub.add_parser("check", help="validate a scenario without running it")
     c.add_argument("scenario", help="scenario TOML file")
+    from sim import serve
+
+    serve.add_arguments(sub.add_parser("serve", help="run the pump against the wall clock, its link on a TCP port "
+                                                     "(pumpctl's socket://127.0.0.1:PORT)"))
     # Each tool below owns its arguments and its run: add_arguments(parser) and main(args) -> exit status.
     for name, _module, text in _TOOLS:
         _tool(name).add_arguments(sub.add_parser(name, help=text))
@@ -63,6 +67,18 @@ def _progress(days):
     return bar, bar.update
 
 
+def _finish(result, out, plot=True, strokes=False):
+    """Judges a run, writes its outputs and prints its summary; the exit status."""
+    report.judge(result)
+    s = report.write(result, out, plot=plot, strokes=strokes)
+    print(report.table(s))
+    print(f"outputs in {out}/")
+    bad = report.violations(result)
+    for line in bad:
+        print(f"pumpsim: {line}", file=sys.stderr)
+    return 3 if bad else 0
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
@@ -72,6 +88,13 @@ def main(argv=None):
             sc = scenario.load(args.scenario)
             print(f"{args.scenario}: ok ({sc.name}, {sc.days} days, {len(sc.events)} events)")
             return 0
+        if args.command == "serve":
+            from sim import serve
+
+            try:
+                return serve.main(args, _load, _finish)
+            except ValueError as e:
+                raise ScenarioError(str(e)) from None
         if not 0 <= args.wake_jitter_ms <= 1000:
             raise ScenarioError(f"--wake-jitter-ms: {args.wake_jitter_ms} is out of range 0..1000")
         sc = _load(args.scenario, args.days)
@@ -81,15 +104,7 @@ def main(argv=None):
         finally:
             if bar is not None:
                 bar.close()
-        report.judge(result)
-        out = args.out or f"runs/{sc.name}"
-        s = report.write(result, out, plot=not args.no_plot, strokes=args.strokes)
-        print(report.table(s))
-        print(f"outputs in {out}/")
-        bad = report.violations(result)
-        for line in bad:
-            print(f"pumpsim: {line}", file=sys.stderr)
-        return 3 if bad else 0
+        return _finish(result, args.out or f"runs/{sc.name}", not args.no_plot, args.strokes)
     except ScenarioError as e:
         print(f"pumpsim: {e}", file=sys.stderr)
         return 2

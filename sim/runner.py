@@ -178,7 +178,7 @@ class _Clock(SimClock):
 
 
 class Run:
-    def __init__(self, scenario, wake_jitter_ms=0, seed=0, journal=False):
+    def __init__(self, scenario, wake_jitter_ms=0, seed=0, journal=False, link_port=None):
         if not 0 <= wake_jitter_ms <= 1000:
             raise ValueError("--wake-jitter-ms: must be 0..1000")
         self.scenario = scenario
@@ -198,6 +198,7 @@ class Run:
         self._open_alarms = {}
         self._hold_open = {}
         self.end_ms = scenario.days * DAY
+        self.link_port = link_port  # a LinkPort (hal/interfaces.py) the firmware serves: pumpsim serve
         self._ei = 0
         self._edges = self._fault_edges()
         self._next_input()
@@ -249,6 +250,7 @@ class Run:
             scenario.critical_repeat_minutes,
             persist,
             self.dog,
+            **({"link_port": self.link_port} if self.link_port is not None else {}),
         )
         self.loop = loop
         return loop
@@ -273,8 +275,10 @@ class Run:
             nxt = self._next_in
             if nxt > end or nxt >= self.end_ms:
                 break
+            self._pace(nxt, False)
             self.clock.advance_to(nxt)
             self._externals(nxt)
+        self._pace(min(end, self.end_ms), False)
         self.clock.advance_to(min(end, self.end_ms))
         self._hold_end(self.clock.now_ms, "power_off")
         self._off = False
@@ -454,6 +458,10 @@ class Run:
             if self.dog is not None and self.dog.expires_ms() < t and self.dog.expires_ms() < self.end_ms:
                 self.clock.advance_to(self.dog.expires_ms())
                 raise _Reset(0, "watchdog")
+            reached = self._pace(t, not self._hung)
+            if reached < t:  # pumpsim serve: bytes on the link before t; the firmware wakes for them
+                self.clock.advance_to(reached)
+                return True
             self.clock.advance_to(t)
             while self._progress and t >= self._next_day:
                 self._progress(1)
@@ -464,6 +472,11 @@ class Run:
                 return False
             if not self._hung and (t == t_wake or ready()):
                 return True
+
+    def _pace(self, t_ms, wake):
+        """Before the clock moves to t_ms. A run does not wait; pumpsim serve (sim/serve.py) waits here
+        for the wall clock, returning earlier (the ms reached) when wake and the link has bytes."""
+        return t_ms
 
     def _wake_at(self, deadline):
         """When the firmware actually wakes for a deadline: on time, or late by up to the jitter."""

@@ -533,3 +533,17 @@ def load(path, days_override=None):
 def builtin(name="default", days_override=None):
     text = resources.files("sim.scenarios").joinpath(f"{name}.toml").read_text(encoding="utf-8")
     return parse(text, f"<built-in {name}>", days_override, name_default=name)
+
+
+PRESCRIPTION_TABLES = ("drug", "basal", "periodic_bolus", "ptm", "limits")
+
+
+def load_prescription(path):
+    """The Prescription of a TOML file's [drug], [basal], [[periodic_bolus]], [ptm] and [limits]
+    tables (pumpctl program), checked as a scenario's; a whole scenario file may be given (its other
+    tables are ignored)."""
+    try:
+        data = tomllib.loads(read_text(path, "prescription"))
+    except tomllib.TOMLDecodeError as e:
+        raise ScenarioError(f"{path}: TOML syntax error: {e}") from None
+    return parse_data({k: v for k, v in data.items() if k in PRESCRIPTION_TABLES}, str(path)).rx
