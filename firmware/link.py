@@ -456,6 +456,7 @@ class Link:
         if not self._range(0, 1, 60):
             return OUT_OF_RANGE
         self._loop.alarms.critical_repeat_ms = self.reader.values[0] * 60_000
+        self._loop.selftest.rebase()  # a setting the self-tests' CRC covers (firmware/selftest.py)
         if self._loop.persist is not None:
             self._loop.persist.changed = True
         return OK

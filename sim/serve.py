@@ -11,6 +11,7 @@ writes them. The scenario's end also stops it.
 """
 
 import binascii
+import datetime as dt
 import inspect
 import json
 import os
@@ -22,7 +23,9 @@ import time
 from pathlib import Path
 
 from firmware.loop import PumpLoop
+from hal import channel as C
 from sim.runner import DAY, Run
+from sim.scenario import Event, Fault, copy_prescription
 from sim.tcp_port import TcpPort
 
 KEY_BYTES = 32
@@ -58,6 +61,80 @@ class ServeRun(Run):
         self._wall0 = time.monotonic()
         self._sim0 = 0
         super().__init__(scenario, journal=True, link_port=port if has_link() else None)
+
+    def _boot(self):
+        loop = super()._boot()
+        if loop.link is not None:
+            self._observe(loop)
+        return loop
+
+    def _observe(self, loop):
+        """The referee's view of the link (the simulator is the referee, never the firmware's echo):
+        each command a link request became, as the firmware's dispatch received it, is a scenario
+        input from then on, as if the scenario had held it (a bolus's minutes, a refill that fills
+        the simulated reservoir, a program, a clock setting), and the firmware's answer is handled
+        as the programmer's (Run.replied)."""
+        run = self
+        link = loop.link
+        serve = link.service
+        dispatch = loop._command
+        inside = [False]  # the link is serving: a dispatch is one of its commands
+
+        def service(now):
+            inside[0] = True
+            try:
+                return serve(now)
+            finally:
+                inside[0] = False
+
+        def command(cmd):
+            if not inside[0]:
+                return dispatch(cmd)  # the scenario's own programmer command
+            ev = run._link_event(cmd)
+            if ev is not None and getattr(ev, "action", "") == "bolus":
+                run._pending["clinician"] = run.clock.now_ms
+            try:
+                result = dispatch(cmd)
+            except ValueError as e:  # refused by the firmware's own checks: noted, then passed on
+                if ev is not None:
+                    run._as_input(ev, e)
+                raise
+            if ev is not None:
+                run._as_input(ev, result)
+            return result
+
+        link.service = service
+        loop._command = command
+
+    def _link_event(self, cmd):
+        t = self.clock.now_ms
+        day, ms = divmod(t, DAY)
+        when = dict(t_ms=t, day=day, time="%02d:%02d" % (ms // 3_600_000, ms // 60_000 % 60))
+        op = cmd[0]
+        if op == C.CMD_BOLUS:
+            return Event(action="bolus", amount_ng=cmd[1], minutes=cmd[2], **when)
+        if op == C.CMD_REFILL:
+            return Event(action="refill", volume_nl=cmd[1], concentration=cmd[2], **when)
+        if op == C.CMD_PROGRAM:
+            return Event(action="program", rx=copy_prescription(cmd[1]), **when)
+        if op == C.CMD_PRIME:
+            return Event(action="prime", catheter_cm=cmd[1], **when)
+        if op == C.CMD_SET_CLOCK:  # the jump to the nearest such time, as the command means it
+            shown = self.scenario.start + dt.timedelta(milliseconds=t + self.moved_ms)
+            now_ms = ((shown.hour * 60 + shown.minute) * 60 + shown.second) * 1000 + shown.microsecond // 1000
+            jump = ((cmd[1] - shown.weekday()) % 7) * DAY + cmd[2] - now_ms
+            if jump > 7 * DAY // 2:
+                jump -= 7 * DAY
+            return Fault(kind="set_clock", jump_ms=jump, **when)
+        names = {C.CMD_SILENCE: "silence", C.CMD_SUSPEND: "suspend", C.CMD_RESUME: "resume",
+                 C.CMD_CANCEL_BOLUS: "cancel_bolus"}
+        return Event(action=names[op], **when) if op in names else None
+
+    def _as_input(self, ev, result):
+        if isinstance(ev, Event):  # in the scenario's inputs, as served: before the next one due
+            self.scenario.events.insert(self._ei, ev)
+            self._ei += 1
+        self.replied(ev, result)
 
     def _wall_for(self, t_ms):
         return self._wall0 + (t_ms - self._sim0) / 1000 / self.speed

@@ -14,6 +14,7 @@ from test_persist import Bench
 from firmware import link as L
 from firmware import state
 from firmware.alarms import (
+    ALARM_CRITICAL_FAULT,
     ALARM_SUSPENDED,
     EV_COMMAND_ACCEPTED,
     EV_COMMAND_REFUSED,
@@ -252,6 +253,11 @@ def test_clinician_commands_are_accepted_and_act():
         assert data[2 + 6 * k:8 + 6 * k] == [k] + out, k
     data = ok(L.LOG, [total - 3, 40])  # the newest three, and the LOG commands' own events
     assert data[1] >= 3 and data[2] == total - 3 and data[0] == data[2] + data[1]
+    # A setting changed (the alarm options, after the program) passes the hourly self-test of the
+    # settings' CRC: no critical fault.
+    assert ok(L.ALARM_OPTIONS, [20]) == [] and loop.alarms.critical_repeat_ms == 20 * MIN
+    p.rig.run_until(p.rig.clock.now_ms + 2 * HOUR)
+    assert not loop.alarms.active & ALARM_CRITICAL_FAULT and not loop.selftest.failed
 
 
 def _rx_ints(basal_ng_per_day, max_daily_ng=MAX_DAILY_NG):
