@@ -206,7 +206,10 @@ def main(args, load, finish):
         raise ValueError(f"--port: {args.port} is out of range 0..65535")
     sc = load(args.scenario, args.days)
     out = args.out or f"runs/{sc.name}"
-    port = TcpPort(args.port)
+    try:
+        port = TcpPort(args.port)
+    except OSError as e:
+        raise ValueError(f"--port {args.port}: {e.strerror or e}") from None
     try:
         run = ServeRun(sc, port, args.speed)
         host, number = port.address

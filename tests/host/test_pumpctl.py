@@ -38,8 +38,8 @@ def pump():
     s.close()
 
 
-def ctl(keyfile, url, *argv, ask=None, capsys=None):
-    code = P.main(["--url", url, "--key-file", str(keyfile), "--timeout", "1", *argv],
+def ctl(keyfile, url, *argv, ask=None, timeout="1"):
+    code = P.main(["--url", url, "--key-file", str(keyfile), "--timeout", timeout, *argv],
                   ask=ask or (lambda prompt: pytest.fail("asked")))
     return code
 
@@ -314,24 +314,24 @@ def test_forged_and_missing_replies(keyfile, capsys):
 
 def test_mitm_tampering_is_caught(keyfile, pump, capsys):
     raw_len = 25
-    for bit in range(0, 8 * raw_len, 7):  # a bit of the reply flipped: never believed
+    for bit in range(0, 8 * raw_len, 13):  # a bit of the reply flipped: never believed
         m = Mitm(pump.port, flip_bit("down", 8 + bit))
         try:
-            assert ctl(keyfile, m.url, "status") in (P.EXIT_BAD_REPLY, P.EXIT_NO_REPLY), bit
+            assert ctl(keyfile, m.url, "status", timeout="0.3") in (P.EXIT_BAD_REPLY, P.EXIT_NO_REPLY), bit
         finally:
             m.close()
     before = len(pump.received)
-    for bit in range(8, 8 * 26, 5):  # a bit of the request flipped: the pump never acts on it
+    for bit in range(8, 8 * 26, 11):  # a bit of the request flipped: the pump never acts on it
         m = Mitm(pump.port, flip_bit("up", bit))
         try:
-            assert ctl(keyfile, m.url, "suspend") in (P.EXIT_BAD_REPLY, P.EXIT_DENIED), bit
+            assert ctl(keyfile, m.url, "suspend", timeout="0.3") in (P.EXIT_BAD_REPLY, P.EXIT_DENIED), bit
         finally:
             m.close()
     assert len(pump.received) == before
-    for start in range(0, 40, 3):  # bytes of the reply dropped
+    for start in range(0, 40, 6):  # bytes of the reply dropped
         m = Mitm(pump.port, drop_bytes("down", start, 2))
         try:
-            assert ctl(keyfile, m.url, "status") in (P.EXIT_BAD_REPLY, P.EXIT_NO_REPLY), start
+            assert ctl(keyfile, m.url, "status", timeout="0.3") in (P.EXIT_BAD_REPLY, P.EXIT_NO_REPLY), start
         finally:
             m.close()
     capsys.readouterr()
