@@ -155,6 +155,11 @@ class Reply:
         return RESULT_NAMES.get(self.result, f"result_{self.result}")
 
 
+# The link's refusals before the MAC can be checked or trusted (firmware/link.py): answered without
+# a MAC, so a client cannot tell them from a forgery, but they say why nothing happened.
+_DENIED_PLAIN = (9, 26, 31)  # BAD_MAC, LOCKED_OUT, NOT_PROVISIONED
+
+
 def check_reply(raw, key, role, counter, command):
     """What a frame read back says about the request (role, counter, command):
     ("ok", Reply) authenticated and bound to it; ("unauthenticated", Reply) the pump's MAC-less
@@ -163,8 +168,10 @@ def check_reply(raw, key, role, counter, command):
     if f is None:
         return "forged", "not a frame"
     r_role, r_counter, r_command, ints, mac = f
-    if r_role == 0 and r_counter == 0 and r_command == REPLY and mac == bytes(MAC_LEN) and len(ints) == 2:
-        return "unauthenticated", Reply(ints[0], ints[1], [])
+    # (command: 0x80 after a framing failure, the request's | 0x80 once its header was read)
+    if r_role == 0 and r_counter == 0 and r_command in (REPLY, command | REPLY) and mac == bytes(MAC_LEN) \
+            and 2 <= len(ints) <= 3:
+        return "unauthenticated", Reply(ints[0], ints[1], ints[2:])  # (LOCKED_OUT: the ms left)
     if r_role != role or r_counter != counter or r_command != command | REPLY:
         return "forged", f"not a reply to this request (role {r_role}, counter {r_counter}, command {r_command})"
     if not hmac.compare_digest(mac, mac_of(key, raw[:-MAC_LEN])):
@@ -312,6 +319,11 @@ class Link:
                 pending.clear()
                 if verdict == "ok":
                     return what
+                if verdict == "unauthenticated" and what.result in _DENIED_PLAIN:
+                    left = f", {what.data[0] // 1000} s left" if what.data else ""
+                    raise Failure(EXIT_DENIED, f"the link refused the request: {what.name}{left} (an "
+                                  "unauthenticated reply: the pump could not answer under the key)",
+                                  result=what.name)
                 if verdict == "unauthenticated":
                     raise Failure(EXIT_BAD_REPLY, f"the pump did not read the request ({what.name}, an unauthenticated "
                                   "reply): the link garbles frames", result=what.name)

@@ -200,7 +200,7 @@ def test_mitm_replay_bitflip_and_lockout(served):
     for i in range(5):
         _raw_exchange(served.port, frame(b"\x01" * 32, 2, 5000 + i, 1, []))
     code, out = served.ctl("status")
-    assert code == 9 and out["result"] == "LOCKED_OUT"
+    assert code == 9 and out["result"] == "LOCKED_OUT", (code, out)
     time.sleep(600 / SPEED + 1)
     assert served.ctl("status")[0] == 0
 
