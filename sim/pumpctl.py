@@ -33,29 +33,49 @@ import time
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-# -- the contract (issue 15; firmware/link.py exports the same names) ---------------------------------
+# -- the contract: the firmware's own names (firmware/frame.py, firmware/link.py) ---------------------
+from firmware.frame import (
+    CLINICIAN,
+    COUNTER_MAX,  # the pump answers COUNTER_EXHAUSTED to it: the last usable is one less
+    PATIENT,
+    VERSION,
+)
+from firmware.hmac_sha256 import MAC_LEN
+from firmware.link import (
+    ALARM_OPTIONS,
+    BAD_MAC,
+    BOLUS,
+    CANCEL_BOLUS,
+    CONFIRM_NEEDED,
+    COUNTER_EXHAUSTED,
+    LOCKED_OUT,
+    LOG,
+    NOT_PROVISIONED,
+    OK,
+    OUT_OF_RANGE,
+    OUT_OF_WINDOW,
+    PRIME,
+    PROGRAM,
+    PTM,
+    PTM_REFUSED,
+    REFILL,
+    REPLAY,
+    REPLY,
+    RESUME,
+    ROLE_NOT_ALLOWED,
+    SET_CLOCK,
+    SILENCE,
+    STATUS,
+    SUSPEND,
+)
+from firmware.link import (
+    KEY_LEN as KEY_BYTES,
+)
+from firmware.link import RESULT_NAMES as _NAMES
 
-PATIENT, CLINICIAN = 1, 2
 ROLE_NAMES = {PATIENT: "patient", CLINICIAN: "clinician"}
-STATUS, PTM, LOG, PROGRAM, BOLUS, CANCEL_BOLUS, REFILL, PRIME, SET_CLOCK, SILENCE, SUSPEND, RESUME, ALARM_OPTIONS = \
-    range(1, 14)
-REPLY = 0x80
-OK = 0
-BAD_FRAME, TOO_LONG, TRUNCATED, BAD_VERSION, BAD_ROLE, BAD_COUNTER, BAD_INT, BAD_MAC = range(2, 10)
-REPLAY, OUT_OF_WINDOW, COUNTER_EXHAUSTED, ROLE_NOT_ALLOWED, OUT_OF_RANGE, INVALID_STATE, LOCKED_OUT, \
-    CONFIRM_NEEDED, UNKNOWN_COMMAND, BAD_LENGTH, PTM_REFUSED, NOT_PROVISIONED = range(20, 32)
-RESULT_NAMES = {OK: "OK", BAD_FRAME: "BAD_FRAME", TOO_LONG: "TOO_LONG", TRUNCATED: "TRUNCATED",
-                BAD_VERSION: "BAD_VERSION", BAD_ROLE: "BAD_ROLE", BAD_COUNTER: "BAD_COUNTER", BAD_INT: "BAD_INT",
-                BAD_MAC: "BAD_MAC", REPLAY: "REPLAY", OUT_OF_WINDOW: "OUT_OF_WINDOW",
-                COUNTER_EXHAUSTED: "COUNTER_EXHAUSTED", ROLE_NOT_ALLOWED: "ROLE_NOT_ALLOWED",
-                OUT_OF_RANGE: "OUT_OF_RANGE", INVALID_STATE: "INVALID_STATE", LOCKED_OUT: "LOCKED_OUT",
-                CONFIRM_NEEDED: "CONFIRM_NEEDED", UNKNOWN_COMMAND: "UNKNOWN_COMMAND", BAD_LENGTH: "BAD_LENGTH",
-                PTM_REFUSED: "PTM_REFUSED", NOT_PROVISIONED: "NOT_PROVISIONED"}
-COUNTER_MAX = 2**30 - 1  # the pump answers COUNTER_EXHAUSTED to it: the last usable is one less
-KEY_BYTES = 32
-MAC_LEN = 16
+RESULT_NAMES = {code: name.upper() for code, name in _NAMES.items()}
 _HEADER = struct.Struct("<BBIBH")  # version, role, counter, command, n
-VERSION = 1
 STATUS_FIELDS = ("state", "volume_nl", "concentration_mcg_ml", "rate_ng_per_day", "alarm_bits", "low_reservoir_min",
                  "empty_min", "eri_days", "eos_days", "battery_mv", "weekday", "ms_of_day", "events_logged_total",
                  "held_bits", "patient_counter", "clinician_counter")
@@ -157,7 +177,7 @@ class Reply:
 
 # The link's refusals before the MAC can be checked or trusted (firmware/link.py): answered without
 # a MAC, so a client cannot tell them from a forgery, but they say why nothing happened.
-_DENIED_PLAIN = (9, 26, 31)  # BAD_MAC, LOCKED_OUT, NOT_PROVISIONED
+_DENIED_PLAIN = (BAD_MAC, LOCKED_OUT, NOT_PROVISIONED)
 
 
 def check_reply(raw, key, role, counter, command):
