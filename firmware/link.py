@@ -455,10 +455,7 @@ class Link:
     def _alarm_options(self):
         if not self._range(0, 1, 60):
             return OUT_OF_RANGE
-        self._loop.alarms.critical_repeat_ms = self.reader.values[0] * 60_000
-        self._loop.selftest.rebase()  # a setting the self-tests' CRC covers (firmware/selftest.py)
-        if self._loop.persist is not None:
-            self._loop.persist.changed = True
+        self._loop.set_critical_repeat(self.reader.values[0])
         return OK
 
     def _status(self):

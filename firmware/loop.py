@@ -234,6 +234,14 @@ class PumpLoop:
             self.persist.changed = True
             self.persist.log_event(self.log)
 
+    def set_critical_repeat(self, minutes):
+        """The critical tone's repeat (1..60 minutes, checked by the caller): a setting, so the
+        self-tests' CRC of the settings is taken again and the next snapshot holds it."""
+        self.alarms.critical_repeat_ms = minutes * 60_000
+        self.selftest.rebase()
+        if self.persist is not None:
+            self.persist.changed = True
+
     def emit_event(self, code, a, b, c):
         """An event of the loop's own (boot, self-tests): logged, journaled and passed on."""
         self._event(code, a, b, c)
