@@ -51,6 +51,7 @@ sys.path[:0] = ["/virtual/${port}", "/virtual", "/board"]
 os.chdir("/board")
 for _m in ${JSON.stringify(PORT_MODULES[port])}:
     __import__(_m)
+import vflash  # the virtual flash (a board's is its chip): in no figure
 gc.collect()
 _a0 = gc.mem_alloc()
 import pumpboard
@@ -86,15 +87,7 @@ if _journal:
     _port = machine.PORT
     from hal import machine_storage
     _region = machine_storage.defaults(_made[0][0])
-    if _port == "rp2":
-        import rp2
-        rp2.format_littlefs(_region["start"])
-    elif _port == "esp32":
-        import esp32
-        esp32.flash_partition_table(esp32._TABLE_STOCK + (("journal", 1, 0x81, 0x200000, 0x1C000),))
-    else:
-        import pyb
-        pyb.format_littlefs(_region["start"])
+    vflash.set_up_journal(_port, _region)
     with open("board.json") as _f:
         _data = json.loads(_f.read())
     _data["journal"] = {}
@@ -107,12 +100,9 @@ if _journal:
     _pump = pumpboard.Pump(_cfg, _steps)
     gc.collect()
     _a4 = gc.mem_alloc()
-    # The virtual flash's bytes are the chip's on a board, not its heap: left out (blocks, and the
-    # pyboard's sector cache, each a bytearray of n bytes: n + 16 on the heap at most).
-    import vflash
+    # The virtual flash's bytes are the chip's on a board, not its heap: left out (each block a
+    # bytearray of n bytes: n + 16 on the heap at most).
     _flash = sum(len(_b) + 16 for _c in vflash._chips.values() for _b in _c.blocks.values())
-    if _port == "stm32" and pyb._cache is not None:
-        _flash += len(pyb._cache[1]) + 16
     print("JOURNAL", _a3 - _a2, _a4 - _a3 - _flash)
 `;
   mp.runPython(code);

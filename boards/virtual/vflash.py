@@ -67,3 +67,24 @@ def littlefs_superblock(block_size, block_count):
         for i in range(4):
             out[at + i] = (v >> (8 * i)) & 0xFF
     return out
+
+
+def set_up_journal(port, region, done=True):
+    """The student's one-time set-up for the journal's regions (boards/README.md "The journal's flash
+    region") on the virtual `port`'s flash, for region (hal/machine_storage.py defaults); done=False:
+    the stock board, its filesystem over all of the storage."""
+    if port == "rp2":
+        import rp2
+
+        rp2.format_littlefs(region["start"] if done else rp2.STORAGE_BYTES)
+    elif port == "esp32":
+        import esp32
+
+        esp32.flash_partition_table(esp32._TABLE_STOCK + (("journal", 1, 0x81, 0x200000, 0x1C000),)
+                                    if done else None)
+    else:
+        import pyb
+
+        pyb.flash_power_cut(False)
+        if done:
+            pyb.format_littlefs(region["start"])

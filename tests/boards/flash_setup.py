@@ -15,19 +15,5 @@ def fresh_flash(set_up=True):
     vflash.wipe()
     machine.reset_fakes()
     cfg = ms.defaults(BOARD)
-    if PORT == "rp2":
-        import rp2
-
-        rp2.format_littlefs(1408 * 1024 if not set_up else cfg["start"])
-    elif PORT == "esp32":
-        import esp32
-
-        esp32.flash_partition_table(None if not set_up else esp32._TABLE_STOCK + (
-            ("journal", 1, 0x81, 0x200000, 0x1C000),))
-    else:
-        import pyb
-
-        pyb.flash_power_cut(False)
-        if set_up:
-            pyb.format_littlefs(cfg["start"])
+    vflash.set_up_journal(PORT, cfg, set_up)
     return cfg
