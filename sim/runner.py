@@ -408,9 +408,13 @@ class Run:
             self._note(t, "input_deferred", action="set_clock")
             self._deferred.append(f)
             return
-        local = self.scenario.start + dt.timedelta(milliseconds=t + self.moved_ms + f.jump_ms)
-        ms_of_day = ((local.hour * 60 + local.minute) * 60 + local.second) * 1000 + local.microsecond // 1000
-        self.programmer.send_event(f, (C.CMD_SET_CLOCK, local.weekday(), ms_of_day))
+        weekday, ms_of_day = self.shown(t + f.jump_ms)
+        self.programmer.send_event(f, (C.CMD_SET_CLOCK, weekday, ms_of_day))
+
+    def shown(self, t_ms):
+        """(weekday, ms of the day) the pump's clock shows at run time t_ms, by the settings so far."""
+        local = self.scenario.start + dt.timedelta(milliseconds=t_ms + self.moved_ms)
+        return local.weekday(), ((local.hour * 60 + local.minute) * 60 + local.second) * 1000 + local.microsecond // 1000
 
     def _input(self, ev):
         if isinstance(ev, Fault):  # a set_clock deferred by an outage

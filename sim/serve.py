@@ -11,7 +11,6 @@ writes them. The scenario's end also stops it.
 """
 
 import binascii
-import datetime as dt
 import inspect
 import json
 import os
@@ -120,9 +119,8 @@ class ServeRun(Run):
         if op == C.CMD_PRIME:
             return Event(action="prime", catheter_cm=cmd[1], **when)
         if op == C.CMD_SET_CLOCK:  # the jump to the nearest such time, as the command means it
-            shown = self.scenario.start + dt.timedelta(milliseconds=t + self.moved_ms)
-            now_ms = ((shown.hour * 60 + shown.minute) * 60 + shown.second) * 1000 + shown.microsecond // 1000
-            jump = ((cmd[1] - shown.weekday()) % 7) * DAY + cmd[2] - now_ms
+            weekday, now_ms = self.shown(t)
+            jump = ((cmd[1] - weekday) % 7) * DAY + cmd[2] - now_ms
             if jump > 7 * DAY // 2:
                 jump -= 7 * DAY
             return Fault(kind="set_clock", jump_ms=jump, **when)
