@@ -51,7 +51,7 @@ _CATCH_UP_DEN = 4
 
 _TOP = ("board", "mode", "demo", "demo_speed", "start_weekday", "start_time", "motor", "buzzer_pin", "led_pin",
         "button_a_pin", "button_b_pin", "battery", "pump", "drug", "basal", "periodic_bolus", "ptm", "limits",
-        "alarms", "toy", "watchdog", "journal")
+        "alarms", "toy", "watchdog", "journal", "link")
 _DRUG_KEYS = ("drug", "pump", "basal", "periodic_bolus", "ptm", "limits")  # refused in toy mode
 _TOY = ("sips", "sip_every_s", "low_sips", "bolus_sips", "bolus_minutes", "bolus_lockout_minutes", "bolus_per_day")
 _MOTOR = ("driver", "step_pin", "dir_pin", "enable_pin", "phase_pins", "stall_pin", "load_adc_pin",
@@ -156,6 +156,13 @@ _PICO_INTERNAL = {
 _PICO_PINS = "a GPIO number 0..22 or 26..28, or a name GP0..GP22, GP26..GP28"
 # The pyboard's names (ports/stm32/boards/PYBV11/pins.csv): X13..X16 are RST, GND, 3V3 and VIN.
 _PYB_LEDS = ("LED_RED", "LED_GREEN", "LED_YELLOW", "LED_BLUE")
+# The link's UART (board.json "link"): the ids a board may use, and on the pyboard its fixed pins
+# (ports/stm32/boards/PYBV11/mpconfigboard.h: UART1 B6/B7, 2 A2/A3, 3 B10/B11, 4 A0/A1, 6 C6/C7).
+# UART0 of an esp32 is its REPL's; a Pico's UART pins are those of its id (checked by hal/machine_link.py).
+_LINK_UARTS = {"rpi_pico": (0, 1), "esp32": (1, 2), "pyboard": (1, 2, 3, 4, 6)}
+_PYB_UART_PINS = {1: ("X9", "X10"), 2: ("X3", "X4"), 3: ("Y9", "Y10"), 4: ("X1", "X2"), 6: ("Y1", "Y2")}
+LINK_BAUD_MIN = 1200
+LINK_BAUD_MAX = 1_000_000
 
 
 class _Pins:
@@ -250,6 +257,11 @@ class BoardConfig:
         self.critical_repeat_minutes = 10
         self.watchdog_ms = 0  # machine.WDT's timeout (0: none)
         self.journal = None  # board.json's "journal" object (hal/machine_storage.py reads it), or None
+        # the programmer and handset link (firmware/link.py): "" none, "usb" the USB serial stream, "uart"
+        self.link = ""
+        self.link_uart = 0
+        self.link_baudrate = 0
+        self.link_tx_pin = self.link_rx_pin = None
         # mode toy: the toy's own numbers (boards/README.md)
         self.sips = self.sip_every_s = self.low_sips = 0
         self.bolus_sips = self.bolus_minutes = self.bolus_lockout_minutes = self.bolus_per_day = 0
@@ -307,6 +319,39 @@ class BoardConfig:
             j = top.sub("journal")  # the values are checked against the board's flash (hal/machine_storage.py)
             j.only(("partition" if self.board == "esp32" else "start", "state_blocks", "event_blocks"))
             self.journal = top.t["journal"]
+        if top.has("link"):
+            self._link(top, pins)
+
+    def _link(self, top, pins):
+        # The keys and replay counters live in the journal: without one a reset would forget the
+        # counters, and a recorded command could be replayed.
+        if self.journal is None:
+            top.fail("link", "needs a journal (add \"journal\": {}): the link's keys and replay counters live in it%s" % (
+                "; mode demo keeps none" if self.demo else ""))
+        r = top.sub("link")
+        self.link = r.text("port", ("usb", "uart"), _REQUIRED)
+        if self.link == "usb":
+            r.only(("port",))
+            return
+        r.only(("port", "uart", "baudrate", "tx_pin", "rx_pin"))
+        ids = _LINK_UARTS[self.board]
+        uart = r.get("uart", _REQUIRED)
+        if uart not in ids or isinstance(uart, bool):
+            r.fail("uart", "must be one of %s on the %s, not %r%s" % (", ".join(str(i) for i in ids), self.board, uart,
+                                                                    " (UART0 is the REPL's: use \"port\": \"usb\")"
+                                                                    if self.board == "esp32" and uart == 0 else ""))
+        self.link_uart = uart
+        self.link_baudrate = r.integer("baudrate", LINK_BAUD_MIN, LINK_BAUD_MAX, 115_200)
+        if self.board == "pyboard":
+            for k in ("tx_pin", "rx_pin"):
+                if k in r.t:
+                    r.fail(k, "the pyboard's UART%d has fixed pins (%s, %s): remove it" % ((uart,) + _PYB_UART_PINS[uart]))
+            fixed = _Reader({"tx_pin": _PYB_UART_PINS[uart][0], "rx_pin": _PYB_UART_PINS[uart][1]}, r.path)
+            self.link_tx_pin = pins.pin(fixed, "tx_pin", True)
+            self.link_rx_pin = pins.pin(fixed, "rx_pin", False)
+        else:
+            self.link_tx_pin = pins.pin(r, "tx_pin", True)
+            self.link_rx_pin = pins.pin(r, "rx_pin", False)
 
     def _mode(self, top):
         demo = top.flag("demo", False)  # the old spelling of "mode": "demo"

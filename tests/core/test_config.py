@@ -569,3 +569,66 @@ def test_the_journal_is_an_object_and_never_in_demo_mode():
 def _refused(message, text):
     e = raises(ValueError, lambda: load(text, "rpi_pico"))
     assert str(e).startswith(message), str(e)
+
+
+def _pump(board="rpi_pico", **top):
+    """PICO as a pump with a journal, then top's keys (a board other than the Pico: its own pins)."""
+    d = _copy(PICO)
+    d["demo"] = False
+    d["journal"] = {}
+    if board == "pyboard":
+        d.update({"board": "pyboard", "buzzer_pin": "X9", "led_pin": "LED_GREEN", "button_a_pin": "Y1",
+                  "button_b_pin": "Y2", "battery": {"adc_pin": None}})
+        d["motor"].update({"step_pin": "X1", "dir_pin": "X2", "enable_pin": "X3"})
+        del d["motor"]["state_machine"]
+    elif board == "esp32":
+        d.update({"board": "esp32", "buzzer_pin": 23, "led_pin": 2, "button_a_pin": 18, "button_b_pin": 19,
+                  "battery": {"adc_pin": None}})
+        d["motor"].update({"step_pin": 25, "dir_pin": 26, "enable_pin": 27})
+        del d["motor"]["state_machine"]
+    d.update(top)
+    return json.dumps(d)
+
+
+def test_the_link_is_the_usb_stream_or_a_uart_and_needs_the_journal():
+    c = load(_pump(link={"port": "usb"}), "rpi_pico")
+    assert c.link == "usb" and c.link_tx_pin is None
+    assert load(_pump(), "rpi_pico").link == ""  # none unless asked
+    c = load(_pump(link={"port": "uart", "uart": 1, "tx_pin": 8, "rx_pin": "GP9"}), "rpi_pico")
+    assert (c.link, c.link_uart, c.link_baudrate, c.link_tx_pin, c.link_rx_pin) == ("uart", 1, 115_200, 8, 9)
+    c = load(_pump("esp32", link={"port": "uart", "uart": 2, "baudrate": 9600, "tx_pin": 17, "rx_pin": 16}), "esp32")
+    assert (c.link_uart, c.link_baudrate, c.link_tx_pin, c.link_rx_pin) == (2, 9600, 17, 16)
+    # the pyboard's UART pins are its id's (UART3: Y9, Y10), and count as used
+    c = load(_pump("pyboard", link={"port": "uart", "uart": 3}), "pyboard")
+    assert (c.link_tx_pin, c.link_rx_pin) == ("Y9", "Y10")
+    e = raises(ValueError, lambda: load(_pump("pyboard", link={"port": "uart", "uart": 1}), "pyboard"))
+    assert str(e) == "board.json: link.tx_pin: pin 'X9' is also buzzer_pin", str(e)
+    e = raises(ValueError, lambda: load(_pump("pyboard", link={"port": "uart", "uart": 3, "tx_pin": "Y9"}), "pyboard"))
+    assert str(e) == "board.json: link.tx_pin: the pyboard's UART3 has fixed pins (Y9, Y10): remove it", str(e)
+    e = raises(ValueError, lambda: load(_pump("esp32", link={"port": "uart", "uart": 0, "tx_pin": 1, "rx_pin": 3}),
+                                        "esp32"))
+    assert str(e).startswith("board.json: link.uart: must be one of 1, 2 on the esp32, not 0 (UART0 is the REPL's"), str(e)
+    e = raises(ValueError, lambda: load(_pump("esp32", link={"port": "uart", "uart": 1, "tx_pin": 34, "rx_pin": 3}),
+                                        "esp32"))
+    assert str(e) == "board.json: link.tx_pin: GPIO 34 is input-only on the ESP32", str(e)
+    _refused("board.json: link.uart: must be one of 0, 1 on the rpi_pico, not 2",
+             _pump(link={"port": "uart", "uart": 2, "tx_pin": 8, "rx_pin": 9}))
+    _refused("board.json: link.uart: must be one of 0, 1 on the rpi_pico, not True",
+             _pump(link={"port": "uart", "uart": True, "tx_pin": 8, "rx_pin": 9}))
+    _refused("board.json: link.uart: missing", _pump(link={"port": "uart", "tx_pin": 8, "rx_pin": 9}))
+    _refused("board.json: link.baudrate: must be an integer 1200..1000000, not 2000000",
+             _pump(link={"port": "uart", "uart": 1, "baudrate": 2_000_000, "tx_pin": 8, "rx_pin": 9}))
+    _refused("board.json: link.rx_pin: missing (a pin)", _pump(link={"port": "uart", "uart": 1, "tx_pin": 8}))
+    _refused("board.json: link.tx_pin: pin 2 is also motor.step_pin",
+             _pump(link={"port": "uart", "uart": 0, "tx_pin": 2, "rx_pin": 1}))
+    _refused("board.json: link.port: must be one of usb, uart, not 'bluetooth'", _pump(link={"port": "bluetooth"}))
+    _refused("board.json: link.port: missing", _pump(link={}))
+    _refused("board.json: link.uart: unknown key", _pump(link={"port": "usb", "uart": 0}))
+    _refused("board.json: link: must be an object", _pump(link="usb"))
+    # the replay counters must survive a reset: no journal, no link
+    d = json.loads(_pump(link={"port": "usb"}))
+    del d["journal"]
+    _refused("board.json: link: needs a journal (add \"journal\": {}): the link's keys and replay counters live in it",
+             json.dumps(d))
+    _refused("board.json: link: needs a journal (add \"journal\": {}): the link's keys and replay counters live in "
+             "it; mode demo keeps none", _with(["link"], {"port": "usb"}))
