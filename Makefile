@@ -6,7 +6,8 @@
 #   make run      the desktop simulator          make bench   whole-process benchmark vs SimPy
 #   make mpy BOARD=rpi_pico|esp32|pyboard        cross-compile one board into build/<board>/
 #   make heap     each board's build booted on 32-bit MicroPython (wasm): .mpy size, heap after boot
-#   make deploy BOARD=... PORT=/dev/ttyACM0      copy it onto a board with mpremote, hard-reset
+#   make deploy BOARD=... PORT=/dev/ttyACM0 [CONFIG=file.json] [KEY_FILE=...]   copy it onto a board
+#                 with mpremote, hard-reset; with a "link" in board.json, provision its keys (tools/link_keys.py)
 #   make demo BOARD=... [CONFIG=file.json]   the board's main.py on the virtual board (unix port)
 #   make soak     the property tests with a large hypothesis profile (>= 500 long examples), 100,000
 #                 mutated link frames, and a 10,000-cut power-cut campaign
@@ -51,6 +52,8 @@ export MP_HEAPSIZE WASM_HEAPSIZE
 BOARDS := rpi_pico esp32 pyboard
 BOARD ?=
 PORT ?=
+CONFIG ?=
+KEY_FILE ?=
 
 .PHONY: test lint test-py test-unix test-wasm test-boards test-campaign typecheck mpy heap deploy demo run bench soak \
         mutants clean \
@@ -128,7 +131,7 @@ heap: $(NODE_STAMP) mpy
 deploy: $(VENV_STAMP)
 	@if [[ -z "$(BOARD)" ]]; then echo "make deploy: say which board: BOARD=rpi_pico|esp32|pyboard PORT=/dev/ttyACM0" >&2; exit 2; fi
 	tools/build_board.sh $(BOARD)
-	tools/deploy.sh $(BOARD) $(PORT)
+	CONFIG="$(CONFIG)" KEY_FILE="$(KEY_FILE)" tools/deploy.sh $(BOARD) $(PORT)
 
 demo: $(VENV_STAMP)
 	$(PY) tools/demo.py $(or $(BOARD),rpi_pico) $(if $(CONFIG),--config $(CONFIG))

@@ -62,12 +62,17 @@ from firmware.alarms import (
 )
 from firmware.battery import VOLTAGE_READINGS
 from firmware.config import load
+from firmware.link import KEY_LEN
 from firmware.loop import STATE_NAMES, PumpLoop
 from firmware.prescription import mcg_text
 from hal.channel import CMD_REFILL, Channel
 from hal.train import COUNT_MASK
 
 LONG_PRESS_MS = 1500  # toy mode: holding B this long quietens the alarms instead of refilling
+# A link on the USB serial stream takes Ctrl-C for data (a frame may hold 0x03): for this long after
+# a reset, before it does, Ctrl-C still reaches the REPL, so mpremote can get in (make deploy).
+REPL_WINDOW_MS = 3000
+KEY_FILE = "link_keys.bin"  # make deploy's keys (clinician's 32 bytes, then the patient's): journaled at boot, removed
 
 _part = [""]  # what boot() is building, for its one line if that fails
 
@@ -86,6 +91,8 @@ def boot(board, make_steps, path="board.json", fault_led=None, forever=True):
     except ValueError as e:
         stop(str(e), fault_led, forever)
         return
+    if cfg.link == "usb":
+        repl_window()
     try:
         _part[0] = "the step engine (motor.driver %s)" % cfg.driver
         steps = make_steps(cfg)
@@ -97,7 +104,22 @@ def boot(board, make_steps, path="board.json", fault_led=None, forever=True):
         cfg.board, cfg.driver, cfg.steps_per_stroke, cfg.pump.stroke_nl,
         ", demo x%d" % cfg.demo_speed if cfg.demo else (", toy: %d sips, one every %d s" % (
             cfg.sips, cfg.sip_every_s) if cfg.toy else "")))
+    if cfg.link == "usb":
+        print("Link: on this USB serial port; the REPL's Ctrl-C is off from now until the next reset")
+        import micropython
+
+        micropython.kbd_intr(-1)  # the link is the only way in, and a 0x03 in a frame is data
     pump.run()
+
+
+def repl_window():
+    """Before the link takes the USB stream: REPL_WINDOW_MS in which Ctrl-C still stops main.py."""
+    import time
+
+    print("Link on USB in %d s: Ctrl-C now for the REPL" % (REPL_WINDOW_MS // 1000))
+    end = time.ticks_add(time.ticks_ms(), REPL_WINDOW_MS)
+    while time.ticks_diff(end, time.ticks_ms()) > 0:
+        time.sleep_ms(20)
 
 
 def why_not_built(e):
@@ -222,11 +244,15 @@ class Pump:
 
             _part[0] = "the watchdog (watchdog.timeout_ms %r)" % (cfg.watchdog_ms,)
             watchdog = MachineWatchdog(cfg.watchdog_ms)
+        link_port = self._link_port(cfg) if cfg.link else None
         _part[0] = "the firmware's loop"
         self.loop = PumpLoop(self.clock, self.motor, self, self.button_a, self.programmer, self.adc,
                              cfg.pump, cfg.rx, self.emit, cfg.volume_nl, cfg.weekday, cfg.time_of_day_ms,
-                             cfg.battery, cfg.critical_repeat_minutes, persist, watchdog)
+                             cfg.battery, cfg.critical_repeat_minutes, persist, watchdog, link_port)
         self._built = True
+        if link_port is not None:
+            _part[0] = "the link's keys (%s)" % KEY_FILE
+            self._provision()
         _part[0] = ""
         self._strokes = self.motor.strokes()
         for p in (self.motor, self.buzzer, self.led, self):
@@ -251,6 +277,53 @@ class Pump:
         state_dev, events_dev = open_regions(region)
         _part[0] = "the real-time clock (machine.RTC)"
         return Persist(state_dev, MachineRtc(machine.RTC()), events_dev)
+
+    @staticmethod
+    def _link_port(cfg):
+        """The link's bytes (board.json "link"): the USB serial stream, or a UART."""
+        from hal.machine_link import UartLink, UsbSerialLink, make_uart
+
+        if cfg.link == "usb":
+            import select
+            import sys
+
+            _part[0] = "the link (link.port usb: sys.stdin.buffer, select.poll)"
+            return UsbSerialLink(sys.stdin.buffer, sys.stdout.buffer, select.poll())
+        _part[0] = "the link's UART (link.uart %d, tx_pin %r, rx_pin %r)" % (cfg.link_uart, cfg.link_tx_pin,
+                                                                          cfg.link_rx_pin)
+        return UartLink(make_uart(cfg.link_uart, cfg.link_baudrate, cfg.link_tx_pin, cfg.link_rx_pin))
+
+    def _provision(self):
+        """make deploy's keys, if it left them: into the journal once, then the file is removed (it
+        stays only if the journal could not take them). Without keys every command is refused."""
+        import os
+
+        from firmware.persist import FAULTED
+
+        link = self.loop.link
+        try:
+            with open(KEY_FILE, "rb") as f:
+                keys = f.read()
+        except OSError:
+            if not link.provisioned:
+                print("Link: no keys in the journal: every command is refused (make deploy provisions them)")
+            return
+        if self.loop.persist is None or self.loop.persist.booted == FAULTED:
+            print("Link: the journal cannot be written: %s kept, keys not provisioned" % KEY_FILE)
+            return
+        if len(keys) != 2 * KEY_LEN:
+            print("Link: %s holds %d bytes, not %d: ignored" % (KEY_FILE, len(keys), 2 * KEY_LEN))
+        elif link.provisioned:
+            print("Link: keys in the journal already%s" % (
+                "" if link.keys == keys else "; %s holds others, ignored (keys are provisioned once: a new "
+                "pair needs the journal erased)" % KEY_FILE))
+        else:
+            try:
+                link.provision(keys[:KEY_LEN], keys[KEY_LEN:])
+                print("Link: keys provisioned into the journal")
+            except ValueError as e:
+                print("Link: %s: %s" % (KEY_FILE, e))
+        os.remove(KEY_FILE)
 
     # -- the annunciator (hal/interfaces.py), in front of the buzzer ----------------------------------
 

@@ -112,6 +112,10 @@ def main(board):
 
     class DemoPump(base):
         def __init__(self, cfg, steps):
+            if cfg.link == "usb":  # the USB stream is this terminal: the keys and the screen are on it
+                say("make demo: board.json's link is on the USB serial stream, which is this terminal here: "
+                    "give the demo a board.json with a UART link or none")
+                raise SystemExit(2)
             self.motor_steps = steps
             base.__init__(self, cfg, steps)
             self.clock.add_poller(Screen(self))

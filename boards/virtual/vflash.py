@@ -2,18 +2,60 @@
 # module-level store per chip, so they survive a simulated reboot (machine.reset_fakes) within one
 # test process, as a board's flash survives a reset. Sparse: a block never written reads 0xFF.
 # Written in the subset of Python MicroPython has.
+#
+# With VIRTUAL_FLASH_DIR set, each chip is also kept in that folder (one file per erase block
+# written, <chip>.<block>): a board whose process ends at a reset (tests/host/serial_board.py) boots
+# again on the flash it left, as a board does after a hard reset or a power cut.
 
 _chips = {}
+
+
+def _flash_dir():
+    try:
+        import os
+
+        return os.getenv("VIRTUAL_FLASH_DIR") or ""
+    except (ImportError, AttributeError):  # a port without os.getenv (wasm): in memory only
+        return ""
 
 
 class Chip:
     """A flash of `size` bytes in erase blocks of `block` bytes; NOR programming unless told."""
 
-    def __init__(self, size, block):
+    def __init__(self, size, block, path=""):
         self.size = size
         self.block = block
         self.blocks = {}  # erase block -> bytearray
         self.erases = 0
+        self.path = path  # the folder and chip name its blocks are kept under ("": memory only)
+        if path:
+            self._load()
+
+    def _load(self):
+        import os
+
+        folder, name = self.path.rsplit("/", 1)
+        for f in os.listdir(folder):
+            if f.startswith(name + ".") and f[len(name) + 1:].isdigit():
+                with open(folder + "/" + f, "rb") as fh:
+                    self.blocks[int(f[len(name) + 1:])] = bytearray(fh.read())
+
+    def _keep(self, n):
+        if not self.path:
+            return
+        import os
+
+        f = "%s.%d" % (self.path, n)
+        b = self.blocks.get(n)
+        if b is None:
+            try:
+                os.remove(f)
+            except OSError:
+                pass
+            return
+        with open(f + ".new", "wb") as fh:  # replaced whole: a killed process leaves the old block or the new
+            fh.write(b)
+        os.rename(f + ".new", f)
 
     def read(self, addr, buf):
         for i in range(len(buf)):
@@ -27,11 +69,15 @@ class Chip:
             a = addr + i
             b = self._block(a // self.block)
             b[a % self.block] = (b[a % self.block] & buf[i]) if nor else buf[i]
+        if self.path and len(buf):
+            for n in range(addr // self.block, (addr + len(buf) - 1) // self.block + 1):
+                self._keep(n)
 
     def erase(self, addr, length):
         for n in range(addr // self.block, (addr + length) // self.block):
             self.blocks.pop(n, None)
             self.erases += 1
+            self._keep(n)
 
     def _block(self, n):
         b = self.blocks.get(n)
@@ -44,16 +90,19 @@ def chip(name, size, block):
     """The chip called name, made erased on first use; the same object for the whole process."""
     c = _chips.get(name)
     if c is None:
-        c = _chips[name] = Chip(size, block)
+        folder = _flash_dir()
+        c = _chips[name] = Chip(size, block, folder + "/" + name if folder else "")
     return c
 
 
 def wipe(name=None):
-    """Test hook: a new, erased chip (all of them if name is None)."""
-    if name is None:
-        _chips.clear()
-    else:
-        _chips.pop(name, None)
+    """Test hook: a new, erased chip (all of them if name is None); a kept one's files go too."""
+    for n in list(_chips) if name is None else [name]:
+        c = _chips.pop(n, None)
+        if c is not None and c.path:
+            for b in list(c.blocks):
+                c.blocks.pop(b)
+                c._keep(b)
 
 
 def littlefs_superblock(block_size, block_count):

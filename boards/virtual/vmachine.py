@@ -62,6 +62,28 @@ def idle():
     idles += 1
 
 
+_UNIQUE_ID_BYTES = {"rp2": 8, "esp32": 6, "stm32": 12}
+
+
+def unique_id():
+    """machine.unique_id(): the flash chip's 8-byte id (rp2 machine.c), the 6-byte Wi-Fi MAC (esp32),
+    the MCU's 12-byte UID (stm32). VIRTUAL_UNIQUE_ID (hex) makes it another board's."""
+    port = getattr(sys.modules.get("machine"), "PORT", "rp2")
+    n = _UNIQUE_ID_BYTES.get(port, 8)
+    given = ""
+    try:
+        import os
+
+        given = os.getenv("VIRTUAL_UNIQUE_ID") or ""
+    except (ImportError, AttributeError):
+        pass
+    if given:
+        import binascii
+
+        return binascii.unhexlify(given)[:n]
+    return bytes(range(0xE6, 0xE6 + n))
+
+
 def reset():
     # machine.reset() (extmod/modmachine.c): a hard reset. Its main.py runs at the next boot.
     sys.exit(RESET_EXIT)

@@ -10,8 +10,13 @@ main.c, v1.24.0..v1.28.0):
 - a soft reset (Ctrl-D, or sys.exit): "soft reboot", then main.py runs only if the REPL was in
   friendly mode (`pyexec_mode_kind == PYEXEC_MODE_FRIENDLY_REPL`); from the raw REPL, as
   mpremote's soft-reset leaves it, the board comes back in the raw REPL and main.py does NOT run.
-A Ctrl-C while main.py runs interrupts it (SIGINT: the pty is raw, so the byte alone would not).
-read_until() reads what the board printed since mpremote let go of the port.
+A Ctrl-C while main.py runs interrupts it (SIGINT: the pty is raw, so the byte alone would not),
+unless main.py turned the interrupt character off (micropython.kbd_intr(-1), as the pump's USB link
+does): the unix port then leaves SIGINT to its default (ports/unix/unix_mphal.c
+mp_hal_set_interrupt_char), so the byte is data, as it is on a board (mp_hal_stdin_rx_chr's
+interrupt check). press_reset() is the board's reset button: a hard reset, main.py first.
+read_until() reads what the board printed since mpremote let go of the port. With flash_dir, the
+board's virtual flash is kept there (boards/virtual/vflash.py VIRTUAL_FLASH_DIR): it survives a reset.
 """
 
 import os
@@ -28,10 +33,12 @@ RESET_EXIT = 3  # boards/virtual/vmachine.py: the exit status of machine.reset()
 
 
 class SerialBoard:
-    def __init__(self, micropython, root, port=None):
+    def __init__(self, micropython, root, port=None, flash_dir=None):
         self.micropython = micropython
         self.root = root  # the board's filesystem
         self.env = dict(os.environ)
+        if flash_dir is not None:
+            self.env["VIRTUAL_FLASH_DIR"] = str(flash_dir)
         if port is not None:
             virtual = os.path.join(ROOT, "boards", "virtual")
             self.env["MICROPYPATH"] = os.path.join(virtual, port) + ":" + virtual
@@ -39,6 +46,7 @@ class SerialBoard:
         self.hard_resets = 0
         self.main_runs = 0  # times main.py was started
         self.raw = False  # the REPL's mode, kept across a soft reset as pyexec_mode_kind is
+        self._pressed = False  # press_reset(): the process is being killed for a hard reset
         self._in_main = False  # main.py started and the REPL not seen since
         self._host, host_end = pty.openpty()
         tty.setraw(host_end)
@@ -80,7 +88,8 @@ class SerialBoard:
             if self._proc.poll() is not None and not self._stop:
                 os.close(self._board)
                 self.resets += 1
-                if self._proc.returncode == RESET_EXIT:
+                if self._proc.returncode == RESET_EXIT or self._pressed:
+                    self._pressed = False
                     self.hard_resets += 1
                     self.raw = False
                 else:
@@ -93,10 +102,26 @@ class SerialBoard:
                 self.raw = True
             elif b == 2:  # Ctrl-B: the friendly REPL
                 self.raw = False
-            elif b == 3 and self._in_main:
+            elif b == 3 and self._in_main and self._interrupts():
                 self._in_main = False
                 self._proc.send_signal(signal.SIGINT)
         os.write(self._board, data)
+
+    def _interrupts(self):
+        """Whether the interpreter catches SIGINT now (Ctrl-C on), from /proc/<pid>/status SigCgt."""
+        try:
+            with open(f"/proc/{self._proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("SigCgt:"):
+                        return bool(int(line.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+        except OSError:
+            pass
+        return True
+
+    def press_reset(self):
+        """The reset button: the board restarts (a hard reset), main.py first."""
+        self._pressed = True
+        self._proc.kill()
 
     def read_until(self, text, timeout=30.0):
         """What the board printed, up to the end of the line holding `text` (or all, at timeout)."""
