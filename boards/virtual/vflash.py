@@ -3,9 +3,9 @@
 # test process, as a board's flash survives a reset. Sparse: a block never written reads 0xFF.
 # Written in the subset of Python MicroPython has.
 #
-# With VIRTUAL_FLASH_DIR set, each chip is also kept in that folder (one file per erase block
-# written, <chip>.<block>): a board whose process ends at a reset (tests/host/serial_board.py) boots
-# again on the flash it left, as a board does after a hard reset or a power cut.
+# With VIRTUAL_FLASH_DIR set, each chip is also kept in a file there (<chip>.flash), its blocks
+# written through at each program and erase: a board whose process ends at a reset (tests/host/serial_board.py) boots again on the
+# flash it left, as a board does after a hard reset or a power cut.
 
 _chips = {}
 
@@ -27,35 +27,36 @@ class Chip:
         self.block = block
         self.blocks = {}  # erase block -> bytearray
         self.erases = 0
-        self.path = path  # the folder and chip name its blocks are kept under ("": memory only)
+        self._file = None
         if path:
-            self._load()
+            self._open(path)
 
-    def _load(self):
-        import os
+    def _open(self, path):
+        erased = b"\xff" * self.block
+        try:
+            f = open(path, "r+b")
+        except OSError:
+            f = open(path, "w+b")
+            for _ in range(self.size // self.block):  # a new chip: erased
+                f.write(erased)
+            f.flush()
+            f.seek(0)
+        data = bytearray(self.block)
+        for n in range(self.size // self.block):  # block by block: a whole chip would not fit the heap
+            f.readinto(data)
+            if data != erased:
+                self.blocks[n] = bytearray(data)
+        self._file = f
 
-        folder, name = self.path.rsplit("/", 1)
-        for f in os.listdir(folder):
-            if f.startswith(name + ".") and f[len(name) + 1:].isdigit():
-                with open(folder + "/" + f, "rb") as fh:
-                    self.blocks[int(f[len(name) + 1:])] = bytearray(fh.read())
-
-    def _keep(self, n):
-        if not self.path:
+    def _keep(self, addr, length):
+        """Writes the blocks holding bytes addr..addr+length through to the chip's file, if it has one."""
+        if self._file is None or length <= 0:
             return
-        import os
-
-        f = "%s.%d" % (self.path, n)
-        b = self.blocks.get(n)
-        if b is None:
-            try:
-                os.remove(f)
-            except OSError:
-                pass
-            return
-        with open(f + ".new", "wb") as fh:  # replaced whole: a killed process leaves the old block or the new
-            fh.write(b)
-        os.rename(f + ".new", f)
+        for n in range(addr // self.block, (addr + length - 1) // self.block + 1):
+            b = self.blocks.get(n)
+            self._file.seek(n * self.block)
+            self._file.write(b"\xff" * self.block if b is None else b)
+        self._file.flush()
 
     def read(self, addr, buf):
         for i in range(len(buf)):
@@ -69,15 +70,15 @@ class Chip:
             a = addr + i
             b = self._block(a // self.block)
             b[a % self.block] = (b[a % self.block] & buf[i]) if nor else buf[i]
-        if self.path and len(buf):
-            for n in range(addr // self.block, (addr + len(buf) - 1) // self.block + 1):
-                self._keep(n)
+        self._keep(addr, len(buf))
 
     def erase(self, addr, length):
-        for n in range(addr // self.block, (addr + length) // self.block):
+        first = addr // self.block
+        end = (addr + length) // self.block
+        for n in range(first, end):
             self.blocks.pop(n, None)
             self.erases += 1
-            self._keep(n)
+        self._keep(first * self.block, (end - first) * self.block)
 
     def _block(self, n):
         b = self.blocks.get(n)
@@ -91,18 +92,17 @@ def chip(name, size, block):
     c = _chips.get(name)
     if c is None:
         folder = _flash_dir()
-        c = _chips[name] = Chip(size, block, folder + "/" + name if folder else "")
+        c = _chips[name] = Chip(size, block, folder + "/" + name + ".flash" if folder else "")
     return c
 
 
 def wipe(name=None):
-    """Test hook: a new, erased chip (all of them if name is None); a kept one's files go too."""
+    """Test hook: a new, erased chip (all of them if name is None); a kept one's file is erased too."""
     for n in list(_chips) if name is None else [name]:
         c = _chips.pop(n, None)
-        if c is not None and c.path:
-            for b in list(c.blocks):
-                c.blocks.pop(b)
-                c._keep(b)
+        if c is not None and c._file is not None:
+            c.blocks.clear()
+            c._keep(0, c.size)
 
 
 def littlefs_superblock(block_size, block_count):
