@@ -186,6 +186,17 @@ def _rel(clock, ref, tick):
     return d if d > -_HALF else -_HALF + 1
 
 
+def pack_rx(rx, values, at):
+    """rx in _pack_rx's layout (what parse_rx reads) into values[at:], allocation-free (the link's
+    PRESCRIPTION reply); returns the index after its last int (at + at most _RX_INTS)."""
+    w = _w  # pack()'s writer: neither runs inside the other
+    w.v = values
+    w.i = at
+    _pack_rx(w, rx)
+    w.v = None
+    return w.i
+
+
 def _pack_settings(w, loop):
     p = loop.ctl.pump
     w.put(p.capacity_nl)
