@@ -13,6 +13,7 @@
 # refused by its MAC allocates that check's hashlib objects. Replies to frames the pump could not
 # authenticate are unauthenticated (role 0, counter 0, a MAC of zeros): no MAC is computed for them.
 
+from firmware import state
 from firmware.alarms import EV_COMMAND_ACCEPTED, EV_COMMAND_REFUSED, EV_LINK_LOCKED, EV_LINK_UNLOCKED
 from firmware.frame import (
     CLINICIAN,
@@ -54,9 +55,10 @@ SILENCE = const(10)
 SUSPEND = const(11)
 RESUME = const(12)
 ALARM_OPTIONS = const(13)
+PRESCRIPTION = const(14)
 REPLY = const(0x80)
 COMMAND_NAMES = ("", "status", "ptm", "log", "program", "bolus", "cancel_bolus", "refill", "prime", "set_clock",
-                 "silence", "suspend", "resume", "alarm_options")
+                 "silence", "suspend", "resume", "alarm_options", "prescription")
 
 # Results (a reply's ints[0]); 2..8 are firmware/frame.py's codes
 OK = const(0)
@@ -95,10 +97,10 @@ SOFT_BOLUS_NG = const(50_000)  # BOLUS above 50 mcg
 LOG_MAX = const(40)  # events a LOG reply carries at most (2 + 6 x 40 ints)
 _CHUNK = const(128)  # bytes read from the port at a time
 _READS = const(16)  # reads per wake at most (2 KB: a flood of bytes never keeps the loop from its work)
-_N = const(14)  # request lengths by command (-1: PROGRAM's is the prescription's)
-_LENGTHS = (-1, 0, 0, 2, -1, 3, 0, 2, 1, 2, 0, 0, 0, 1)
+_N = const(15)  # request lengths by command (-1: PROGRAM's is the prescription's)
+_LENGTHS = (-1, 0, 0, 2, -1, 3, 0, 2, 1, 2, 0, 0, 0, 1, 0)
 _CMD = (-1, -1, -1, -1, CMD_PROGRAM, CMD_BOLUS, CMD_CANCEL_BOLUS, CMD_REFILL, CMD_PRIME, CMD_SET_CLOCK, CMD_SILENCE,
-        CMD_SUSPEND, CMD_RESUME, -1)
+        CMD_SUSPEND, CMD_RESUME, -1, -1)
 
 
 class Link:
@@ -381,6 +383,11 @@ class Link:
             return self._ptm()
         if cmd == LOG:
             return self._log()
+        if cmd == PRESCRIPTION:
+            # the prescription in force as PROGRAM takes it (after its confirm flag): at most
+            # state._RX_INTS (220) ints, so result, field and data fit MAX_INTS
+            self._n = state.pack_rx(self._loop.ctl.rx, self._reply, 2)
+            return OK
         if cmd == PROGRAM:
             return self._program()
         if cmd == ALARM_OPTIONS:
@@ -508,8 +515,6 @@ class Link:
     def _program(self):
         # Decoded and validated by firmware/state.py's own restore code (the layout _pack_rx writes),
         # applied through the loop's CMD_PROGRAM: whole or not at all.
-        from firmware import state
-
         r = self.reader
         if r.n < 2:
             return BAD_LENGTH

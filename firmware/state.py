@@ -186,6 +186,17 @@ def _rel(clock, ref, tick):
     return d if d > -_HALF else -_HALF + 1
 
 
+def pack_rx(rx, values, at):
+    """rx in _pack_rx's layout (what parse_rx reads) into values[at:], allocation-free (the link's
+    PRESCRIPTION reply); returns the index after its last int (at + at most _RX_INTS)."""
+    w = _w  # pack()'s writer: neither runs inside the other
+    w.v = values
+    w.i = at
+    _pack_rx(w, rx)
+    w.v = None
+    return w.i
+
+
 def _pack_settings(w, loop):
     p = loop.ctl.pump
     w.put(p.capacity_nl)
@@ -643,7 +654,8 @@ def _parse_rx(r, s):
                 rates.append(r.get("rx.profiles[%d][%d].ng_per_day" % (d, j), 0, MAX_BOLUS_NG))
             profiles.append(_build("rx.profiles[%d]" % d, lambda: Profile(starts, rates, "basal." + _DAYS[d])))
     rx = _build("rx", lambda: Prescription(conc, profiles, periodic, ptm, max_daily, s.drug))
-    _build("rx", lambda: rx.check_pump(s.pump))
+    if s.pump is not None:  # None: a host reading a pump's own (pumpctl), the pump's checks are the pump's
+        _build("rx", lambda: rx.check_pump(s.pump))
     return rx
 
 
@@ -898,7 +910,8 @@ def _apply_link(loop, s, now):
 def parse_rx(values, start, n, pump, drug):
     """A prescription in _pack_rx's layout from values[start:n] (the link's PROGRAM), validated
     as restore() validates a stored one: (rx, the index after its last int: n unless ints are left
-    over) or (None, the index of the int at fault; n when ints are missing)."""
+    over) or (None, the index of the int at fault; n when ints are missing). pump None: the checks
+    against a pump's parameters are left out (a host decoding a PRESCRIPTION reply)."""
     r = _Reader(values, n)
     r.i = start
     s = _Staged()

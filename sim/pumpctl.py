@@ -37,6 +37,7 @@ from pathlib import Path
 from firmware.frame import (
     CLINICIAN,
     COUNTER_MAX,  # the pump answers COUNTER_EXHAUSTED to it: the last usable is one less
+    MAX_INTS,
     PATIENT,
     VERSION,
 )
@@ -54,6 +55,7 @@ from firmware.link import (
     OK,
     OUT_OF_RANGE,
     OUT_OF_WINDOW,
+    PRESCRIPTION,
     PRIME,
     PROGRAM,
     PTM,
@@ -381,29 +383,78 @@ def scaled(text, decimals, what):
 
 
 def pack_prescription(rx):
-    """The request ints of a Prescription, as firmware/state.py packs one (_pack_rx)."""
+    """The request ints of a Prescription, as firmware/state.py packs one (pack_rx)."""
     from firmware import state
 
-    w = state._Writer()
-    w.v = [0] * 256
-    state._pack_rx(w, rx)
-    return w.v[:w.i]
+    values = [0] * MAX_INTS
+    return values[:state.pack_rx(rx, values, 0)]
+
+
+def unpack_prescription(ints):
+    """pack_prescription's inverse (a PRESCRIPTION reply's data): the Prescription, read by the
+    firmware's own reader (state.parse_rx, without the checks against the pump's parameters, which
+    pumpctl does not know), or None if the ints are not one. It has no drug name: the pump holds none."""
+    from firmware import state
+
+    rx, at = state.parse_rx(ints, 0, len(ints), None, None)
+    return rx if rx is not None and at == len(ints) else None
+
+
+def time_text(ms):
+    """A time of day: HH:MM, with :SS (and .mmm) only where it has them."""
+    s, milli = divmod(ms, 1000)
+    text = f"{s // 3600:02d}:{s // 60 % 60:02d}"
+    if s % 60 or milli:
+        text += f":{s % 60:02d}" + (f".{milli:03d}" if milli else "")
+    return text
 
 
 def rx_summary(rx):
-    """What a clinician compares: per weekday the basal mcg/day (its profile over 24 h), the periodic
-    boluses, the PTM and the limit."""
-    basal = []
+    """What a clinician reads and compares: per weekday the basal steps and their mcg/day over 24 h,
+    the periodic boluses, the PTM, the limit, and the daily dose (the highest weekday's basal and the
+    periodic boluses)."""
+    basal, steps = [], []
     for p in rx.profiles:
         starts = list(p.starts_ms) + [DAY_MS]
         ng = sum(p.rates_ng_per_day[j] * (starts[j + 1] - starts[j]) for j in range(len(p.starts_ms)))
         basal.append(ng / DAY_MS / 1000)
+        steps.append([{"start": time_text(p.starts_ms[j]), "mcg_per_day": p.rates_ng_per_day[j] / 1000}
+                      for j in range(len(p.starts_ms))])
     periodic = sum(b.amount_ng for _, b in rx.periodic) / 1000
     ptm = None if rx.ptm is None else {"mcg": rx.ptm[0].amount_ng / 1000, "minutes": rx.ptm[0].minutes,
                                        "lockout_minutes": rx.ptm[1], "max_per_day": rx.ptm[2]}
-    return {"concentration_mcg_ml": rx.concentration, "basal_mcg_per_day": [round(x, 3) for x in basal],
-            "daily_dose_mcg": round(max(basal) + periodic, 3), "periodic_mcg_per_day": periodic,
-            "ptm": ptm, "max_daily_mcg": rx.max_daily_ng / 1000}
+    return {"concentration_mcg_ml": rx.concentration, "basal_steps": dict(zip(WEEKDAYS, steps)),
+            "basal_mcg_per_day": [round(x, 3) for x in basal], "daily_dose_mcg": round(max(basal) + periodic, 3),
+            "periodic_bolus": [{"at": time_text(at), "mcg": b.amount_ng / 1000, "minutes": b.minutes}
+                               for at, b in rx.periodic],
+            "periodic_mcg_per_day": periodic, "ptm": ptm, "max_daily_mcg": rx.max_daily_ng / 1000}
+
+
+def rx_text(r):
+    """The prescription in force, for status: weekdays with the same basal together."""
+    days = {}
+    for d, name in enumerate(WEEKDAYS):
+        days.setdefault(json.dumps(r["basal_steps"][name]), []).append(d)
+    lines = [("prescription", "in force (the pump holds no drug name)"),
+             ("concentration", f"{r['concentration_mcg_ml']} mcg/mL")]
+    for group in days.values():
+        steps = r["basal_steps"][WEEKDAYS[group[0]]]
+        when = "every day" if len(group) == 7 else _days_text(group)
+        rates = ", ".join(f"{s['start']} {s['mcg_per_day']:g}" for s in steps)
+        lines.append(("basal", f"{when}: {rates} mcg/day ({r['basal_mcg_per_day'][group[0]]:g} mcg a day)"))
+    periodic = "; ".join(f"{b['at']} {b['mcg']:g} mcg over {b['minutes']} min" for b in r["periodic_bolus"])
+    lines += [("periodic bolus", f"{periodic} ({r['periodic_mcg_per_day']:g} mcg a day)" if periodic else "none"),
+              ("PTM", _ptm_text(r["ptm"])),
+              ("limit", f"{r['max_daily_mcg']:g} mcg in 24 h"),
+              ("daily dose", f"{r['daily_dose_mcg']:g} mcg (the highest weekday's basal and the periodic boluses)")]
+    return "\n".join(f"{k:<15} {x}" for k, x in lines)
+
+
+def _days_text(group):
+    # consecutive weekdays as a range (mon-fri), others listed
+    if len(group) > 2 and group[-1] - group[0] == len(group) - 1:
+        return f"{WEEKDAYS[group[0]]}-{WEEKDAYS[group[-1]]}"
+    return ",".join(WEEKDAYS[d] for d in group)
 
 
 def at_date(now, minutes):
@@ -477,7 +528,7 @@ def parser():
     p.add_argument("--json", action="store_true", help="print the answer as JSON")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for each reply (default 3)")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    s = sub.add_parser("status", help="state, reservoir, dates, battery, alarms")
+    s = sub.add_parser("status", help="state, reservoir, dates, battery, alarms; the prescription (clinician key)")
     s.add_argument("--patient", action="store_true", help="ask with the patient key")
     g = sub.add_parser("log", help="the pump's event log")
     g.add_argument("--since", type=int, default=0, help="from this event number (0: the oldest kept)")
@@ -534,20 +585,29 @@ def _status(link, role=CLINICIAN):
     return status_dict(_checked(link.request(role, STATUS, []), "status"), dt.datetime.now())
 
 
-def run_command(args, link, counters, out, ask):
+def _prescription(link):
+    """The pump's prescription in force (rx_summary), from its own PRESCRIPTION reply."""
+    rx = unpack_prescription(_checked(link.request(CLINICIAN, PRESCRIPTION, []), "prescription"))
+    if rx is None:
+        raise Failure(EXIT_BAD_REPLY, "prescription: the pump's reply is not a prescription")
+    return rx_summary(rx)
+
+
+def run_command(args, link, out, ask):
     """Runs one command; returns (human text, JSON-able dict)."""
     c = args.command
     if c == "status":
         role = PATIENT if args.patient or CLINICIAN not in link.keys else CLINICIAN
         s = _status(link, role)
-        return status_text(s), {"status": s}
+        rx = _prescription(link) if role == CLINICIAN else None  # the patient's key cannot read it
+        return status_text(s) + ("\n" + rx_text(rx) if rx else ""), {"status": s, "prescription": rx}
     if c == "ptm":
         data = _checked(link.request(PATIENT, PTM, []), "ptm")
         return f"patient bolus granted: {data[0] / 1000:g} mcg", {"granted_ng": data[0]}
     if c == "log":
         return _log(link, args.since)
     if c == "program":
-        return _program(args, link, counters, out, ask)
+        return _program(args, link, out, ask)
     if c == "bolus":
         ng = scaled(args.mcg, 3, "--mcg")
         data = _checked(link.request(CLINICIAN, BOLUS, [int(args.confirm_increase), ng, args.minutes]), "bolus")
@@ -616,7 +676,7 @@ def _log(link, since):
     return "\n".join(lines) or "no events", {"events": events, "next_since": nxt}
 
 
-def _program(args, link, counters, out, ask):
+def _program(args, link, out, ask):
     from sim.scenario import ScenarioError, load_prescription
 
     try:
@@ -625,9 +685,8 @@ def _program(args, link, counters, out, ask):
         raise Failure(EXIT_USAGE, str(e)) from None
     ints = pack_prescription(rx)
     new = rx_summary(rx)
-    status = _status(link)
-    old = counters.data.get("programmed")  # what this host last programmed: STATUS carries no prescription
-    table = _side_by_side(old, new, status)
+    old = _prescription(link)  # the pump's own: whoever programmed it
+    table = _side_by_side(old, new)
     if not args.yes:
         out(table)
         if not ask("program this prescription? [y/N] "):
@@ -636,36 +695,34 @@ def _program(args, link, counters, out, ask):
     if reply.result == OUT_OF_RANGE and 1 <= reply.field <= len(ints):
         _checked(Reply(reply.result, reply.field, reply.data), f"program (prescription int {reply.field - 1})")
     _checked(reply, "program")
-    counters.data["programmed"] = new
-    counters.save()
-    return (table + "\n" if args.yes else "") + "programmed", {"old": old, "new": new, "ints": len(ints) + 1}
+    return (table + "\n" if args.yes else "") + "programmed", {"old": old, "new": new, "ints": len(ints) + 1,
+                                                             "daily_dose_change_percent": _change_percent(old, new)}
 
 
-def _side_by_side(old, new, status):
-    def f(x):
-        return "-" if x is None else str(x)
-
-    o = old or {"concentration_mcg_ml": status.get("concentration_mcg_ml")}
-    rows = [("concentration mcg/mL", o.get("concentration_mcg_ml"), new["concentration_mcg_ml"])]
+def _side_by_side(old, new):
+    """The pump's prescription in force and the new one (rx_summary's), and the daily dose change."""
+    rows = [("concentration mcg/mL", old["concentration_mcg_ml"], new["concentration_mcg_ml"])]
     for d in range(7):
-        ob = o.get("basal_mcg_per_day")
-        rows.append((f"basal {WEEKDAYS[d]} mcg/day", ob[d] if ob else None, new["basal_mcg_per_day"][d]))
-    rows += [("periodic mcg/day", o.get("periodic_mcg_per_day"), new["periodic_mcg_per_day"]),
-             ("PTM", o.get("ptm") and _ptm_text(o["ptm"]), _ptm_text(new["ptm"])),
-             ("limit mcg/24 h", o.get("max_daily_mcg"), new["max_daily_mcg"]),
-             ("daily dose mcg", o.get("daily_dose_mcg"), new["daily_dose_mcg"])]
-    lines = [f"{'':<22} {'in force' if old else 'in force (unknown)':<22} new"]
-    lines += [f"{k:<22} {f(a):<22} {f(b)}" for k, a, b in rows]
-    if old and old.get("daily_dose_mcg"):
-        change = (new["daily_dose_mcg"] - old["daily_dose_mcg"]) / old["daily_dose_mcg"] * 100
-        lines.append(f"daily dose change      {change:+.1f} %")
-    else:
-        lines.append(f"daily dose change      unknown (rate now {status.get('rate_ng_per_day', -1) / 1000:g} mcg/day)")
+        rows.append((f"basal {WEEKDAYS[d]} mcg/day", old["basal_mcg_per_day"][d], new["basal_mcg_per_day"][d]))
+    rows += [("periodic mcg/day", old["periodic_mcg_per_day"], new["periodic_mcg_per_day"]),
+             ("PTM", _ptm_text(old["ptm"]), _ptm_text(new["ptm"])),
+             ("limit mcg/24 h", old["max_daily_mcg"], new["max_daily_mcg"]),
+             ("daily dose mcg", old["daily_dose_mcg"], new["daily_dose_mcg"])]
+    rows = [(k, a if isinstance(a, str) else f"{a:g}", b if isinstance(b, str) else f"{b:g}") for k, a, b in rows]
+    w = max(len("in force"), *(len(a) for _, a, _ in rows)) + 2
+    lines = [f"{'':<22} {'in force':<{w}} new"]
+    lines += [f"{k:<22} {a:<{w}} {b}" for k, a, b in rows]
+    lines.append(f"daily dose change      {_change_percent(old, new):+.1f} %")
     return "\n".join(lines)
 
 
+def _change_percent(old, new):
+    return (new["daily_dose_mcg"] - old["daily_dose_mcg"]) / old["daily_dose_mcg"] * 100  # never / 0: basal > 0
+
+
 def _ptm_text(p):
-    return "none" if not p else f"{p['mcg']:g} mcg/{p['minutes']} min, {p['lockout_minutes']} min, {p['max_per_day']}/day"
+    return "none" if not p else (f"{p['mcg']:g} mcg/{p['minutes']} min, lockout {p['lockout_minutes']} min, "
+                                 f"{p['max_per_day']}/day")
 
 
 def _ask(prompt):
@@ -688,7 +745,7 @@ def main(argv=None, ask=_ask):
             port = open_port(args.url)
             try:
                 link = Link(port, keys, counters, args.timeout)
-                text, data = run_command(args, link, counters, print, ask)
+                text, data = run_command(args, link, print, ask)
             finally:
                 port.close()
         finally:

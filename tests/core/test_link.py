@@ -273,6 +273,66 @@ def test_the_rx_ints_are_what_state_packs_for_the_standard_prescription():
     assert values[at:at + 16] == _rx_ints(BASAL_NG_PER_DAY)
 
 
+def _largest_rx_ints():
+    # The largest prescription the layout holds (docs/link.md: 220 ints): a PTM, 8 periodic boluses
+    # and 7 distinct weekdays of 13 steps each, written from _pack_rx's definition.
+    ints = [CONCENTRATION, MAX_DAILY_NG, PTM_NG, 10, 60, 4, 8]
+    for k in range(8):
+        ints += [(13 + k) * HOUR + 30 * MIN, 1000 + k, 10 + k]  # at, ng, minutes
+    for d in range(7):
+        ints.append(13)
+        for j in range(13):
+            ints += [j * HOUR + d * MIN if j else 0, 500_000 + 1000 * d + 100 * j]  # start ms (the first 00:00), ng/day
+    assert len(ints) == 220
+    return ints
+
+
+def test_prescription_reads_back_the_prescription_in_force():
+    p = Pump()
+    p.rig.run_until(HOUR)
+    assert _ok(p.ask(CLINICIAN, L.PRESCRIPTION), CLINICIAN, 1, L.PRESCRIPTION) == _rx_ints(BASAL_NG_PER_DAY)
+    for confirm, ints in ((0, _rx_ints(660_000, 900_000)), (0, _largest_rx_ints()), (1, _rx_ints(540_000))):
+        assert p.ask(CLINICIAN, L.PROGRAM, [confirm] + ints)[3][0] == L.OK
+        reply = p.ask(CLINICIAN, L.PRESCRIPTION)
+        assert _ok(reply, CLINICIAN, p.counter[CLINICIAN], L.PRESCRIPTION) == ints
+    assert p.loop.ctl.rx.max_basal_ng_per_day == 540_000
+    # (a read through the whole layout: the largest fills 2 + 220 of the reply's MAX_INTS ints)
+    assert 2 + len(_largest_rx_ints()) <= 256
+
+
+def test_prescription_changes_nothing_that_status_does_not():
+    # Twin pumps, one asked STATUS and the other PRESCRIPTION at the same instant: the same state
+    # after (the same counter, the same command charge to the gauge), and each logged as accepted.
+    a = Pump()
+    b = Pump()
+    for q in (a, b):
+        q.rig.run_until(HOUR)
+        q.loop.service()
+    before = b.packed()
+    logged = b.loop.log.count
+    rx = b.loop.ctl.rx
+    assert a.ask(CLINICIAN, L.STATUS)[3][0] == L.OK
+    assert b.ask(CLINICIAN, L.PRESCRIPTION)[3][0] == L.OK
+    assert a.packed() == b.packed()
+    after = b.packed()
+    assert after != before and b.loop.ctl.rx is rx
+    assert _codes_since(b.loop.log, logged) == [EV_COMMAND_ACCEPTED]
+    assert _last_event(b.loop.log)[2] == CLINICIAN * 256 + L.PRESCRIPTION
+    for q in (a, b):
+        q.rig.run_until(2 * HOUR)
+    assert a.packed() == b.packed()
+
+
+def test_prescription_is_the_clinicians_and_takes_no_ints():
+    p = Pump()
+    p.rig.run_until(HOUR)
+    reply = _refused(p, PATIENT, L.PRESCRIPTION, [], L.ROLE_NOT_ALLOWED)
+    assert reply[4] == "ok" and reply[3] == [L.ROLE_NOT_ALLOWED, 0]  # no prescription in it
+    _refused(p, CLINICIAN, L.PRESCRIPTION, [0], L.BAD_LENGTH)
+    _refused(p, CLINICIAN, L.PRESCRIPTION, [0] + _rx_ints(600_000), L.BAD_LENGTH)
+    assert L.COMMAND_NAMES[L.PRESCRIPTION] == "prescription"
+
+
 # -- refusals: fields, confirm, roles --------------------------------------------------------------
 
 
@@ -326,7 +386,7 @@ def test_fields_out_of_range_name_their_index():
         _refused(p, CLINICIAN, command, values, L.OUT_OF_RANGE, field)
     for command, values in ((L.STATUS, [1]), (L.BOLUS, [0, 10]), (L.SUSPEND, [0]), (L.LOG, [0])):
         _refused(p, CLINICIAN, command, values, L.BAD_LENGTH, 0)
-    _refused(p, CLINICIAN, 14, [], L.UNKNOWN_COMMAND, 0)
+    _refused(p, CLINICIAN, 15, [], L.UNKNOWN_COMMAND, 0)
     _refused(p, CLINICIAN, 0, [], L.UNKNOWN_COMMAND, 0)
     # invalid in this state: the firmware's reason as data
     reply = _refused(p, CLINICIAN, L.SILENCE, [], L.INVALID_STATE, 0)
@@ -337,7 +397,7 @@ def test_the_patient_key_on_a_clinician_command_is_refused():
     p = Pump()
     p.rig.run_until(HOUR)
     for command, values in ((L.BOLUS, [1, 20_000, 10]), (L.SUSPEND, []), (L.PROGRAM, [1] + _rx_ints(700_000)),
-                            (L.LOG, [0, 10]), (L.REFILL, [1000, CONCENTRATION])):
+                            (L.LOG, [0, 10]), (L.REFILL, [1000, CONCENTRATION]), (L.PRESCRIPTION, [])):
         reply = _refused(p, PATIENT, command, values, L.ROLE_NOT_ALLOWED)
         assert reply[4] == "ok" and reply[0] == PATIENT
     # the patient key on a frame claiming the clinician's role: a bad MAC
@@ -637,3 +697,23 @@ def test_a_flood_of_garbage_is_logged_once_a_minute_with_its_count():
     p.loop.log.get(0, out)  # the newest
     assert _codes_since(p.loop.log, logged) == [EV_COMMAND_REFUSED, EV_COMMAND_REFUSED]
     assert out[1] == EV_COMMAND_REFUSED and out[2] == 0 and out[4] == 299, out
+
+
+
+def test_prescription_allocates_its_two_macs_as_status_does():
+    # pack_rx writes into the link's reply list: an accepted PRESCRIPTION, even of the largest
+    # prescription, costs the request's MAC and the reply's (820 B on the unix port), as STATUS.
+    p = Pump(record=False, counting_emit=True)
+    p.rig.run_until(HOUR)
+    assert p.ask(CLINICIAN, L.PROGRAM, [0] + _largest_rx_ints())[3][0] == L.OK
+    p.port.record = False
+    if heap_meter() is None:
+        heap_meter_done()
+        skip("allocation is measured on MicroPython")
+    heap_meter_done()
+    used = {}
+    for command in (L.STATUS, L.PRESCRIPTION, L.STATUS, L.PRESCRIPTION):
+        p.counter[CLINICIAN] += 1
+        used[command] = _measured(p, request(CLINICIAN, p.counter[CLINICIAN], command, []), 1)
+    print("link: an accepted STATUS %d B, PRESCRIPTION (220 ints) %d B" % (used[L.STATUS], used[L.PRESCRIPTION]))
+    assert used[L.PRESCRIPTION] == used[L.STATUS] and used[L.STATUS] <= 880, used

@@ -7,8 +7,9 @@ and its checks of replies are judged by code that shares nothing with it. The en
 What it models: frames (COBS between 0x00, version 1, role, counter, command, n, i32s, 16-byte
 truncated HMAC-SHA256), the unauthenticated reply to a frame that fails its framing, BAD_MAC,
 REPLAY (data: the last accepted counter), OUT_OF_WINDOW, COUNTER_EXHAUSTED, ROLE_NOT_ALLOWED,
-BAD_LENGTH, UNKNOWN_COMMAND, and canned answers to every command. `script` overrides the answer:
-script[command] = (result, field, data), or a callable (role, counter, ints) -> bytes to send as is.
+BAD_LENGTH, UNKNOWN_COMMAND, and canned answers to every command (PRESCRIPTION: the last PROGRAM's
+ints). `script` overrides the answer: script[command] = (result, field, data), or a callable
+(role, counter, ints) -> bytes to send as is.
 """
 
 import hashlib
@@ -20,7 +21,7 @@ import threading
 HDR = struct.Struct("<BBIBH")
 ZERO_MAC = bytes(16)
 PATIENT_ONLY, BOTH = {2}, {1, 2}
-_LENGTHS = {1: 0, 2: 0, 3: 2, 5: 3, 6: 0, 7: 2, 8: 1, 9: 2, 10: 0, 11: 0, 12: 0, 13: 1}  # PROGRAM: any
+_LENGTHS = {1: 0, 2: 0, 3: 2, 5: 3, 6: 0, 7: 2, 8: 1, 9: 2, 10: 0, 11: 0, 12: 0, 13: 1, 14: 0}  # PROGRAM: any
 
 
 def cobs(raw):
@@ -70,6 +71,10 @@ class StandIn:
         self.received = []  # (role, counter, command, ints) of every authentic frame
         self.status = [0, 18_000_000, 2000, 480_000, 0, 80_000, 100_000, 2400, 2500, 3200, 2, 36_000_000, 7, 0]
         self.events = [(i, 3600 * i, 20, i, 0, 0) for i in range(45)]
+        # PRESCRIPTION's answer, in PROGRAM's layout after its confirm flag (docs/link.md): 2000 mcg/mL,
+        # limit 800 mcg, PTM 20 mcg/10 min/180 min/3 a day, no periodic bolus, 480 mcg/day every day;
+        # an accepted PROGRAM replaces it (its ints as sent: the stand-in checks none of them)
+        self.prescription = [2000, 800_000, 20_000, 10, 180, 3, 0, 1, 0, 480_000, -1, -1, -1, -1, -1, -1]
         self._srv = socket.create_server(("127.0.0.1", 0))
         self.port = self._srv.getsockname()[1]
         self.url = f"socket://127.0.0.1:{self.port}"
@@ -137,7 +142,7 @@ class StandIn:
             return reply(22)
         self.last[role] = counter
         self.received.append((role, counter, command, ints))
-        if command not in range(1, 14):
+        if command not in range(1, 15):
             return reply(28)
         if role == 1 and command not in (1, 2) or role == 2 and command == 2:
             return reply(23)
@@ -161,6 +166,10 @@ class StandIn:
             return reply(0, 0, [ints[1]])
         if command == 7:
             return reply(0, 0, [1440, 4320])
+        if command == 14:
+            return reply(0, 0, self.prescription)
+        if command == 4:
+            self.prescription = ints[1:]
         return reply(0)
 
     def _unauth(self, code):

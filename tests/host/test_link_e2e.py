@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,11 @@ class Served:
         code, out = self.ctl("status")
         assert code == 0, out
         return out["status"]
+
+    def status_rx(self):
+        code, out = self.ctl("status")
+        assert code == 0, out
+        return out["prescription"]
 
     def stop(self):
         self.p.send_signal(signal.SIGINT)
@@ -150,6 +156,93 @@ def test_every_command_and_ctrl_c(served):
     assert (served.out / "summary.json").exists() and "stopped after" in stdout
 
 
+# Another prescription, as another host programs it: flex basal, a Saturday of its own, a periodic bolus.
+OTHER = """
+[drug]
+concentration_mcg_ml = 2000
+[basal]
+steps = [ { start = "00:00", mcg_per_day = 500 }, { start = "08:00", mcg_per_day = 450.5 },
+          { start = "20:00", mcg_per_day = 520 } ]
+[basal.weekdays]
+sat = [ { start = "00:00", mcg_per_day = 470 } ]
+[[periodic_bolus]]
+at = "07:30"
+mcg = 15
+minutes = 20
+[ptm]
+mcg = 10
+minutes = 10
+lockout_minutes = 120
+max_per_day = 4
+[limits]
+max_daily_mcg = 700
+"""
+
+
+def _expected_rx(toml_text):
+    """What pumpctl must show of a prescription, from its TOML by this test's own arithmetic."""
+    t = tomllib.loads(toml_text)
+
+    def minutes(hhmm):
+        h, m = hhmm.split(":")
+        return int(h) * 60 + int(m)
+
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    steps = {d: t["basal"].get("weekdays", {}).get(d, t["basal"]["steps"]) for d in days}
+    basal = []
+    for d in days:
+        ends = [minutes(x["start"]) for x in steps[d][1:]] + [1440]
+        basal.append(sum(x["mcg_per_day"] * (end - minutes(x["start"])) for x, end in zip(steps[d], ends)) / 1440)
+    periodic = t.get("periodic_bolus", [])
+    ptm = t["ptm"]
+    return {"concentration_mcg_ml": t["drug"]["concentration_mcg_ml"],
+            "basal_steps": {d: [{"start": x["start"], "mcg_per_day": x["mcg_per_day"]} for x in steps[d]] for d in days},
+            "basal_mcg_per_day": [round(x, 3) for x in basal],
+            "periodic_bolus": [{"at": b["at"], "mcg": b["mcg"], "minutes": b["minutes"]} for b in periodic],
+            "ptm": {"mcg": ptm["mcg"], "minutes": ptm["minutes"], "lockout_minutes": ptm["lockout_minutes"],
+                    "max_per_day": ptm["max_per_day"]},
+            "max_daily_mcg": t["limits"]["max_daily_mcg"],
+            "daily_dose_mcg": round(max(basal) + sum(b["mcg"] for b in periodic), 3)}
+
+
+def _shown(rx):
+    return {k: rx[k] for k in ("concentration_mcg_ml", "basal_steps", "basal_mcg_per_day", "periodic_bolus", "ptm",
+                               "max_daily_mcg", "daily_dose_mcg")}
+
+
+def test_status_and_program_show_the_pumps_prescription(served):
+    mine = _expected_rx(SCENARIO)
+    code, out = served.ctl("status")
+    assert code == 0 and _shown(out["prescription"]) == mine
+    r = subprocess.run([sys.executable, "-m", "sim.pumpctl", "--url", served.url, "status"], cwd=ROOT,
+                       env={**ENV, "PUMPCTL_KEY_FILE": str(served.keys)}, capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "every day: 00:00 480 mcg/day" in r.stdout and "800 mcg in 24 h" in r.stdout
+    # another host (its own counters, the same keys) programs another prescription
+    other_dir = served.tmp / "other-host"
+    other_dir.mkdir()
+    other_keys = other_dir / "keys.json"
+    other_keys.write_text(served.keys.read_text())
+    other_keys.chmod(0o600)
+    (other_dir / "other.toml").write_text(OTHER)
+    theirs = _expected_rx(OTHER)
+    code, out = served.ctl("program", str(other_dir / "other.toml"), "--yes", keys=other_keys)
+    assert code == 0 and _shown(out["old"]) == mine and _shown(out["new"]) == theirs
+    # this host sees it in force: in status, and as the old side of its own program
+    code, out = served.ctl("status")
+    assert code == 0 and _shown(out["prescription"]) == theirs
+    code, out = served.ctl("program", str(served.tmp / "e2e.toml"), "--yes")
+    assert code == 0 and _shown(out["old"]) == theirs and _shown(out["new"]) == mine
+    change = (mine["daily_dose_mcg"] - theirs["daily_dose_mcg"]) / theirs["daily_dose_mcg"] * 100
+    assert out["daily_dose_change_percent"] == pytest.approx(change)
+    assert _shown(served.status_rx()) == mine
+    # the patient's key alone: the status the patient may see, no prescription, no error
+    patient_keys = served.tmp / "patient.json"
+    patient_keys.write_text(json.dumps({"patient": served.pk.hex()}))
+    patient_keys.chmod(0o600)
+    code, out = served.ctl("status", keys=patient_keys)
+    assert code == 0 and out["prescription"] is None and out["status"]["state_name"] == "delivering"
+
+
 def test_attacks_change_nothing(served):
     s0 = served.status()
     good = frame(served.ck, 2, 1000, 11, [])  # SUSPEND, counter 1000
@@ -170,8 +263,8 @@ def test_attacks_change_nothing(served):
     s1 = served.status()
     assert s1["state"] == s0["state"] and s1["held_bits"] == s0["held_bits"]
     # garbage between frames: the good frame after it is read
-    replies = _raw_exchange(served.port, b"\x13\x37garbage\x00\xff\xfe" + frame(served.ck, 2, s1["clinician_counter"]
-                                                                             + 1, 1, []))
+    last = json.loads(Path(str(served.keys) + ".state").read_text())["clinician"]  # status's PRESCRIPTION came after
+    replies = _raw_exchange(served.port, b"\x13\x37garbage\x00\xff\xfe" + frame(served.ck, 2, last + 1, 1, []))
     assert _result(replies[-1]) == 0
 
 

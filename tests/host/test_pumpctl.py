@@ -122,6 +122,13 @@ max_daily_mcg = 400
     s = P.rx_summary(load_prescription(p))
     assert s["basal_mcg_per_day"][0] == round((100 * 12.5 + 200.5 * 11.5) / 24, 3)
     assert s["daily_dose_mcg"] == round((100 * 12.5 + 200.5 * 11.5) / 24 + 10, 3)
+    assert s["basal_steps"]["mon"] == [{"start": "00:00", "mcg_per_day": 100}, {"start": "12:30", "mcg_per_day": 200.5}]
+    assert s["basal_steps"]["sun"] == [{"start": "00:00", "mcg_per_day": 50}]
+    assert s["periodic_bolus"] == [{"at": "07:30", "mcg": 10, "minutes": 15}] and s["ptm"] is None
+    # its inverse: the same prescription back, and no prescription from ints that are not one
+    assert P.rx_summary(P.unpack_prescription(ints)) == s
+    assert P.unpack_prescription(ints[:-1]) is None and P.unpack_prescription(ints + [0]) is None
+    assert P.unpack_prescription([500, 400_000, 0, 0, 0, 0, 0] + [-2] * 7) is None
 
 
 # -- arguments and keys -----------------------------------------------------------------------------------
@@ -178,10 +185,42 @@ def test_status_json_and_text(keyfile, pump, capsys):
     assert out["ok"] and s["state_name"] == "delivering" and s["volume_nl"] == 18_000_000
     assert s["low_reservoir_at"] == "2026-06-28 23:20"  # 80,000 min = 55 d 13 h 20 min after 2026-05-04 10:00
     assert s["eri_at"] == "2032-11-28"  # 2400 days on
-    assert s["clinician_counter"] == 1 and pump.received == [(2, 1, 1, [])]
+    assert s["clinician_counter"] == 1 and pump.received == [(2, 1, 1, []), (2, 2, 14, [])]
+    # the stand-in's prescription (link_standin.py): 480 mcg/day every day, no periodic bolus
+    rx = out["prescription"]
+    assert rx["concentration_mcg_ml"] == 2000 and rx["max_daily_mcg"] == 800
+    assert rx["basal_steps"] == {d: [{"start": "00:00", "mcg_per_day": 480}] for d in P.WEEKDAYS}
+    assert rx["basal_mcg_per_day"] == [480] * 7 and rx["daily_dose_mcg"] == 480 and rx["periodic_bolus"] == []
+    assert rx["ptm"] == {"mcg": 20, "minutes": 10, "lockout_minutes": 180, "max_per_day": 3}
     assert ctl(keyfile, pump.url, "status") == 0
     text = capsys.readouterr().out
     assert "18.000 mL" in text and "wed 10:00:00" in text and "480.000 mcg/day" in text
+    assert "every day: 00:00 480 mcg/day" in text and "800 mcg in 24 h" in text and "lockout 180 min" in text
+
+
+def test_status_with_the_patient_key_has_no_prescription(tmp_path, keyfile, pump, capsys):
+    patient = tmp_path / "patient.json"
+    patient.write_text(json.dumps({"patient": PK.hex()}))
+    patient.chmod(0o600)
+    for keys, argv in ((patient, ["status"]), (keyfile, ["status", "--patient"])):
+        pump.received.clear()
+        assert ctl(keys, pump.url, "--json", *argv) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["ok"] and out["prescription"] is None and [r[:3:2] for r in pump.received] == [(1, 1)]
+        assert ctl(keys, pump.url, *argv) == 0
+        cap = capsys.readouterr()
+        assert "delivering" in cap.out and "prescription" not in cap.out and not cap.err
+
+
+def test_a_reply_that_is_no_prescription_is_not_believed(keyfile, capsys):
+    for data in ([], [2000, 800_000, 20_000, 10, 180, 3, 0, 1, 0, 480_000, -1, -1, -1, -1, -1],
+                 [2000, 800_000, 20_000, 10, 180, 3, 0, 1, 0, 480_000] + [-7] * 6):
+        s = StandIn(CK, PK, {14: (0, 0, data)})
+        try:
+            assert ctl(keyfile, s.url, "status") == P.EXIT_BAD_REPLY, data
+            assert "not a prescription" in capsys.readouterr().err
+        finally:
+            s.close()
 
 
 def test_every_command_sends_its_ints(keyfile, pump, capsys, tmp_path):
@@ -229,21 +268,32 @@ def test_log_pages_until_short(keyfile, pump, capsys):
 
 def test_program_shows_asks_and_sends(keyfile, pump, capsys):
     rx = "sim/scenarios/default.toml"
+    # in force, as another programmer left it (_pack_rx's layout, written here): 2000 mcg/mL, limit
+    # 900 mcg, no PTM, a periodic 30 mcg over 20 min at 08:00, 400 mcg/day until 12:00 then 500 on
+    # mon..sat, 450 mcg/day on sunday
+    pump.prescription = [2000, 900_000, 0, 0, 0, 0, 1, 8 * 3_600_000, 30_000, 20, 2, 0, 400_000, 12 * 3_600_000,
+                         500_000, -1, -1, -1, -1, -1, 1, 0, 450_000]
     asked = []
     assert ctl(keyfile, pump.url, "program", rx, ask=lambda q: asked.append(q) or False) == P.EXIT_DECLINED
-    assert asked and [r[2] for r in pump.received] == [1]  # a status for the old side, no program
+    assert asked and [r[2] for r in pump.received] == [14]  # the pump's prescription for the old side, no program
     out = capsys.readouterr().out
-    assert "in force (unknown)" in out and "daily dose" in out
+    lines = {line[:22].strip(): line[22:].split() for line in out.splitlines()}
+    assert lines["concentration mcg/mL"] == ["2000", "2000"]
+    assert lines["basal mon mcg/day"] == ["450", "510"] and lines["basal sun mcg/day"] == ["450", "510"]
+    assert lines["periodic mcg/day"] == ["30", "40"] and lines["limit mcg/24 h"] == ["900", "800"]
+    assert lines["PTM"][0] == "none" and lines["daily dose mcg"] == ["480", "550"]
+    assert lines["daily dose change"] == [f"{(550 - 480) / 480 * 100:+.1f}", "%"]
     assert ctl(keyfile, pump.url, "program", rx, ask=lambda q: True) == 0
     from sim.scenario import load_prescription
 
     sent = pump.received[-1]
     assert sent[2] == 4 and sent[3] == [0] + P.pack_prescription(load_prescription(rx))
     capsys.readouterr()
-    # the next program shows the one this host programmed, and the change
+    # the next program shows the pump's prescription, the one just programmed, and no change
     assert ctl(keyfile, pump.url, "--json", "program", rx, "--yes", "--confirm-increase") == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["old"] == out["new"] and pump.received[-1][3][0] == 1
+    assert out["old"] == out["new"] and out["daily_dose_change_percent"] == 0 and pump.received[-1][3][0] == 1
+    assert [r[2] for r in pump.received] == [14, 14, 4, 14, 4]
 
 
 def test_refusals_have_their_exit_codes(keyfile, capsys):
@@ -267,13 +317,13 @@ def test_refusals_have_their_exit_codes(keyfile, capsys):
 
 def test_counters_survive_and_resync(keyfile, pump, capsys):
     for _ in range(3):
-        assert ctl(keyfile, pump.url, "status") == 0
-    assert [r[1] for r in pump.received] == [1, 2, 3]
+        assert ctl(keyfile, pump.url, "status") == 0  # STATUS, then PRESCRIPTION
+    assert [r[1] for r in pump.received] == [1, 2, 3, 4, 5, 6]
     state = json.loads(open(str(keyfile) + ".state").read())
-    assert state["clinician"] == 3 and oct(os.stat(str(keyfile) + ".state").st_mode & 0o777) == "0o600"
+    assert state["clinician"] == 6 and oct(os.stat(str(keyfile) + ".state").st_mode & 0o777) == "0o600"
     os.remove(str(keyfile) + ".state")  # the host lost its counters: the pump's REPLAY says where it is
     assert ctl(keyfile, pump.url, "status") == 0
-    assert [r[1] for r in pump.received] == [1, 2, 3, 4]
+    assert [r[1] for r in pump.received] == [1, 2, 3, 4, 5, 6, 7, 8]
     capsys.readouterr()
 
 
