@@ -39,6 +39,7 @@ package("hal", base_path="../..", files=(
     "machine_buzzer.py",
     "machine_clock.py",
     "machine_led.py",
+    "machine_link.py",
     "machine_motor.py",
     "machine_rtc.py",
     "machine_storage.py",

@@ -320,3 +320,155 @@ class RTC(vmachine.RTC):
         if not 0 <= us < 1_000_000:
             raise ValueError("RTC.datetime: subseconds %d not in 0..999999 µs (unchecked on the port)" % us)
         self._set_fields(dt, us)
+
+
+# -- UART ----------------------------------------------------------------------------------------
+
+import vuart  # noqa: E402
+
+_UART_FIFO = 128  # UART_HW_FIFO_LEN (SOC_UART_FIFO_LEN) on the original ESP32
+_UART_NUM = 3  # SOC_UART_NUM
+_UART_REPL = 0  # ports/esp32/uart.h MICROPY_HW_UART_REPL (ESP32_GENERIC: no USB CDC, the REPL on UART0)
+_FLASH_GPIOS = (6, 7, 8, 9, 10, 11)  # the module's SPI flash
+
+
+def _esp_fail():
+    # check_esp_err (ports/esp32/mphalport.c): ESP_FAIL (-1) as OSError(1, "ESP_FAIL")
+    return OSError(1, "ESP_FAIL")
+
+
+class UART(vuart.UART):
+    """ports/esp32/machine_uart.c over ESP-IDF's UART driver (components/esp_driver_uart uart.c):
+    UART(0..2), UART0 the REPL (no driver: its buffers fixed, ValueError "REPL UART buffer size is
+    fixed" (1.27+; "UART buffer size is fixed" before); no reads). 1.24-1.26 make a new object and a
+    new driver at every UART(); 1.27+ keep one object per id and its settings while the driver is
+    installed. rxbuf must exceed the 128-byte hardware FIFO, txbuf too (or be 0): uart_driver_install
+    fails, OSError ESP_FAIL. Every init() flushes the input (uart_flush_input).
+    RX (timeout_char below a character: rx full threshold 1, so the ISR moves bytes one by one):
+    the driver's ring of rxbuf bytes; when a chunk does not fit, the ISR stashes it and masks the
+    RX interrupts; bytes then wait in the 128-byte FIFO; one more overflows it and the ISR RESETS
+    the FIFO: its 128 bytes and the new one are LOST. A read that makes room pushes the stash and
+    unmasks (the FIFO then moves in as one chunk). any() is the ring's count (rx_buffered_len).
+    Reads: 1.24-1.26 uart_read_bytes(n, timeout); 1.27+ one byte within timeout, then the rest
+    within timeout_char. TX: uart_write_bytes blocks until every byte is in the txbuf ring (then
+    the FIFO): held, a write that does not fit raises AssertionError (the board hangs there)."""
+
+    _objs = {}
+
+    def __new__(cls, id, *args, **kw):
+        id = _int(id)
+        if id < 0 or id >= _UART_NUM:
+            raise ValueError("UART(%d) does not exist" % id)
+        self = cls._objs.get(id) if vport.at_least(1, 27) else None
+        if self is None:
+            self = object.__new__(cls)
+            self.id = id
+            self.driver = False
+            cls._objs[id] = self
+        return self
+
+    def __init__(self, id, *args, **kw):
+        if not self.driver:  # freshly initialised: the object's defaults
+            self.baudrate = 115200
+            self.rxbuf = self.txbuf = 256
+            self.timeout = self.timeout_char = 0
+            self.tx, self.rx = {0: (1, 3), 1: (10, 9), 2: (17, 16)}[self.id]
+            self._fresh(self.rxbuf)
+            if self.id != _UART_REPL and not vport.at_least(1, 27):
+                self.driver = True  # 1.24-1.26: make_new installs it at once
+        self.init(*args, **kw)
+
+    def init(self, baudrate=0, bits=0, parity=None, stop=0, *, tx=None, rx=None, rts=None, cts=None,
+             txbuf=-1, rxbuf=-1, timeout=-1, timeout_char=-1, invert=-1, flow=-1):
+        txbuf = _int(txbuf)
+        rxbuf = _int(rxbuf)
+        changed = txbuf >= 0 and txbuf != self.txbuf or rxbuf >= 0 and rxbuf != self.rxbuf
+        if not vport.at_least(1, 27):
+            changed = txbuf >= 0 or rxbuf >= 0
+        if changed:
+            if self.id == _UART_REPL:
+                raise ValueError("REPL UART buffer size is fixed" if vport.at_least(1, 27) else "UART buffer size is fixed")
+            self.txbuf = txbuf if txbuf >= 0 else self.txbuf
+            self.rxbuf = rxbuf if rxbuf >= 0 else self.rxbuf
+            self.driver = False
+        if self.id != _UART_REPL and not self.driver:
+            # uart_driver_install: rx_buffer_size > UART_HW_FIFO_LEN, tx_buffer_size too or 0
+            if self.rxbuf <= _UART_FIFO or not (self.txbuf > _UART_FIFO or self.txbuf == 0):
+                raise _esp_fail()
+            self.driver = True
+        if _int(baudrate) > 0:
+            self.baudrate = baudrate
+        if tx is not None:
+            self.tx = self._pin(tx, True)
+        if rx is not None:
+            self.rx = self._pin(rx, False)
+        if _int(timeout) != -1:
+            self.timeout = timeout
+        if _int(timeout_char) != -1:
+            self.timeout_char = timeout_char
+        self._fresh(self.rxbuf)  # uart_flush_input: what came before is discarded
+
+    def _pin(self, obj, output):
+        gpio = _gpio(obj)  # machine_pin_get_id: machine_pin_find's errors
+        if gpio in _FLASH_GPIOS:
+            raise AssertionError("UART: GPIO %d carries the SPI flash: the board crashes" % gpio)
+        if output and gpio >= _FIRST_INPUT_ONLY:
+            raise _esp_fail()  # uart_set_pin: "tx_io_num error" (not an output GPIO)
+        return gpio
+
+    def _fresh(self, rx_capacity):
+        vuart.UART._fresh(self, rx_capacity)
+        self._stash = bytearray()
+        self._fifo = bytearray()
+        self._full = False  # rx_buffer_full_flg
+        self._held = 0
+        self._pending = b""
+
+    def _check_driver(self):
+        if self.id == _UART_REPL:
+            raise _esp_fail()  # no driver on the REPL UART (uart_get_buffered_data_len: not installed)
+
+    def _any(self):
+        self._check_driver()
+        return self._rx.n
+
+    def _readable(self):
+        self._check_driver()
+        return self._rx.n
+
+    def _partial_wait_ms(self):
+        return self.timeout_char if vport.at_least(1, 27) else self.timeout
+
+    def _receive_byte(self, b):
+        if not self._full:
+            if self._rx.put(b):
+                return
+            self._stash.append(b)  # xRingbufferSendFromISR failed: stashed, RX interrupts masked
+            self._full = True
+        elif len(self._fifo) < _UART_FIFO:
+            self._fifo.append(b)
+        else:  # UART_RXFIFO_OVF: uart_reset_rx_fifo
+            self.lost += len(self._fifo) + 1
+            self._fifo = bytearray()
+
+    def _after_read(self):
+        # uart_read_bytes: the stash goes in once it fits, the interrupts come back, and the ISR
+        # moves the FIFO in as one chunk (stashed again if it does not fit)
+        while self._full and self._rx.cap - self._rx.n >= len(self._stash):
+            for b in self._stash:
+                self._rx.put(b)
+            self._stash = self._fifo
+            self._fifo = bytearray()
+            self._full = len(self._stash) > 0
+
+    def _send_held(self, data):
+        if self._held + len(data) > self.txbuf + _UART_FIFO:
+            raise AssertionError("UART.write: uart_write_bytes blocks until the other end takes bytes")
+        self._held += len(data)
+        self._pending += data
+        return len(data)
+
+    def _release_tx(self):
+        self._tx.extend(self._pending)
+        self._pending = b""
+        self._held = 0

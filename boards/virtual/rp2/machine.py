@@ -326,3 +326,112 @@ class RTC(vmachine.RTC):
     # (weekday and subseconds not even type-checked) and starts a whole second (tv_nsec 0).
     DEFAULT = (2021, 1, 1)  # ports/rp2/main.c: aon_timer_start(2021-01-01 00:00:00) at each boot
     LOSES_ON_HARD_RESET = True  # main() runs at every hard reset, a watchdog's too; a soft reset keeps it
+
+
+# -- UART ----------------------------------------------------------------------------------------
+
+import vuart  # noqa: E402
+
+_UART_FIFO = 32  # UART_FIFO_SIZE_RX: the PL011's RX (and TX) FIFO, 32 deep
+
+
+class UART(vuart.UART):
+    """ports/rp2/machine_uart.c (alike v1.24.0-v1.28.0 in what is modelled): UART(0) or UART(1),
+    one object each; tx=/rx= any pin machine_pin_find takes, checked against IS_VALID_TX/RX; the RX
+    side a ring of rxbuf bytes (default 256; 32..32766) filled from the 32-byte hardware FIFO by
+    the IRQ. Ring full: bytes stay in the FIFO; FIFO full: a byte arriving is LOST (overrun: the
+    PL011 keeps the FIFO and drops the new one). any() drains the FIFO into the ring first, then
+    says what the ring holds. A read waits timeout_char (at least a character time, forced) between
+    bytes. TX: a ring of txbuf bytes (then the 32-byte FIFO); write waits at most `timeout` for room,
+    then returns what it took (None: nothing)."""
+
+    _objs = {}
+
+    def __new__(cls, id, *args, **kw):
+        id = _int(id)
+        if id < 0 or id > 1:
+            raise ValueError("UART(%d) doesn't exist" % id)
+        self = cls._objs.get(id)
+        if self is None:
+            self = object.__new__(cls)
+            self.id = id
+            self.baudrate = 0  # not initialised
+            self.timeout = self.timeout_char = 0
+            self.tx = 0 if id == 0 else 4  # MICROPY_HW_UART0_TX / UART1_TX
+            self.rx = self.tx + 1
+            self._fresh(256 + _UART_FIFO)
+            cls._objs[id] = self
+        return self
+
+    def __init__(self, id, *args, **kw):
+        # mp_machine_uart_make_new: buffer sizes back to DEFAULT_BUFFER_SIZE, then init
+        self.rxbuf = self.txbuf = 256
+        self._realloc = True
+        self.init(*args, **kw)
+
+    def init(self, baudrate=-1, bits=-1, parity=-1, stop=-1, *, tx=None, rx=None, cts=None, rts=None,
+             timeout=-1, timeout_char=-1, invert=-1, flow=-1, txbuf=-1, rxbuf=-1):
+        baudrate = _int(baudrate)
+        if baudrate > 0:
+            self.baudrate = baudrate
+        if tx is not None:
+            self.tx = self._pin(tx, 0, "bad TX pin")
+        if rx is not None:
+            self.rx = self._pin(rx, 1, "bad RX pin")
+        if _int(timeout) >= 0:
+            self.timeout = timeout
+        if _int(timeout_char) >= 0:
+            self.timeout_char = timeout_char
+        for name, v in (("rxbuf", _int(rxbuf)), ("txbuf", _int(txbuf))):
+            if v > 0:
+                if v > 32766:  # MAX_BUFFER_SIZE
+                    raise ValueError("%s too large" % name)
+                v = max(v, 32)  # MIN_BUFFER_SIZE: a smaller one is raised to it
+                if v != getattr(self, name):
+                    setattr(self, name, v)
+                    self._realloc = True
+        if self.baudrate == 0:
+            self.baudrate = 115200
+            self.timeout_char = 0
+        self.timeout_char = max(self.timeout_char, 13000 // self.baudrate + 1)  # a whole character
+        if self._realloc:  # ringbuf_alloc: new, empty buffers
+            self._fresh(self.rxbuf + _UART_FIFO)
+            self._realloc = False
+
+    def _pin(self, obj, lane, message):
+        pin = Pin(obj)  # mp_hal_get_pin_obj: machine_pin_find's errors
+        if pin.ext:
+            raise ValueError("expecting a regular GPIO Pin")
+        gpio = pin.id
+        if gpio & 3 != lane or ((gpio + 4) & 8) >> 3 != self.id:  # IS_VALID_TX / IS_VALID_RX (RP2040)
+            raise ValueError(message)
+        return gpio
+
+    def _any(self):
+        n = self._rx.n
+        return n if n < self.rxbuf else self.rxbuf
+
+    def _send_held(self, data):
+        room = self.txbuf + _UART_FIFO - len(self._held)
+        if room <= 0:
+            if self.timeout > 0:
+                raise AssertionError("UART.write: TX buffer full: the port waits timeout=%d ms" % self.timeout)
+            self.waited_ms += 1  # `elapsed > timeout`: until the ms tick moves
+            return None
+        k = min(room, len(data))
+        self._held.extend(data[:k])
+        if k < len(data):
+            self.waited_ms += self.timeout + 1
+        return k
+
+    def _fresh(self, rx_capacity):
+        vuart.UART._fresh(self, rx_capacity)
+        self._held = bytearray()
+
+    def _release_tx(self):
+        self._tx.extend(self._held)
+        self._held = bytearray()
+
+    def __repr__(self):
+        return "UART(%d, baudrate=%d, tx=%d, rx=%d, txbuf=%d, rxbuf=%d, timeout=%d, timeout_char=%d)" % (
+            self.id, self.baudrate, self.tx, self.rx, self.txbuf, self.rxbuf, self.timeout, self.timeout_char)

@@ -485,3 +485,111 @@ class RTC(_vm.RTC):
             raise ValueError("RTC.datetime: weekday %d not in 1..7 (unchecked on the port)" % weekday)
         self._set_fields(dt, 0)
         self._wd_set(weekday)
+
+
+# -- UART ----------------------------------------------------------------------------------------
+
+import vuart  # noqa: E402
+
+# ports/stm32/boards/PYBV11/mpconfigboard.h: the UARTs with TX and RX pins, and their names
+_UART_NAMES = {"XB": 1, "YB": 3, "XA": 4, "YA": 6}
+
+
+def _int(x):
+    # mp_obj_get_int: an int (a bool is 0 or 1); anything else is a TypeError
+    if isinstance(x, int):
+        return int(x)
+    raise TypeError("can't convert %s to int" % type(x).__name__)
+
+
+_UARTS = {1: ("X9", "X10"), 2: ("X3", "X4"), 3: ("Y9", "Y10"), 4: ("X1", "X2"), 6: ("Y1", "Y2")}
+
+
+class UART(vuart.UART):
+    """ports/stm32/machine_uart.c and uart.c (v1.24.0-v1.28.0): UART(1, 2, 3, 4, 6) or by name
+    ("XA", "XB", "YA", "YB"), one object per id, on its fixed pins (no tx/rx arguments: "extra
+    keyword arguments given"); UART(id) alone initialises nothing; init's baudrate is required.
+    timeout and timeout_char default 0, timeout_char raised to 13000 // baudrate + 2 ms. RX: the
+    IRQ moves each byte into a ring of rxbuf bytes (read_buf_len, default 64; 0: none); ring full,
+    the byte stays in the data register and the IRQ is masked; every byte after that is LOST
+    (overrun). any() is the ring's count, or 1 for a byte in the data register alone. TX: no
+    buffer: write waits for the data register (TXE) byte by byte, 2 x timeout_char each, and returns
+    what went; the first not taken within `timeout`: None."""
+
+    _objs = {}
+
+    def __new__(cls, id, *args, **kw):
+        if isinstance(id, str):
+            uid = _UART_NAMES.get(id)
+            if uid is None:
+                raise ValueError("UART(%s) doesn't exist" % id)
+        else:
+            uid = _int(id)
+            if uid not in _UARTS:
+                raise ValueError("UART(%d) doesn't exist" % uid)
+        self = cls._objs.get(uid)
+        if self is None:
+            self = object.__new__(cls)
+            self.id = uid
+            self.baudrate = 0  # not initialised
+            self.rxbuf = 0
+            self.timeout = self.timeout_char = 0
+            self._fresh(1)
+            cls._objs[uid] = self
+        return self
+
+    def __init__(self, id, *args, **kw):
+        if args or kw:
+            self.init(*args, **kw)
+
+    def init(self, *args, **kw):
+        names = ("baudrate", "bits", "parity", "stop")
+        if len(args) > len(names):
+            raise TypeError("extra positional arguments given")
+        a = {"bits": 8, "parity": None, "stop": 1, "flow": 0, "timeout": 0, "timeout_char": 0, "rxbuf": -1,
+             "read_buf_len": 64}
+        for i, v in enumerate(args):
+            a[names[i]] = v
+        for k, v in kw.items():
+            if k not in a and k != "baudrate" or k in names[:len(args)]:
+                raise TypeError("extra keyword arguments given")
+            a[k] = v
+        if "baudrate" not in a:
+            raise TypeError("'baudrate' argument required")
+        baudrate = _int(a["baudrate"])
+        if baudrate <= 0:
+            raise ValueError("baudrate: %d (the port divides by it)" % baudrate)
+        self.baudrate = baudrate
+        self.timeout = _int(a["timeout"])
+        self.timeout_char = max(_int(a["timeout_char"]), 13000 // baudrate + 2)
+        n = _int(a["rxbuf"]) if _int(a["rxbuf"]) >= 0 else _int(a["read_buf_len"])
+        self.rxbuf = n if n > 0 else 0
+        self._fresh(self.rxbuf + 1)  # the ring, and the data register behind it
+        self._dr_tx = False  # TX data register full (the other end holding CTS)
+
+    def _check(self):
+        if not self.baudrate:
+            raise AssertionError("UART(%d) not initialised (UART(id) alone leaves it so)" % self.id)
+
+    def _any(self):
+        self._check()
+        n = self._rx.n
+        if self.rxbuf == 0 or n <= self.rxbuf:
+            return n  # (no ring: the data register's 0 or 1)
+        return self.rxbuf
+
+    def _send_held(self, data):
+        self._check()
+        if self._dr_tx:  # uart_tx_wait(timeout): TXE stays clear
+            if self.timeout > 0:
+                raise AssertionError("UART.write: TX register full: the port waits timeout=%d ms" % self.timeout)
+            return None
+        self._dr_tx = True  # one byte into the data register, then TXE waits 2 x timeout_char
+        self._pending = data[:1]
+        self.waited_ms += 2 * self.timeout_char
+        return 1
+
+    def _release_tx(self):
+        if self._dr_tx:
+            self._tx.extend(self._pending)
+            self._dr_tx = False
