@@ -291,7 +291,9 @@ class Pump:
             return UsbSerialLink(sys.stdin.buffer, sys.stdout.buffer, select.poll())
         _part[0] = "the link's UART (link.uart %d, tx_pin %r, rx_pin %r)" % (cfg.link_uart, cfg.link_tx_pin,
                                                                           cfg.link_rx_pin)
-        return UartLink(make_uart(cfg.link_uart, cfg.link_baudrate, cfg.link_tx_pin, cfg.link_rx_pin))
+        fixed = cfg.board == "pyboard"  # its UARTs' pins are the id's: the port takes none
+        return UartLink(make_uart(cfg.link_uart, cfg.link_baudrate, None if fixed else cfg.link_tx_pin,
+                                  None if fixed else cfg.link_rx_pin))
 
     def _provision(self):
         """make deploy's keys, if it left them: into the journal once, then the file is removed (it
@@ -301,6 +303,8 @@ class Pump:
         from firmware.persist import FAULTED
 
         link = self.loop.link
+        if link is None:
+            return
         try:
             with open(KEY_FILE, "rb") as f:
                 keys = f.read()

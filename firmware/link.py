@@ -144,6 +144,7 @@ class Link:
         self._o_counter = 0
         self._o_n = 0
         self._o_mac = None
+        self.write_failures = 0  # replies the port refused to send
 
     # -- keys --------------------------------------------------------------------------------------
 
@@ -361,7 +362,15 @@ class Link:
                         self._o_mac)
         self._o_mac = None
         if self._port is not None:
+            self._write(n)
+
+    def _write(self, n):
+        # its own small frame: a try block in _send would push that frame past the words MicroPython
+        # keeps on the C stack, and every reply would allocate one
+        try:
             self._port.write(self._out, n)
+        except OSError:  # a port that takes no bytes (hal/machine_link.py UartLink): the reply is lost, delivery goes on
+            self.write_failures += 1
 
     # -- commands ----------------------------------------------------------------------------------
 

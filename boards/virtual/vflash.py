@@ -4,8 +4,9 @@
 # Written in the subset of Python MicroPython has.
 #
 # With VIRTUAL_FLASH_DIR set, each chip is also kept in a file there (<chip>.flash), its blocks
-# written through at each program and erase: a board whose process ends at a reset (tests/host/serial_board.py) boots again on the
-# flash it left, as a board does after a hard reset or a power cut.
+# written through at each program and erase: a board whose process ends at a reset
+# (tests/host/serial_board.py) boots again on the flash it left, as a board does after a hard
+# reset or a power cut.
 
 _chips = {}
 

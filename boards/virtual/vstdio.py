@@ -63,14 +63,7 @@ class StdoutBuffer(_Base):
         self._tx = bytearray()
 
     def write(self, buf, a=None, b=None):
-        off = 0
-        n = len(buf)
-        if b is not None:
-            off = min(a, n)
-            n = b
-        elif a is not None:
-            n = a
-        n = min(n, len(buf) - off)
+        off, n = vuart.write_span(buf, a, b)
         if n <= 0:
             return 0
         self._tx.extend(buf[off:off + n])

@@ -18,6 +18,19 @@
 import vport
 
 
+def write_span(buf, a, b):
+    """py/stream.c stream_write_method's arguments, (buf), (buf, max_len) or (buf, off, max_len):
+    (off, n) of the bytes to write."""
+    off = 0
+    n = len(buf)
+    if b is not None:
+        off = min(a, n)
+        n = b
+    elif a is not None:
+        n = a
+    return off, min(n, len(buf) - off)
+
+
 class Ring:
     """A byte FIFO of fixed capacity, allocation-free."""
 
@@ -113,15 +126,7 @@ class UART:
         pass
 
     def write(self, buf, a=None, b=None):
-        # stream_write_method: (buf), (buf, max_len) or (buf, off, max_len)
-        off = 0
-        n = len(buf)
-        if b is not None:
-            off = min(a, n)
-            n = b
-        elif a is not None:
-            n = a
-        n = min(n, len(buf) - off)
+        off, n = write_span(buf, a, b)
         if n <= 0:
             return 0
         return self._send(bytes(buf[off:off + n]))

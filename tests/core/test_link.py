@@ -717,3 +717,22 @@ def test_prescription_allocates_its_two_macs_as_status_does():
         used[command] = _measured(p, request(CLINICIAN, p.counter[CLINICIAN], command, []), 1)
     print("link: an accepted STATUS %d B, PRESCRIPTION (220 ints) %d B" % (used[L.STATUS], used[L.PRESCRIPTION]))
     assert used[L.PRESCRIPTION] == used[L.STATUS] and used[L.STATUS] <= 880, used
+
+
+def test_a_port_that_cannot_send_loses_the_reply_never_the_pump():
+    # hal/machine_link.py UartLink.write raises OSError when the UART takes no bytes: the command
+    # has taken effect (its counter is journaled, its log written), only its reply is lost.
+    p = Pump()
+
+    def refuse(buf, n):
+        raise OSError(5)
+
+    p.port.write = refuse
+    p.counter[CLINICIAN] += 1
+    assert p.raw(request(CLINICIAN, p.counter[CLINICIAN], L.SUSPEND, [])) == []
+    assert p.loop.link.write_failures == 1 and p.loop.link.last[CLINICIAN] == p.counter[CLINICIAN]
+    assert p.loop.state() == 3  # suspended (firmware/loop.py STATE_NAMES)
+    p.rig.run_until(HOUR)  # the loop goes on
+    del p.port.write
+    assert _ok(p.ask(CLINICIAN, L.RESUME), CLINICIAN, p.counter[CLINICIAN], L.RESUME) == []
+    assert p.loop.state() == 0
