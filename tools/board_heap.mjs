@@ -8,6 +8,7 @@
 // For each board, in a fresh interpreter: the virtual port's modules (boards/virtual/<port>, the
 // port's own on a board: built in, no heap) are imported first; then main.py runs with boot()
 // captured, the config is loaded and the Pump is built as boot() builds it, without running it.
+// Then the same with the journal, and with the journal and a link on a UART.
 // Measured with gc.mem_alloc() after gc.collect(): the code (bytecode loaded from the .mpy, as
 // on a board whose modules are not frozen) and the pump's objects, in bytes of a 32-bit heap.
 // The wasm port's heap grows on demand, so this reports what boot takes, not what is left: free on
@@ -20,6 +21,12 @@ import { fileURLToPath } from "node:url";
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const PORTS = { rpi_pico: "rp2", esp32: "esp32", pyboard: "stm32" };
 const BOARDS = Object.keys(PORTS);
+// a link UART on pins each shipped board.json leaves free (as tests/boards/test_board_link.py)
+const LINK = {
+  rpi_pico: { port: "uart", uart: 1, tx_pin: 8, rx_pin: 9 },
+  esp32: { port: "uart", uart: 2, tx_pin: 17, rx_pin: 16 },
+  pyboard: { port: "uart", uart: 3 },
+};
 const PORT_MODULES = { rp2: ["machine", "rp2"], esp32: ["machine", "esp32"], stm32: ["machine", "pyb"] };
 
 function copyTree(FS, src, dest, keep) {
@@ -45,14 +52,28 @@ async function measure(pkg, board) {
   const port = PORTS[board];
   copyTree(mp.FS, build, "/board", () => true);
   copyTree(mp.FS, path.join(ROOT, "boards", "virtual"), "/virtual", (n) => n.endsWith(".py"));
-  const code = `
-import gc, os, sys
+  // One runPython per step: on this port gc.collect() only marks a collection pending, run when
+  // control is back in JavaScript (ports/webassembly/main.c, MICROPY_GC_SPLIT_HEAP_AUTO), so each
+  // step ends with gc.collect() and the next reads gc.mem_alloc() after the collection ran.
+  const steps = [
+    `
+import gc, os, sys, json
 sys.path[:0] = ["/virtual/${port}", "/virtual", "/board"]
 os.chdir("/board")
 for _m in ${JSON.stringify(PORT_MODULES[port])}:
     __import__(_m)
 import vflash  # the virtual flash (a board's is its chip): in no figure
-gc.collect()
+# The virtual flash's bytes are the chip's on a board, not its heap: left out (each block a
+# bytearray of n bytes: n + 16 on the heap at most); so is the pyb.Flash fake's one-sector cache
+# (the stm32 port's is static RAM of its own: ports/stm32/flashbdev.c).
+def _flash():
+    n = sum(len(_x) + 16 for _c in vflash._chips.values() for _x in _c.blocks.values())
+    _pyb = sys.modules.get("pyb")
+    if _pyb is not None and _pyb._cache is not None:
+        n += len(_pyb._cache[1]) + 16
+    return n
+gc.collect()`,
+    `
 _a0 = gc.mem_alloc()
 import pumpboard
 _made = []
@@ -67,53 +88,72 @@ with open("board.json") as _f:
 _steps = _made[0][1](_cfg)
 import hal.machine_adc, hal.machine_button, hal.machine_buzzer, hal.machine_clock, hal.machine_led, hal.machine_motor
 import firmware.loop
-gc.collect()
+gc.collect()`,
+    `
 _a1 = gc.mem_alloc()
 _pump = pumpboard.Pump(_cfg, _steps)
-gc.collect()
+gc.collect()`,
+    `
 _a2 = gc.mem_alloc()
 print("HEAP", _a1 - _a0, _a2 - _a1)
-_journal = "pyb" not in sys.modules
-if not _journal:
-    # The pyb.Flash fake's sector write-back grows the wasm heap by megabytes that a collect does
-    # not return (not so on the unix port): no figure rather than a wrong one.
-    print("JOURNAL -1 -1")
-if _journal:
-    # The same board with its journal (board.json "journal": the board's default regions, the
-    # one-time set-up of boards/README.md done on the virtual flash): what the journal adds.
-    del _pump
-    import json, machine
-    machine.reset_fakes()
-    _port = machine.PORT
-    from hal import machine_storage
-    _region = machine_storage.defaults(_made[0][0])
-    vflash.set_up_journal(_port, _region)
-    with open("board.json") as _f:
-        _data = json.loads(_f.read())
-    _data["journal"] = {}
-    _cfg = load(json.dumps(_data), _made[0][0])
-    _steps = _made[0][1](_cfg)
-    import firmware.persist, hal.machine_rtc
-    machine_storage.open_regions(_region)  # its port's module imported
-    gc.collect()
-    _a3 = gc.mem_alloc()
-    _pump = pumpboard.Pump(_cfg, _steps)
-    gc.collect()
-    _a4 = gc.mem_alloc()
-    # The virtual flash's bytes are the chip's on a board, not its heap: left out (each block a
-    # bytearray of n bytes: n + 16 on the heap at most).
-    _flash = sum(len(_b) + 16 for _c in vflash._chips.values() for _b in _c.blocks.values())
-    print("JOURNAL", _a3 - _a2, _a4 - _a3 - _flash)
-`;
-  mp.runPython(code);
-  const line = out.find((l) => l.startsWith("HEAP "));
-  if (!line) throw new Error(`${board}: no measurement:\n${out.join("\n")}`);
-  const [, codeBytes, pumpBytes] = line.split(" ").map(Number);
-  const jline = out.find((l) => l.startsWith("JOURNAL "));
-  if (!jline) throw new Error(`${board}: no measurement with the journal:\n${out.join("\n")}`);
-  const [, journalCode, journalPump] = jline.split(" ").map(Number);
-  if (journalCode < 0) return { codeBytes, pumpBytes, journalCode: null, journalPump: null };
-  return { codeBytes, pumpBytes, journalCode, journalPump };
+del _pump, _cfg, _steps
+gc.collect()`,
+    `
+_b = gc.mem_alloc()
+# The same board with its journal (board.json "journal": the board's default regions, the one-time
+# set-up of boards/README.md done on the virtual flash): what the journal adds.
+import machine
+machine.reset_fakes()
+from hal import machine_storage
+_region = machine_storage.defaults(_made[0][0])
+vflash.set_up_journal(machine.PORT, _region)
+with open("board.json") as _f:
+    _data = json.loads(_f.read())
+_data["journal"] = {}
+_cfg = load(json.dumps(_data), _made[0][0])
+_steps = _made[0][1](_cfg)
+import firmware.persist, hal.machine_rtc
+machine_storage.open_regions(_region)  # its port's module imported
+gc.collect()`,
+    `
+_a3 = gc.mem_alloc()
+_f3 = _flash()
+_pump = pumpboard.Pump(_cfg, _steps)
+gc.collect()`,
+    `
+_a4 = gc.mem_alloc()
+print("JOURNAL", _a3 - _b - _f3, _a4 - _a3 - (_flash() - _f3))
+del _pump, _cfg, _steps
+machine.reset_fakes()
+vflash.wipe()
+vflash.set_up_journal(machine.PORT, _region)  # (the pyboard's: its fake's sector cache let go)
+gc.collect()`,
+    `
+_b = gc.mem_alloc()
+# ... and with the link on a UART besides (board.json "link"; pins the shipped board leaves free)
+_data["link"] = ${JSON.stringify(LINK[board])}
+_cfg = load(json.dumps(_data), _made[0][0])
+_steps = _made[0][1](_cfg)
+import hal.machine_link
+gc.collect()`,
+    `
+_a5 = gc.mem_alloc()
+_f5 = _flash()
+_pump = pumpboard.Pump(_cfg, _steps)
+gc.collect()`,
+    `
+print("LINK", _a5 - _b, gc.mem_alloc() - _a5 - (_flash() - _f5))`,
+  ];
+  for (const step of steps) mp.runPython(step);
+  const nums = (tag) => {
+    const line = out.find((l) => l.startsWith(tag + " "));
+    if (!line) throw new Error(`${board}: no ${tag} measurement:\n${out.join("\n")}`);
+    return line.split(" ").slice(1).map(Number);
+  };
+  const [codeBytes, pumpBytes] = nums("HEAP");
+  const [journalCode, journalPump] = nums("JOURNAL");
+  const [linkCode, linkPump] = nums("LINK");
+  return { codeBytes, pumpBytes, journalCode, journalPump, linkCode, linkPump };
 }
 
 const pkg = await import("@micropython/micropython-webassembly-pyscript");
@@ -125,19 +165,17 @@ for (const board of boards) {
     process.exit(2);
   }
   try {
-    const { codeBytes, pumpBytes, journalCode, journalPump } = await measure(pkg, board);
+    const { codeBytes, pumpBytes, journalCode, journalPump, linkCode, linkPump } = await measure(pkg, board);
     const mpy = fs
       .readdirSync(path.join(ROOT, "build", board), { recursive: true })
       .filter((n) => String(n).endsWith(".mpy"))
       .reduce((s, n) => s + fs.statSync(path.join(ROOT, "build", board, String(n))).size, 0);
     console.log(
       `${board}: ${mpy} B of .mpy; after boot on a 32-bit heap: code ${codeBytes} B + pump ${pumpBytes} B = ` +
-        `${codeBytes + pumpBytes} B; ` +
-        (journalCode === null
-          ? "with its journal: not measured (the pyb.Flash fake's write-back inflates the wasm heap)"
-          : `its journal (board.json "journal") adds code ${journalCode} B + ` +
-            `${journalPump - pumpBytes} B to the pump (${journalPump} B with it) = ` +
-            `${journalCode + journalPump - pumpBytes} B`),
+        `${codeBytes + pumpBytes} B; its journal (board.json "journal") adds code ${journalCode} B + ` +
+        `${journalPump - pumpBytes} B to the pump (${journalPump} B with it) = ${journalCode + journalPump - pumpBytes} B; ` +
+        `its link on a UART then adds code ${linkCode} B + ${linkPump - journalPump} B = ` +
+        `${linkCode + linkPump - journalPump} B`,
     );
   } catch (e) {
     console.error(`board_heap: ${board}: ${e && e.message ? e.message : e}`);
