@@ -281,6 +281,9 @@ class Counters:
 # -- the link -------------------------------------------------------------------------------------------
 
 
+_GRACE_S = 1.0  # after an unauthenticated framing refusal, how long the request's own reply may still take
+
+
 class Link:
     """Request and reply over a pyserial port."""
 
@@ -324,6 +327,7 @@ class Link:
         except Exception as e:  # serial.SerialException, OSError
             raise Failure(EXIT_CONNECT, f"cannot send: {e}") from None
         forged = None
+        garbled = None
         pending = bytearray()
         deadline = time.monotonic() + self.timeout_s
         while time.monotonic() < deadline:
@@ -347,9 +351,16 @@ class Link:
                                   "unauthenticated reply: the pump could not answer under the key)",
                                   result=what.name)
                 if verdict == "unauthenticated":
-                    raise Failure(EXIT_BAD_REPLY, f"the pump did not read the request ({what.name}, an unauthenticated "
-                                  "reply): the link garbles frames", result=what.name)
+                    # Perhaps bytes the pump held before this request (a line cut short, a program
+                    # that had the port): they end at the request's leading delimiter as a rejected
+                    # block, and the request's own reply comes next. Wait a little for it.
+                    garbled = what
+                    deadline = min(deadline, time.monotonic() + _GRACE_S)
+                    continue
                 forged = what
+        if garbled is not None:
+            raise Failure(EXIT_BAD_REPLY, f"the pump did not read the request ({garbled.name}, an unauthenticated "
+                          "reply): the link garbles frames", result=garbled.name)
         if forged is not None:
             raise Failure(EXIT_BAD_REPLY, f"forged or garbled reply ({forged}) and no authentic one")
         raise Failure(EXIT_NO_REPLY, f"no reply in {self.timeout_s:g} s (a therapy command may have taken effect: "

@@ -111,6 +111,19 @@ def test_a_board_deployed_with_its_link_on_usb_answers_pumpctl_status(board, tmp
         code, out, err = _pumpctl(serial.port, key_file, "status")
         assert code == 0 and out["status"]["clinician_counter"] > status["clinician_counter"], (out, err)
         assert serial.hard_resets == 2  # deploy's reset, then the button
+
+        # The link is the only way in: mpremote's Ctrl-C is data to it, so deploy cannot get in ...
+        env = {"CONFIG": str(config), "KEY_FILE": str(key_file)}
+        r = _run("tools/deploy.sh", board, serial.port, env=env)
+        assert r.returncode == 1 and "press the board's reset button" in r.stderr, r.stdout + r.stderr
+        code, out, err = _pumpctl(serial.port, key_file, "status")  # and the pump answers on
+        assert code == 0, (out, err)
+        # ... until the reset button: in the 3 s before the link takes the port, it does
+        serial.press_reset()
+        r = _run("tools/deploy.sh", board, serial.port, env=env)
+        assert r.returncode == 0 and f"deploy: link keys: kept {key_file}" in r.stdout, r.stdout + r.stderr
+        again = serial.read_until("Link: on this USB serial port")
+        assert "Link: keys in the journal already" in again, again
     finally:
         serial.close()
 
