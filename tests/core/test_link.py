@@ -774,3 +774,73 @@ def test_a_flood_of_garbage_and_forged_frames_leaves_the_heap_as_it_was():
     print("link: live heap after 300 rounds of garbage and forged frames: %+d B" % grown)
     assert grown <= 256, grown  # a leak of even 1 B a frame would be 600
     assert p.loop.state() == 0  # delivering
+
+
+# Each field's range (docs/link.md "Commands", the scenarios' limits): (command, a valid request,
+# the field, its lowest and highest value). The pump's own limits from PumpParams' defaults.
+_RANGES = (
+    (L.BOLUS, [1, 20_000, 10], 0, 0, 1),  # the confirm flag
+    (L.BOLUS, [1, 20_000, 10], 1, 1, 200_000_000),  # ng: firmware/prescription.py MAX_BOLUS_NG
+    (L.BOLUS, [1, 20_000, 10], 2, 1, 1440),  # minutes: MAX_BOLUS_MINUTES
+    (L.REFILL, [1_000_000, CONCENTRATION], 0, 1, 20_000_000),  # nL: the 20 mL reservoir
+    (L.REFILL, [1_000_000, CONCENTRATION], 1, 10, 5000),  # mcg/mL
+    (L.PRIME, [0], 0, 0, 50),  # cm of catheter: PumpParams' 50
+    (L.SET_CLOCK, [0, 0], 0, 0, 6),  # weekday
+    (L.SET_CLOCK, [0, 0], 1, 0, 86_400_000 - 1),  # ms of the day
+    (L.ALARM_OPTIONS, [10], 0, 1, 60),  # minutes between critical repeats
+    (L.LOG, [0, 5], 0, 0, 2**30 - 1),  # since
+    (L.LOG, [0, 5], 1, 1, 40),  # events a reply carries at most
+)
+
+
+def test_every_field_is_refused_just_past_each_end_of_its_range_and_read_at_each_end():
+    for command, base, field, lo, hi in _RANGES:
+        for value, inside in ((lo - 1, False), (lo, True), (hi, True), (hi + 1, False)):
+            if value >= 2**30:
+                continue  # no i32 field of a frame holds it (firmware/frame.py refuses it as bad_int)
+            p = Pump()
+            p.rig.run_until(HOUR)
+            values = list(base)
+            values[field] = value
+            if inside:
+                reply = p.ask(CLINICIAN, command, values)
+                assert not (reply[3][0] == L.OUT_OF_RANGE and reply[3][1] == field), (command, field, value, reply)
+            else:
+                _refused(p, CLINICIAN, command, values, L.OUT_OF_RANGE, field)
+
+
+def test_status_reads_a_suspended_pump_with_its_alarm():
+    from firmware.alarms import ALARM_SUSPENDED
+
+    p = Pump()
+    p.rig.run_until(HOUR)
+    _ok(p.ask(CLINICIAN, L.SET_CLOCK, [4, 9 * HOUR]), CLINICIAN, 1, L.SET_CLOCK)  # a Friday, 09:00
+    _ok(p.ask(CLINICIAN, L.SUSPEND), CLINICIAN, 2, L.SUSPEND)
+    p.rig.run_until(2 * HOUR)
+    logged = p.loop.log.count
+    data = _ok(p.ask(CLINICIAN, L.STATUS), CLINICIAN, 3, L.STATUS)
+    assert data[0] == 3  # suspended (firmware.loop STATE_NAMES[3])
+    assert data[4] == ALARM_SUSPENDED and data[5] == p.loop.low_reservoir_min  # its bit, alone
+    assert data[3] == 0 or data[3] == BASAL_NG_PER_DAY  # the rate: held, or as prescribed
+    assert data[10] == 4 and data[11] == 10 * HOUR  # the clock set, an hour on
+    assert data[12] == logged and logged >= 4  # events before this STATUS's own
+    assert data[13] == p.loop.ctl.held and data[15] == 3
+
+
+def test_log_pages_hold_at_most_what_was_asked_from_where_it_was_asked():
+    p = Pump()
+    p.rig.run_until(HOUR)
+    for _ in range(3):
+        p.ask(CLINICIAN, L.SUSPEND)
+        p.ask(CLINICIAN, L.RESUME)
+    p.ask(CLINICIAN, L.BOLUS, [1, 1000, 25])  # a request whose third int (25) a LOG must not read
+    total = p.loop.log.count
+    assert total >= 8
+    data = _ok(p.ask(CLINICIAN, L.LOG, [0, 1]), CLINICIAN, 8, L.LOG)
+    assert data[:2] == [1, 1] and len(data) == 8 and data[2] == 0  # one event, the first; next from 1
+    data = _ok(p.ask(CLINICIAN, L.LOG, [2, 3]), CLINICIAN, 9, L.LOG)
+    assert data[:2] == [5, 3] and [data[2 + 6 * k] for k in range(3)] == [2, 3, 4]
+    # from past the newest: nothing, and the next is the count logged so far
+    logged = p.loop.log.count
+    data = _ok(p.ask(CLINICIAN, L.LOG, [logged + 5, 10]), CLINICIAN, 10, L.LOG)
+    assert data == [logged, 0]
